@@ -1,0 +1,275 @@
+// attnbench: the command-line entry point. Subcommands run, validate and list; exit
+// codes are documented in --help and in errors.hpp.
+#include "config.hpp"
+#include "errors.hpp"
+#include "machine.hpp"
+#include "model.hpp"
+#include "plugin-loader.hpp"
+#include "results.hpp"
+#include "runner.hpp"
+
+#include <attnbench/kernels/dtype.hpp>
+#include <attnbench/tasks/task.hpp>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <tbb/global_control.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#ifndef ATTNBENCH_VERSION
+#define ATTNBENCH_VERSION "0.0.0"
+#endif
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace attnbench;
+
+namespace {
+
+constexpr const char* kExitCodes =
+    "Exit codes:\n"
+    "  0    success\n"
+    "  1    unexpected internal error\n"
+    "  2    bad command line, including --set with an unknown path\n"
+    "  3    config or profile error: missing file, malformed JSON, wrong type or value, unknown task\n"
+    "  4    plugin error: not found, not a plugin, wrong ABI version, params rejected, operation failed\n"
+    "  5    output error: results folder not writable, or --resume that does not match\n"
+    "  6    not enough memory for a cell\n"
+    "  130  interrupted (Ctrl-C); finished cells are kept, continue with --resume\n";
+
+void on_sigint(int) {
+  if (g_interrupt_requested.exchange(true)) std::_Exit(exit_interrupted);  // second Ctrl-C: leave now
+}
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+std::string utc_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct loaded_run {
+  run_config config;
+  model_profile profile;
+  resolved_plugins plugins;
+};
+
+loaded_run load_everything(const std::string& config_file, const std::vector<std::string>& sets,
+                           plugin_registry& registry) {
+  run_config config = load_config(config_file, sets);
+  model_profile profile = load_profile(resolve_profile_path(config));
+  resolved_plugins plugins = resolve_plugins(config, profile, registry);
+  check_memory(config, profile);
+  return {std::move(config), std::move(profile), std::move(plugins)};
+}
+
+void print_table(const nlohmann::ordered_json& cells) {
+  std::printf("%-14s %-12s %-16s %8s %9s %9s %12s\n", "policy", "terminator", "task", "context", "accuracy",
+              "skipped", "decode tok/s");
+  for (const auto& c : cells) {
+    const auto& m = c["metrics"];
+    std::printf("%-14s %-12s %-16s %8u %9.1f %8.1f%% %12.2f\n", c["policy"].get<std::string>().c_str(),
+                c["terminator"].get<std::string>().c_str(), c["task"].get<std::string>().c_str(),
+                c["context_length"].get<unsigned>(), m["accuracy"].get<double>(),
+                100.0 * m["blocks_skipped_frac"].get<double>(), m["decode_tokens_per_s"].get<double>());
+  }
+}
+
+int cmd_run(const std::string& config_file, const std::vector<std::string>& sets, std::string out_dir, bool resume,
+            plugin_registry& registry) {
+  loaded_run run = load_everything(config_file, sets, registry);
+  const run_config& config = run.config;
+  if (resume && out_dir.empty()) throw usage_error("--resume needs --out DIR naming the run folder to continue");
+  if (out_dir.empty()) out_dir = (fs::path("results") / (config.name + "-" + timestamp())).string();
+
+  const unsigned threads = config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads);
+
+  const nlohmann::ordered_json meta = {{"schema_version", kResultsSchemaVersion},
+                     {"attnbench_version", ATTNBENCH_VERSION},
+                     {"created", utc_iso8601()},
+                     {"git", git_info()},
+                     {"config_file", config.file.string()},
+                     {"config", config.resolved},
+                     {"model_profile", run.profile.to_json()},
+                     {"plugins", run.plugins.info()},
+                     {"plugin_abi_version", ATTNBENCH_ABI_VERSION},
+                     {"machine", machine_info()},
+                     {"threads", threads}};
+  results_writer writer(out_dir, meta, resume);
+  spdlog::info("results folder: {}", writer.dir().string());
+
+  // Speed figures are ratios to this probe, measured in the same process.
+  const double bandwidth = measure_read_bandwidth(std::size_t{512} << 20, 5, static_cast<int>(threads));
+  spdlog::info("read bandwidth {:.2f} GB/s ({} threads)", bandwidth / 1e9, threads);
+  writer.set_meta("read_bandwidth_bytes_per_s", bandwidth);
+
+  const synthetic_model model(run.profile, config.model_seed);
+  const run_inputs inputs{config, model, run.plugins, bandwidth};
+  run_cells(inputs, writer);
+
+  print_table(writer.document()["cells"]);
+  std::printf("results: %s\n", writer.dir().string().c_str());
+  return exit_ok;
+}
+
+int cmd_validate(const std::string& config_file, const std::vector<std::string>& sets, plugin_registry& registry) {
+  const loaded_run run = load_everything(config_file, sets, registry);
+  const auto cells = expand_grid(run.config);
+  std::printf("%s: valid: %zu cells (%zu tasks x %zu context lengths x %zu policies x %zu terminators x %zu seeds), "
+              "%u samples each, profile '%s'\n",
+              config_file.c_str(), cells.size(), run.config.tasks.size(), run.config.context_lengths.size(),
+              run.config.policies.size(), run.config.terminators.size(), run.config.seeds.size(), run.config.samples,
+              run.profile.name.c_str());
+  return exit_ok;
+}
+
+int cmd_list(plugin_registry& registry, bool as_json) {
+  json out = {{"plugins", json::array()}, {"broken", json::array()}, {"tasks", json::array()},
+              {"search_path", json::array()}};
+  for (const auto& p : registry.search_path()) out["search_path"].push_back(p.string());
+  for (const auto& e : registry.scan()) {
+    if (e.library) {
+      json info = e.library->info_json();
+      info["description"] = e.library->descriptor().description ? e.library->descriptor().description : "";
+      out["plugins"].push_back(info);
+    } else {
+      out["broken"].push_back({{"file", e.file.string()}, {"error", e.error}});
+    }
+  }
+  out["plugins"].push_back({{"name", "none"}, {"kind", "terminator"}, {"version", ATTNBENCH_VERSION},
+                            {"abi_version", ATTNBENCH_ABI_VERSION}, {"file", "(built in)"},
+                            {"description", "no terminator: every planned block is visited"}});
+  for (const auto& t : tasks::task_catalogue())
+    out["tasks"].push_back({{"name", t.name}, {"description", t.description}});
+  out["profiles"] = json::array();
+  std::set<std::string> seen_profiles;
+  for (const auto& dir : profile_dirs()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      if (!seen_profiles.insert(f.stem().string()).second) continue;
+      try {
+        const model_profile p = load_profile(f);
+        out["profiles"].push_back({{"name", f.stem().string()}, {"n_layers", p.n_layers},
+                                   {"n_query_heads", p.n_query_heads}, {"n_kv_heads", p.n_kv_heads},
+                                   {"head_dim", p.head_dim}, {"file", f.string()}});
+      } catch (const config_error& e) {
+        out["broken"].push_back({{"file", f.string()}, {"error", e.what()}});
+      }
+    }
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+    return exit_ok;
+  }
+  std::printf("plugins:\n  %-14s %-11s %-9s %-4s %s\n", "name", "kind", "version", "abi", "file");
+  for (const auto& p : out["plugins"])
+    std::printf("  %-14s %-11s %-9s %-4u %s\n", p["name"].get<std::string>().c_str(),
+                p["kind"].get<std::string>().c_str(), p["version"].get<std::string>().c_str(),
+                p["abi_version"].get<unsigned>(), p["file"].get<std::string>().c_str());
+  for (const auto& b : out["broken"])
+    std::printf("  not loaded: %s\n", b["error"].get<std::string>().c_str());
+  std::printf("tasks:\n");
+  for (const auto& t : out["tasks"])
+    std::printf("  %-14s %s\n", t["name"].get<std::string>().c_str(), t["description"].get<std::string>().c_str());
+  std::printf("model profiles:\n");
+  for (const auto& p : out["profiles"])
+    std::printf("  %-14s %u layers, %u query heads, %u KV heads, head dim %u  %s\n",
+                p["name"].get<std::string>().c_str(), p["n_layers"].get<unsigned>(), p["n_query_heads"].get<unsigned>(),
+                p["n_kv_heads"].get<unsigned>(), p["head_dim"].get<unsigned>(), p["file"].get<std::string>().c_str());
+  std::printf("plugin search path:\n");
+  for (const auto& p : out["search_path"]) std::printf("  %s\n", p.get<std::string>().c_str());
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("attnbench");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%^[%l]%$ %v");
+
+  CLI::App app{"attnbench: accuracy, KV skipped and decode speed of long-context attention policies"};
+  app.footer(kExitCodes);
+  app.set_version_flag("--version", ATTNBENCH_VERSION);
+  app.require_subcommand(1);
+  int verbosity = 0;
+  bool quiet = false;
+  std::vector<std::string> plugin_paths;
+  app.add_flag("-v,--verbose", verbosity, "More log output on stderr (-vv for trace)");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  app.add_option("--plugin-path", plugin_paths,
+                 "Folder to search for attnbench-plugin-*.so before ATTNBENCH_PLUGIN_PATH and the executable's folder")
+      ->type_name("DIR");
+
+  std::string config_file, out_dir;
+  std::vector<std::string> sets;
+  bool resume = false, list_json = false;
+
+  auto* run = app.add_subcommand("run", "Run every cell of a config and write a results folder");
+  run->add_option("config", config_file, "Config file (JSON); see docs/config.md")->required()->type_name("CONFIG");
+  run->add_option("--set", sets, "Override a config value: a dotted path and a JSON value, e.g. --set samples=20")
+      ->type_name("PATH=VALUE");
+  run->add_option("--out", out_dir, "Results folder (default: results/<name>-<timestamp>)")->type_name("DIR");
+  run->add_flag("--resume", resume, "Continue the run in --out DIR, skipping its finished cells");
+  run->footer(kExitCodes);
+
+  auto* validate = app.add_subcommand("validate", "Check a config, its profile and its plugins without running");
+  validate->add_option("config", config_file, "Config file (JSON)")->required()->type_name("CONFIG");
+  validate->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
+  validate->footer(kExitCodes);
+
+  auto* list = app.add_subcommand("list", "List the plugins found, the tasks and the model profiles");
+  list->add_flag("--json", list_json, "Print JSON instead of a table");
+  list->footer(kExitCodes);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? exit_ok : exit_usage;
+  }
+  spdlog::set_level(quiet ? spdlog::level::warn
+                          : verbosity >= 2 ? spdlog::level::trace
+                          : verbosity == 1 ? spdlog::level::debug
+                                           : spdlog::level::info);
+  std::signal(SIGINT, on_sigint);
+
+  try {
+    plugin_registry registry(plugin_registry::default_search_path(plugin_paths));
+    if (*run) return cmd_run(config_file, sets, out_dir, resume, registry);
+    if (*validate) return cmd_validate(config_file, sets, registry);
+    if (*list) return cmd_list(registry, list_json);
+  } catch (const harness_error& e) {
+    spdlog::error("{}", e.what());
+    return e.code;
+  } catch (const std::exception& e) {
+    spdlog::error("internal error: {}", e.what());
+    return exit_failure;
+  }
+  return exit_failure;
+}

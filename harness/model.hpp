@@ -1,0 +1,97 @@
+// The synthetic transformer: a fixed, seeded function from tokens to K, V and queries,
+// whose heads are built to do what heads of real models are known to do, and a readout
+// that turns all heads' attention outputs into the next token. See DESIGN.md section 6
+// and docs/model.md.
+//
+// Head roles in this version:
+//  - retrieval (induction): the key at position p encodes the `window` tokens before p,
+//    the value encodes the token at p, the query encodes the last `window` tokens; an
+//    exact match of the context copies the token that followed it.
+//  - sink: the first position's key aligns with the head's query and takes most of the
+//    attention mass while carrying a small value; other keys are random.
+// Every K/V is computed in closed form from tokens: no attention output feeds a later
+// layer, so all layers see the same token sequence.
+#pragma once
+
+#include <attnbench/kernels/kv-cache.hpp>
+#include <attnbench/tasks/vocabulary.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace attnbench {
+
+enum class head_role : std::uint8_t { retrieval, sink };
+
+const char* head_role_name(head_role role);
+
+struct model_profile {
+  std::string name;
+  std::uint32_t n_layers = 0;
+  std::uint32_t n_query_heads = 0;  // per layer
+  std::uint32_t n_kv_heads = 0;     // per layer
+  std::uint32_t head_dim = 0;
+  std::vector<std::vector<head_role>> roles;  // [layer][kv_head]
+  std::uint32_t retrieval_window = 3;         // tokens a retrieval key encodes
+  double retrieval_sharpness = 20.0;          // logit of an exact context match
+  double sink_sharpness = 14.0;               // logit of the first token in a sink head
+  double sink_value_scale = 0.05;             // norm of the first token's value in a sink head
+  double query_jitter = 0.1;                  // relative spread of query weights inside a GQA group
+
+  nlohmann::json to_json() const;
+};
+
+// Reads a profile file; throws config_error naming the file and JSON path on bad input.
+model_profile load_profile(const std::filesystem::path& file);
+
+class synthetic_model {
+ public:
+  synthetic_model(model_profile profile, std::uint64_t seed);
+
+  const model_profile& profile() const { return profile_; }
+  // Softmax scale applied to q.k by the kernels (1 / sqrt(head_dim), as in real models).
+  float scale() const { return scale_; }
+
+  // Writes K and V of every position of tokens into the cache (all layers and heads).
+  void prefill(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
+  // Appends K and V of the last position of tokens.
+  void append_last(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
+  // Queries of one layer for predicting the token after tokens: [n_query_heads * head_dim].
+  void queries(std::uint32_t layer, std::span<const tasks::token> tokens, float* out) const;
+  // Next token from all attention outputs, [n_layers][n_query_heads][head_dim]; special
+  // tokens are never predicted.
+  tasks::token readout(const float* outputs) const;
+
+ private:
+  // An orthogonal map of R^d (per-coordinate sign flip after a cyclic shift), cheap to
+  // apply and invert; each head and key slot has its own, so heads are independent.
+  struct transform {
+    std::vector<float> signs;
+    std::uint32_t shift = 0;
+  };
+  void apply(const transform& t, const float* src, float scale, float* dst) const;  // dst += scale * T(src)
+  void apply_inverse(const transform& t, const float* src, float scale, float* dst) const;
+  const transform& key_transform(std::uint32_t layer, std::uint32_t kv_head, std::uint32_t slot) const;
+  const transform& value_transform(std::uint32_t layer, std::uint32_t kv_head) const;
+  const float* key_row(tasks::token t) const { return &key_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
+  const float* value_row(tasks::token t) const { return &value_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
+  void key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
+                 float* key, float* value) const;
+  void append_range(std::span<const tasks::token> tokens, std::size_t first, kernels::kv_cache& cache) const;
+
+  model_profile profile_;
+  std::uint64_t seed_;
+  float scale_;
+  std::vector<float> key_table_, value_table_;  // [vocab * head_dim] random unit vectors
+  std::vector<transform> key_transforms_;       // [layer][kv_head][slot], slot < window + 1
+  std::vector<transform> value_transforms_;     // [layer][kv_head]
+  std::vector<float> sink_directions_;          // [layer][kv_head][head_dim] unit
+  std::vector<float> query_weights_;            // [layer][query_head][slot]
+};
+
+}  // namespace attnbench

@@ -1,0 +1,105 @@
+#include "results.hpp"
+
+#include "errors.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+namespace attnbench {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// Writes text to path through a temporary file and rename, so readers never see a
+// half-written file.
+void write_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw output_error(tmp.string() + ": cannot write: " + std::strerror(errno));
+    out << text;
+    out.flush();
+    if (!out) throw output_error(tmp.string() + ": write failed: " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw output_error(path.string() + ": cannot replace: " + ec.message());
+}
+
+}  // namespace
+
+results_writer::results_writer(fs::path dir, json meta, bool resume) : dir_(std::move(dir)) {
+  std::error_code ec;
+  const fs::path results = dir_ / "results.json";
+  const fs::path samples = dir_ / "samples.jsonl";
+  if (resume) {
+    if (!fs::exists(results, ec))
+      throw output_error("--resume: " + results.string() + " does not exist; nothing to resume");
+    json old;
+    try {
+      std::ifstream in(results);
+      old = json::parse(in);
+    } catch (const std::exception& e) {
+      throw output_error("--resume: " + results.string() + " is not readable JSON: " + e.what());
+    }
+    if (!old.contains("meta") || !old["meta"].contains("config") || !old.contains("cells"))
+      throw output_error("--resume: " + results.string() + " is not an attnbench results file");
+    if (old["meta"]["config"] != meta["config"])
+      throw output_error("--resume: " + results.string() +
+                         " was written by a different config; resume with the same config and --set options, "
+                         "or choose another --out folder");
+    doc_ = json{{"meta", meta}, {"cells", old["cells"]}};
+    for (const auto& c : doc_["cells"]) finished_.insert(c["id"].get<std::string>());
+    // Drop sample lines of cells that never finished (a crash between the two writes).
+    std::vector<std::string> kept;
+    {
+      std::ifstream in(samples);
+      for (std::string line; std::getline(in, line);) {
+        try {
+          if (finished_.count(json::parse(line).at("cell").get<std::string>())) kept.push_back(line);
+        } catch (const std::exception&) {
+          // a torn last line: drop it
+        }
+      }
+    }
+    std::string text;
+    for (const auto& l : kept) text += l + "\n";
+    write_atomically(samples, text);
+  } else {
+    fs::create_directories(dir_, ec);
+    if (ec) throw output_error("output folder " + dir_.string() + ": cannot create: " + ec.message());
+    if (fs::exists(results, ec))
+      throw output_error("output folder " + dir_.string() +
+                         " already holds results.json; use --resume to continue it or choose another --out");
+    doc_ = json{{"meta", meta}, {"cells", json::array()}};
+    write_atomically(samples, "");
+  }
+  write_results();  // also proves the folder is writable before any work starts
+}
+
+void results_writer::write_results() { write_atomically(dir_ / "results.json", doc_.dump(2) + "\n"); }
+
+void results_writer::set_meta(const std::string& key, const json& value) {
+  doc_["meta"][key] = value;
+  write_results();
+}
+
+void results_writer::add_cell(const json& cell, const std::vector<json>& samples) {
+  const fs::path path = dir_ / "samples.jsonl";
+  {
+    std::ofstream out(path, std::ios::app | std::ios::binary);
+    if (!out) throw output_error(path.string() + ": cannot append: " + std::strerror(errno));
+    for (const auto& s : samples) out << s.dump() << "\n";
+    out.flush();
+    if (!out) throw output_error(path.string() + ": write failed: " + std::strerror(errno));
+  }
+  doc_["cells"].push_back(cell);
+  finished_.insert(cell["id"].get<std::string>());
+  write_results();
+}
+
+}  // namespace attnbench

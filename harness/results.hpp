@@ -1,0 +1,41 @@
+// One folder per run: results.json (a meta block, then one record per finished cell,
+// rewritten atomically after each cell) and samples.jsonl (one line per sample, appended
+// when its cell finishes). A crash or Ctrl-C loses no finished cell; resume skips them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace attnbench {
+
+inline constexpr int kResultsSchemaVersion = 1;
+
+class results_writer {
+ public:
+  // Creates (or, with resume, reopens) the folder. Throws output_error when it is not
+  // writable, when it already holds results and resume is off, or when resume finds
+  // results of another config.
+  results_writer(std::filesystem::path dir, nlohmann::ordered_json meta, bool resume);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  bool has_cell(const std::string& id) const { return finished_.count(id) != 0; }
+  std::size_t finished_cells() const { return finished_.size(); }
+  // Appends the cell's samples, then rewrites results.json with the cell added.
+  void add_cell(const nlohmann::ordered_json& cell, const std::vector<nlohmann::ordered_json>& samples);
+  const nlohmann::ordered_json& document() const { return doc_; }
+  // Sets one field of the meta block and rewrites results.json.
+  void set_meta(const std::string& key, const nlohmann::ordered_json& value);
+
+ private:
+  void write_results();
+
+  std::filesystem::path dir_;
+  nlohmann::ordered_json doc_;
+  std::set<std::string> finished_;
+};
+
+}  // namespace attnbench

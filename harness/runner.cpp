@@ -1,0 +1,403 @@
+#include "runner.hpp"
+
+#include "machine.hpp"
+
+#include <attnbench/kernels/decode.hpp>
+#include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/random.hpp>
+#include <attnbench/tasks/task.hpp>
+
+#include <spdlog/spdlog.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace attnbench {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ojson = nlohmann::ordered_json;
+using clock_type = std::chrono::steady_clock;
+
+std::atomic<bool> g_interrupt_requested{false};
+
+namespace {
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::uint64_t string_hash(const std::string& s) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+void check_interrupt(const results_writer& writer) {
+  if (g_interrupt_requested.load())
+    throw harness_error(exit_interrupted, "interrupted: " + std::to_string(writer.finished_cells()) +
+                                              " finished cells are in " + writer.dir().string() +
+                                              "; continue with --resume --out " + writer.dir().string());
+}
+
+// Checks a plan against the cache before the kernel sees it; returns "" or the problem.
+std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view& kv, std::uint32_t n_query_heads,
+                       std::vector<std::uint8_t>& seen) {
+  std::uint32_t expected = 0;
+  if (plan.granularity == ATTNBENCH_PLAN_PER_KV_HEAD) expected = kv.n_kv_heads;
+  else if (plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD) expected = n_query_heads;
+  else return "unknown granularity " + std::to_string(plan.granularity);
+  if (plan.n_entries != expected || !plan.entries)
+    return "expected " + std::to_string(expected) + " entries, got " + std::to_string(plan.n_entries);
+  const std::uint32_t group = n_query_heads / kv.n_kv_heads;
+  for (std::uint32_t e = 0; e < plan.n_entries; ++e) {
+    const auto& entry = plan.entries[e];
+    const auto& head = kv.heads[plan.granularity == ATTNBENCH_PLAN_PER_KV_HEAD ? e : e / group];
+    if (entry.kind == ATTNBENCH_PLAN_ALL) continue;
+    if (entry.kind != ATTNBENCH_PLAN_BLOCKS && entry.kind != ATTNBENCH_PLAN_TOKENS)
+      return "entry " + std::to_string(e) + ": unknown kind " + std::to_string(entry.kind);
+    if (entry.count > 0 && !entry.indices) return "entry " + std::to_string(e) + ": indices is NULL";
+    const std::uint64_t limit = entry.kind == ATTNBENCH_PLAN_BLOCKS ? head.n_blocks : head.n_tokens;
+    seen.assign(limit, 0);
+    for (std::uint32_t i = 0; i < entry.count; ++i) {
+      const std::uint32_t x = entry.indices[i];
+      if (x >= limit)
+        return "entry " + std::to_string(e) + ": index " + std::to_string(x) + " out of range (" +
+               std::to_string(limit) + (entry.kind == ATTNBENCH_PLAN_BLOCKS ? " blocks)" : " tokens)");
+      if (seen[x]++) return "entry " + std::to_string(e) + ": index " + std::to_string(x) + " listed twice";
+    }
+  }
+  return "";
+}
+
+
+}  // namespace
+
+ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sample& smp, policy_instance& policy,
+                const terminator_instance* terminator, cell_totals& t) {
+  const synthetic_model& model = in.model;
+  const model_profile& p = model.profile();
+  const std::uint32_t d = p.head_dim, hq = p.n_query_heads, hkv = p.n_kv_heads, group = hq / hkv;
+  const auto& vocab = tasks::vocabulary::standard();
+  const std::size_t elem = kernels::dtype_size(in.config.dtype);
+
+  kernels::kv_cache cache(p.n_layers, hkv, d, in.config.block_size, in.config.dtype);
+  std::vector<tasks::token> tokens = smp.prompt;
+  std::vector<float> queries(static_cast<std::size_t>(hq) * d);
+
+  // Prefill: K/V in closed form, then the policy may evict.
+  const auto t_prefill = clock_type::now();
+  model.prefill(tokens, cache);
+  if (policy.has_on_prefill()) {
+    for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
+      model.queries(layer, tokens, queries.data());
+      const attnbench_prefill_request req{layer, hq, tokens.size(), queries.data(), model.scale(), 0,
+                                          &cache.layer_view(layer)};
+      const attnbench_plan keep = policy.on_prefill(req);
+      if (keep.n_entries == 0) continue;
+      if (keep.n_entries != hkv || !keep.entries)
+        throw plugin_error(policy.library().label() + ": on_prefill returned " + std::to_string(keep.n_entries) +
+                           " keep entries, expected one per KV head (" + std::to_string(hkv) + ")");
+      for (std::uint32_t h = 0; h < hkv; ++h) {
+        const auto& e = keep.entries[h];
+        if (e.kind == ATTNBENCH_PLAN_ALL) continue;
+        if (e.kind != ATTNBENCH_PLAN_TOKENS)
+          throw plugin_error(policy.library().label() + ": on_prefill keep entries must be ALL or TOKENS");
+        try {
+          cache.compact(layer, h, e.indices, e.count);
+        } catch (const std::invalid_argument& err) {
+          throw plugin_error(policy.library().label() + ": on_prefill keep set for layer " + std::to_string(layer) +
+                             ", KV head " + std::to_string(h) + ": " + err.what());
+        }
+      }
+    }
+  }
+  t.prefill_s += seconds_since(t_prefill);
+  t.resident_bytes += static_cast<double>(cache.resident_bytes());
+
+  // Decode.
+  std::vector<float> outputs(static_cast<std::size_t>(p.n_layers) * hq * d);
+  std::vector<tasks::token> generated;
+  std::vector<std::uint8_t> seen;
+  std::vector<kernels::decode_counters> counters(hq);
+  const std::size_t state_bytes = terminator ? terminator->state_size(group, d) : 0;
+  const auto t_decode = clock_type::now();
+  for (std::uint32_t step = 0; step < smp.max_new_tokens; ++step) {
+    if (g_interrupt_requested.load()) break;
+    for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
+      model.queries(layer, tokens, queries.data());
+      const attnbench_kv_layer_view& kv = cache.layer_view(layer);
+      const attnbench_plan_request req{layer, hq, step, tokens.size() - 1, queries.data(), model.scale(), 0, &kv};
+      const auto t_sel = clock_type::now();
+      const attnbench_plan plan = policy.plan(req);
+      t.selection_s += seconds_since(t_sel);
+      if (const std::string problem = check_plan(plan, kv, hq, seen); !problem.empty())
+        throw plugin_error(policy.library().label() + ": invalid plan at layer " + std::to_string(layer) + ", step " +
+                           std::to_string(step) + ": " + problem);
+
+      const bool per_query = plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
+      const std::uint32_t traversals = per_query ? hq : hkv;
+      const std::uint32_t n_q = per_query ? 1 : group;
+      const auto t_att = clock_type::now();
+      tbb::parallel_for(std::uint32_t{0}, traversals, [&](std::uint32_t i) {
+        const std::uint32_t kv_head = per_query ? i / group : i;
+        const float* q = queries.data() + static_cast<std::size_t>(i) * n_q * d;
+        kernels::decode_args a;
+        a.queries = q;
+        a.n_query_heads = n_q;
+        a.head_dim = d;
+        a.scale = model.scale();
+        a.kv = &kv.heads[kv_head];
+        a.block_size = kv.block_size;
+        a.dtype = static_cast<attnbench_dtype>(kv.dtype);
+        a.entry = &plan.entries[i];
+        a.out = outputs.data() + (static_cast<std::size_t>(layer) * hq + static_cast<std::size_t>(i) * n_q) * d;
+        // Terminator state, 64-byte aligned as the ABI promises; reused across traversals.
+        struct alignas(64) cache_line {
+          std::byte bytes[64];
+        };
+        thread_local std::vector<cache_line> state;
+        if (terminator) {
+          state.resize(state_bytes / sizeof(cache_line) + 1);
+          std::uint64_t pb = 0, pt = 0;
+          kernels::plan_entry_size(*a.entry, *a.kv, a.block_size, &pb, &pt);
+          const attnbench_traversal_info info{layer, kv_head, n_q, d, static_cast<std::uint32_t>(pb), 0, pt, q,
+                                              model.scale(), 0, a.kv};
+          terminator->reset(state.data(), info);
+          a.hook = {terminator->ops(), terminator->handle(), state.data()};
+        }
+        counters[i] = {};
+        if (kernels::decode_group(a, &counters[i]) != ATTNBENCH_STATUS_OK)
+          throw plugin_error("decode kernel rejected the plan of " + policy.library().label());
+      });
+      t.attention_s += seconds_since(t_att);
+      for (std::uint32_t i = 0; i < traversals; ++i) {
+        const auto& c = counters[i];
+        t.blocks_planned += c.blocks_planned;
+        t.blocks_visited += c.blocks_visited;
+        t.k_bytes += c.tokens_visited * d * elem;
+        t.v_bytes += c.tokens_visited * d * elem;
+        t.attended_token_heads += static_cast<double>(c.tokens_visited) * n_q;
+        t.context_token_heads += static_cast<double>(tokens.size()) * n_q;
+      }
+    }
+    const tasks::token next = model.readout(outputs.data());
+    generated.push_back(next);
+    ++t.steps;
+    if (std::find(smp.stop_tokens.begin(), smp.stop_tokens.end(), next) != smp.stop_tokens.end()) break;
+    if (step + 1 < smp.max_new_tokens) {
+      tokens.push_back(next);
+      model.append_last(tokens, cache);
+    }
+  }
+  t.decode_s += seconds_since(t_decode);
+
+  const std::string prediction = vocab.detokenize(generated);
+  const double score = task.score(prediction, smp.references);
+  t.scores.push_back(score);
+  return ojson{{"prediction", prediction},
+          {"references", smp.references},
+          {"score", score},
+          {"generated_tokens", generated.size()},
+          {"info", smp.info}};
+}
+
+namespace {
+
+ojson cell_metrics(const cell_totals& t, double probe) {
+  const double n = static_cast<double>(t.scores.size());
+  const double mean = std::accumulate(t.scores.begin(), t.scores.end(), 0.0) / n;
+  double var = 0;
+  for (double s : t.scores) var += (s - mean) * (s - mean);
+  const double sd = t.scores.size() > 1 ? std::sqrt(var / (n - 1)) : 0.0;
+  const double half = 1.96 * sd / std::sqrt(n);
+  const double steps = static_cast<double>(std::max<std::uint64_t>(t.steps, 1));
+  const double bytes = static_cast<double>(t.k_bytes + t.v_bytes);
+  const double effective_bw = t.attention_s > 0 ? bytes / t.attention_s : 0.0;
+  return ojson{{"accuracy", mean},
+          {"accuracy_ci95", {std::max(0.0, mean - half), std::min(100.0, mean + half)}},
+          {"samples", t.scores.size()},
+          {"decode_steps", t.steps},
+          {"blocks_planned", t.blocks_planned},
+          {"blocks_visited", t.blocks_visited},
+          {"blocks_skipped_frac",
+           t.blocks_planned ? 1.0 - static_cast<double>(t.blocks_visited) / static_cast<double>(t.blocks_planned) : 0.0},
+          {"tokens_attended_frac", t.context_token_heads > 0 ? t.attended_token_heads / t.context_token_heads : 0.0},
+          {"kv_bytes_read_k", t.k_bytes},
+          {"kv_bytes_read_v", t.v_bytes},
+          {"kv_bytes_read_per_step", bytes / steps},
+          {"kv_bytes_resident", t.resident_bytes / n},
+          {"selection_us_per_step", 1e6 * t.selection_s / steps},
+          {"attention_us_per_step", 1e6 * t.attention_s / steps},
+          {"decode_tokens_per_s", t.decode_s > 0 ? static_cast<double>(t.steps) / t.decode_s : 0.0},
+          {"prefill_ms", 1e3 * t.prefill_s / n},
+          {"attention_bytes_per_s", effective_bw},
+          {"bandwidth_ratio", probe > 0 ? effective_bw / probe : 0.0}};
+}
+
+}  // namespace
+
+json resolved_plugins::info() const {
+  json out = json::array();
+  for (const auto& l : policies) out.push_back(l->info_json());
+  for (const auto& l : terminators)
+    if (l) out.push_back(l->info_json());
+  return out;
+}
+
+attnbench_model_info model_info(const run_config& config, const model_profile& p) {
+  return {p.n_layers, p.n_query_heads, p.n_kv_heads, p.head_dim, config.block_size,
+          static_cast<std::uint32_t>(config.dtype)};
+}
+
+resolved_plugins resolve_plugins(const run_config& config, const model_profile& profile, plugin_registry& registry) {
+  resolved_plugins out;
+  const attnbench_model_info info = model_info(config, profile);
+  auto load = [&](const plugin_spec& spec, attnbench_plugin_kind kind, const std::string& pointer) {
+    const std::string where = config.file.string() + ": " + pointer + ": ";
+    std::shared_ptr<plugin_library> lib;
+    try {
+      if (spec.plugin_file.empty()) {
+        lib = registry.find(spec.name, kind);
+      } else {
+        fs::path file(spec.plugin_file);
+        if (file.is_relative()) file = config.file.parent_path() / file;
+        lib = registry.load_file(file);
+        if (lib->name() != spec.name)
+          throw plugin_error(lib->label() + " is named '" + lib->name() + "', the config asks for '" + spec.name + "'");
+        if (lib->kind() != kind)
+          throw plugin_error(lib->label() + " is a " + plugin_kind_name(lib->kind()) + ", not a " +
+                             plugin_kind_name(kind));
+      }
+      // Create once now so that rejected params fail before any cell runs.
+      if (kind == ATTNBENCH_PLUGIN_POLICY) policy_instance check(lib, spec.params, info);
+      else terminator_instance check(lib, spec.params, info);
+    } catch (const plugin_error& e) {
+      throw plugin_error(where + e.what());
+    }
+    return lib;
+  };
+  for (std::size_t i = 0; i < config.policies.size(); ++i)
+    out.policies.push_back(load(config.policies[i], ATTNBENCH_PLUGIN_POLICY, "/policies/" + std::to_string(i)));
+  for (std::size_t i = 0; i < config.terminators.size(); ++i) {
+    const auto& spec = config.terminators[i];
+    if (spec.name == "none" && spec.plugin_file.empty()) {
+      if (!spec.params.empty())
+        throw config_error(config.file.string(), "/terminators/" + std::to_string(i) + "/params",
+                           "the built-in terminator 'none' takes no parameters");
+      out.terminators.push_back(nullptr);
+    } else {
+      out.terminators.push_back(load(spec, ATTNBENCH_PLUGIN_TERMINATOR, "/terminators/" + std::to_string(i)));
+    }
+  }
+  return out;
+}
+
+std::vector<cell_key> expand_grid(const run_config& c) {
+  std::vector<cell_key> cells;
+  for (std::size_t t = 0; t < c.tasks.size(); ++t)
+    for (std::size_t l = 0; l < c.context_lengths.size(); ++l)
+      for (std::size_t p = 0; p < c.policies.size(); ++p)
+        for (std::size_t m = 0; m < c.terminators.size(); ++m)
+          for (std::size_t s = 0; s < c.seeds.size(); ++s) cells.push_back({t, l, p, m, s});
+  return cells;
+}
+
+std::string cell_id(const run_config& c, const cell_key& k) {
+  return c.tasks[k.task].name + "/" + std::to_string(c.context_lengths[k.length]) + "/" + c.policies[k.policy].label +
+         "/" + c.terminators[k.terminator].label + "/" + std::to_string(c.seeds[k.seed]);
+}
+
+std::uint64_t estimate_cell_bytes(const run_config& c, const model_profile& p, std::uint32_t context_length) {
+  const std::uint64_t tokens = context_length + 64;  // generated tokens
+  const std::uint64_t per_token = 2ull * p.head_dim * kernels::dtype_size(c.dtype) + sizeof(std::int64_t);
+  const std::uint64_t blocks = (tokens + c.block_size - 1) / c.block_size;
+  const std::uint64_t per_head = tokens * per_token + blocks * (5ull * p.head_dim * sizeof(float) + 64);
+  // The prompt and scratch are small next to the cache; 10% headroom covers them.
+  return static_cast<std::uint64_t>(static_cast<double>(per_head * p.n_layers * p.n_kv_heads) * 1.1) + (64ull << 20);
+}
+
+void check_memory(const run_config& c, const model_profile& p) {
+  const std::uint32_t longest = *std::max_element(c.context_lengths.begin(), c.context_lengths.end());
+  const std::uint64_t need = estimate_cell_bytes(c, p, longest);
+  const bool configured = c.memory_limit_gib > 0;
+  const double limit = configured ? c.memory_limit_gib * double(1ull << 30) : 0.9 * double(available_memory_bytes());
+  if (static_cast<double>(need) > limit) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "%s: a cell at context length %u on profile '%s' needs about %.2f GiB, more than %s (%.2f GiB); "
+                  "use shorter context_lengths, a smaller profile or dtype, or raise memory_limit_gib",
+                  c.file.string().c_str(), longest, p.name.c_str(), double(need) / double(1ull << 30),
+                  configured ? "memory_limit_gib" : "90% of the memory available now", limit / double(1ull << 30));
+    throw resource_error(buf);
+  }
+}
+
+void run_cells(const run_inputs& in, results_writer& writer) {
+  const run_config& c = in.config;
+  const model_profile& p = in.model.profile();
+  const attnbench_model_info info = model_info(c, p);
+  const auto cells = expand_grid(c);
+  std::size_t done = 0;
+  for (const auto& key : cells) {
+    const std::string id = cell_id(c, key);
+    ++done;
+    if (writer.has_cell(id)) {
+      spdlog::info("[{}/{}] {}: already in results, skipped", done, cells.size(), id);
+      continue;
+    }
+    check_interrupt(writer);
+    const auto& task_spec = c.tasks[key.task];
+    const auto task = tasks::make_task(task_spec.name, task_spec.params);
+    const std::uint32_t length = c.context_lengths[key.length];
+    const std::uint64_t seed = c.seeds[key.seed];
+    policy_instance policy(in.plugins.policies[key.policy], c.policies[key.policy].params, info);
+    std::unique_ptr<terminator_instance> terminator;
+    if (in.plugins.terminators[key.terminator])
+      terminator = std::make_unique<terminator_instance>(in.plugins.terminators[key.terminator],
+                                                         c.terminators[key.terminator].params, info);
+    const auto t0 = clock_type::now();
+    cell_totals totals;
+    std::vector<ojson> rows;
+    for (std::uint32_t s = 0; s < c.samples; ++s) {
+      check_interrupt(writer);
+      // The sample depends on the task, length, seed and index only: every policy sees
+      // the same samples.
+      const std::uint64_t sample_seed =
+          hash_combine(hash_combine(hash_combine(seed, string_hash(task_spec.name)), length), s);
+      const tasks::sample smp = task->make_sample(sample_seed, length);
+      ojson row = run_sample(in, *task, smp, policy, terminator.get(), totals);
+      check_interrupt(writer);  // a sample cut short by Ctrl-C is not recorded
+      ojson line = {{"cell", id},
+                   {"task", task_spec.name},
+                   {"context_length", length},
+                   {"policy", c.policies[key.policy].label},
+                   {"terminator", c.terminators[key.terminator].label},
+                   {"seed", seed},
+                   {"sample", s}};
+      line.update(row);
+      rows.push_back(std::move(line));
+    }
+    ojson metrics = cell_metrics(totals, in.read_bandwidth_bytes_per_s);
+    metrics["policy_stats"] = policy.stats();
+    metrics["terminator_stats"] = terminator ? ojson(terminator->stats()) : ojson::object();
+    const ojson cell = {{"id", id},
+                       {"task", task_spec.name},
+                       {"metric", std::string(task->metric())},
+                       {"context_length", length},
+                       {"policy", c.policies[key.policy].label},
+                       {"terminator", c.terminators[key.terminator].label},
+                       {"seed", seed},
+                       {"wall_s", seconds_since(t0)},
+                       {"metrics", metrics}};
+    writer.add_cell(cell, rows);
+    spdlog::info("[{}/{}] {}: accuracy {:.1f}, blocks skipped {:.1f}%, {:.1f} tokens/s", done, cells.size(), id,
+                 metrics["accuracy"].get<double>(), 100.0 * metrics["blocks_skipped_frac"].get<double>(),
+                 metrics["decode_tokens_per_s"].get<double>());
+  }
+}
+
+}  // namespace attnbench

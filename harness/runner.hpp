@@ -1,0 +1,75 @@
+// The runner: expands a config into cells (task x context length x policy x terminator
+// x seed), runs each cell's samples through the synthetic model, the policy, the decode
+// kernel and the task's scorer, and hands finished cells to the results writer.
+#pragma once
+
+#include "config.hpp"
+#include "model.hpp"
+#include "plugin-loader.hpp"
+#include "results.hpp"
+
+#include <attnbench/tasks/task.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attnbench {
+
+// Set from the SIGINT handler; the runner stops between samples when it sees it.
+extern std::atomic<bool> g_interrupt_requested;
+
+// Plugins of a config, loaded and checked (each created once with its params).
+struct resolved_plugins {
+  std::vector<std::shared_ptr<plugin_library>> policies;     // parallel to config.policies
+  std::vector<std::shared_ptr<plugin_library>> terminators;  // null for "none"
+  nlohmann::json info() const;  // for results meta
+};
+
+attnbench_model_info model_info(const run_config& config, const model_profile& profile);
+
+// Loads every plugin the config names and creates one instance of each with its params.
+// Throws plugin_error naming the config entry.
+resolved_plugins resolve_plugins(const run_config& config, const model_profile& profile, plugin_registry& registry);
+
+struct cell_key {
+  std::size_t task, length, policy, terminator, seed;  // indices into the config lists
+};
+std::vector<cell_key> expand_grid(const run_config& config);
+std::string cell_id(const run_config& config, const cell_key& key);
+
+// Bytes a cell needs at most (K/V and metadata of the full context, with headroom), and
+// the check against the configured or available memory. Throws resource_error.
+std::uint64_t estimate_cell_bytes(const run_config& config, const model_profile& profile, std::uint32_t context_length);
+void check_memory(const run_config& config, const model_profile& profile);
+
+struct run_inputs {
+  const run_config& config;
+  const synthetic_model& model;
+  const resolved_plugins& plugins;
+  double read_bandwidth_bytes_per_s;  // probe measured in this process
+};
+
+// What a cell's samples add up to; cell metrics are computed from it.
+struct cell_totals {
+  std::vector<double> scores;
+  std::uint64_t blocks_planned = 0, blocks_visited = 0;
+  double attended_token_heads = 0, context_token_heads = 0;
+  std::uint64_t k_bytes = 0, v_bytes = 0;
+  double resident_bytes = 0;
+  double selection_s = 0, attention_s = 0, decode_s = 0, prefill_s = 0;
+  std::uint64_t steps = 0;
+};
+
+// Runs one sample through prefill, the policy's plans, the decode kernel and the
+// readout; adds to totals and returns the sample's row for samples.jsonl (prediction,
+// references, score, info).
+nlohmann::ordered_json run_sample(const run_inputs& inputs, const tasks::task& task, const tasks::sample& sample,
+                                  policy_instance& policy, const terminator_instance* terminator, cell_totals& totals);
+
+// Runs every cell not already in the writer; returns when all are done. Throws
+// harness_error(exit_interrupted) when interrupted, after the last finished cell is written.
+void run_cells(const run_inputs& inputs, results_writer& writer);
+
+}  // namespace attnbench

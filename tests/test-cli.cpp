@@ -1,0 +1,227 @@
+// The attnbench executable end to end: exit codes and one-line errors for bad input,
+// a small run with its results files, --resume, and Ctrl-C keeping finished cells.
+#include "test-helpers.hpp"
+
+#include "errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+using namespace attnbench;
+using namespace attnbench::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct cli_result {
+  int code;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+cli_result run_cli(const std::string& args) {
+  static int counter = 0;
+  const auto dir = build_dir() / "test-scratch" / "cli-io";
+  fs::create_directories(dir);
+  const auto out = dir / ("out" + std::to_string(counter) + ".txt");
+  const auto err = dir / ("err" + std::to_string(counter++) + ".txt");
+  const std::string cmd = quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args +
+                          " > " + quote(out.string()) + " 2> " + quote(err.string());
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out), read_file(err)};
+}
+
+fs::path write(const fs::path& dir, const std::string& name, const std::string& text) {
+  std::ofstream(dir / name) << text;
+  return dir / name;
+}
+
+// Expects a failure with the given code and exactly one line on stderr containing all fragments.
+void expect_failure(const cli_result& r, int code, std::vector<std::string> fragments) {
+  EXPECT_EQ(r.code, code) << r.err;
+  int lines = 0;
+  for (char c : r.err) lines += c == '\n';
+  EXPECT_EQ(lines, 1) << r.err;
+  for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in: " << r.err;
+}
+
+std::string config(const std::string& policies, const std::string& extra = "") {
+  return R"({"model": {"profile": "tiny"}, "tasks": ["niah_single_1"], "context_lengths": [1024], "samples": 2, "policies": )" +
+         policies + extra + "}";
+}
+
+}  // namespace
+
+TEST(Cli, HelpDocumentsExitCodes) {
+  const auto r = run_cli("run --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("Exit codes"), std::string::npos);
+  EXPECT_NE(r.out.find("--resume"), std::string::npos);
+  EXPECT_EQ(run_cli("frobnicate").code, exit_usage);
+}
+
+TEST(Cli, ListShowsPluginsTasksAndBrokenFiles) {
+  const auto r = run_cli("list");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("dense"), std::string::npos);
+  EXPECT_NE(r.out.find("stop_after"), std::string::npos);
+  EXPECT_NE(r.out.find("niah_single_1"), std::string::npos);
+  EXPECT_NE(r.out.find("not loaded"), std::string::npos);  // the broken test plugins
+  const auto j = run_cli("list --json");
+  ASSERT_EQ(j.code, 0);
+  const auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_FALSE(parsed["plugins"].empty());
+}
+
+TEST(Cli, BadInputGivesOneLineAndADocumentedCode) {
+  const auto d = scratch("cli-bad");
+  expect_failure(run_cli("run " + (d / "missing.json").string()), exit_config, {"missing.json: no such file"});
+  expect_failure(run_cli("run " + write(d, "malformed.json", "{\n \"tasks\": [,]\n}").string()), exit_config,
+                 {"malformed.json:2:"});
+  expect_failure(run_cli("run " + write(d, "type.json", config("[\"dense\"]", R"(, "threads": "all")")).string()),
+                 exit_config, {"type.json: /threads: expected an integer"});
+  expect_failure(run_cli("run " + write(d, "task.json", R"({"tasks": ["niah_x"], "context_lengths": [1024], "policies": ["dense"]})").string()),
+                 exit_config, {"/tasks/0/name", "known: niah_single_1"});
+  expect_failure(run_cli("run " + write(d, "policy.json", config("[\"nope\"]")).string()), exit_plugin,
+                 {"policy.json: /policies/0: unknown policy 'nope'", "dense"});
+  expect_failure(run_cli("run " + write(d, "notplugin.json",
+                                        config(R"([{"name": "x", "plugin": ")" + (test_plugin_dir() / "attnbench-plugin-not_a_plugin.so").string() + "\"}]"))
+                                      .string()),
+                 exit_plugin, {"is not an attnbench plugin"});
+  expect_failure(run_cli("run " + write(d, "abi.json", config(R"(["other_abi"])")).string()), exit_plugin,
+                 {"ABI version 999", "needs ABI version 1"});
+  expect_failure(run_cli("run " + write(d, "params.json", config(R"([{"name": "dense", "params": {"top_k": 64}}])")).string()),
+                 exit_plugin, {"/policies/0", "rejected its params", "unknown parameter 'top_k'"});
+  expect_failure(run_cli("run " + write(d, "term.json", config("[\"dense\"]", R"(, "terminators": [{"name": "stop_after", "params": {"blocks": 0}}])")).string()),
+                 exit_plugin, {"/terminators/0", "blocks: expected an integer in [1,"});
+  const auto good = write(d, "good.json", config("[\"dense\"]"));
+  expect_failure(run_cli("run " + good.string() + " --set samples.x=1"), exit_usage, {"unknown path"});
+  expect_failure(run_cli("run " + good.string() + " --set nosuch=1"), exit_usage, {"--set nosuch=1: unknown path /nosuch"});
+  write(d, "a-file", "x");
+  expect_failure(run_cli("run " + good.string() + " --out " + (d / "a-file" / "run").string()), exit_output,
+                 {"a-file/run", "cannot create"});
+  expect_failure(run_cli("run " + write(d, "huge.json", R"({"tasks": ["niah_single_1"], "context_lengths": [16000000], "policies": ["dense"]})").string()),
+                 exit_resources, {"needs about", "GiB"});
+  // A failure during the run: -q keeps the progress lines off stderr, leaving the error.
+  expect_failure(run_cli("-q run " + write(d, "badplan.json", config("[\"bad_plan\"]")).string() + " --out " + (d / "bp").string()),
+                 exit_plugin, {"plugin 'bad_plan'", "invalid plan", "out of range"});
+}
+
+TEST(Cli, RunWritesResultsAndResumeSkipsFinishedCells) {
+  const auto d = scratch("cli-run");
+  const auto cfg = write(d, "small.json", config(R"(["dense", {"name": "dense", "label": "dense-stop", "params": {}}])",
+                                                 R"(, "terminators": ["none", "stop_after"], "context_lengths": [1024, 2048])"));
+  const auto v = run_cli("validate " + cfg.string());
+  EXPECT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.out.find("valid: 8 cells"), std::string::npos) << v.out;
+
+  const auto out = d / "run";
+  const auto r = run_cli("run " + cfg.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("results: " + out.string()), std::string::npos) << r.out;
+  const auto results = nlohmann::ordered_json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(results.begin().key(), "meta");
+  EXPECT_EQ(results["meta"]["schema_version"], 1);
+  EXPECT_EQ(results["meta"]["config"]["samples"], 2);
+  EXPECT_TRUE(results["meta"]["git"].contains("commit"));
+  EXPECT_GT(results["meta"]["machine"]["cores"].get<int>(), 0);
+  EXPECT_GT(results["meta"]["read_bandwidth_bytes_per_s"].get<double>(), 0);
+  ASSERT_EQ(results["cells"].size(), 8u);
+  for (const auto& c : results["cells"]) {
+    const auto& m = c["metrics"];
+    if (c["terminator"] == "none") {
+      EXPECT_EQ(m["blocks_skipped_frac"], 0.0);
+      EXPECT_EQ(m["tokens_attended_frac"], 1.0);
+      EXPECT_EQ(m["accuracy"], 100.0) << c.dump();
+    } else {
+      EXPECT_GT(m["blocks_skipped_frac"].get<double>(), 0.9);
+      EXPECT_EQ(m["accuracy"], 0.0) << c.dump();
+    }
+    EXPECT_GT(m["decode_tokens_per_s"].get<double>(), 0);
+    EXPECT_EQ(m["kv_bytes_read_k"], m["kv_bytes_read_v"]);
+  }
+  std::ifstream samples(out / "samples.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(samples, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("prediction") && j.contains("references") && j.contains("score") && j.contains("cell"));
+  }
+  EXPECT_EQ(lines, 16);
+
+  // Without --resume an existing run is never overwritten.
+  const std::string before = read_file(out / "results.json");
+  expect_failure(run_cli("run " + cfg.string() + " --out " + out.string()), exit_output, {"already holds results.json"});
+  EXPECT_EQ(read_file(out / "results.json"), before);
+  // With --resume every cell is skipped and the results are kept.
+  const auto again = run_cli("run " + cfg.string() + " --out " + out.string() + " --resume");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("already in results, skipped"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "results.json"))["cells"].size(), 8u);
+  // A different config may not resume into the folder.
+  expect_failure(run_cli("run " + cfg.string() + " --out " + out.string() + " --resume --set samples=3"), exit_output,
+                 {"different config"});
+}
+
+TEST(Cli, InterruptKeepsFinishedCellsAndResumeCompletesTheRun) {
+  const auto d = scratch("cli-interrupt");
+  const auto cfg = write(d, "long.json",
+                         R"({"model": {"profile": "tiny"}, "tasks": ["niah_single_1"], "context_lengths": [1024, 2048, 3072, 4096],
+                             "policies": ["dense"], "seeds": [0, 1, 2], "samples": 4})");
+  const auto out = d / "run";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string exe = ATTNBENCH_EXE, cfg_s = cfg.string(), out_s = out.string();
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen((d / "stderr.txt").c_str(), "w", stderr);
+    execl(exe.c_str(), exe.c_str(), "run", cfg_s.c_str(), "--out", out_s.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the first finished cell, then press Ctrl-C.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  bool saw_cell = false;
+  while (!saw_cell && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+      saw_cell = !nlohmann::json::parse(read_file(out / "results.json"))["cells"].empty();
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_TRUE(saw_cell);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), exit_interrupted) << read_file(d / "stderr.txt");
+  EXPECT_NE(read_file(d / "stderr.txt").find("--resume"), std::string::npos);
+  const auto partial = nlohmann::json::parse(read_file(out / "results.json"));
+  const std::size_t kept = partial["cells"].size();
+  EXPECT_GE(kept, 1u);
+  EXPECT_LT(kept, 12u);
+
+  const auto r = run_cli("run " + cfg.string() + " --out " + out.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto full = nlohmann::json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(full["cells"].size(), 12u);
+  for (std::size_t i = 0; i < kept; ++i) EXPECT_EQ(full["cells"][i], partial["cells"][i]);  // finished cells untouched
+  std::ifstream samples(out / "samples.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(samples, line);) ++lines;
+  EXPECT_EQ(lines, 12 * 4);
+}

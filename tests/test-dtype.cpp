@@ -1,0 +1,55 @@
+#include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/random.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace attnbench::kernels;
+
+// fp16 rounding must pick the nearer of the two neighbouring fp16 values (ties to even).
+TEST(Dtype, Fp16RoundsToNearest) {
+  attnbench::rng r(7);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = static_cast<float>((r.uniform() * 2 - 1) * std::pow(2.0, static_cast<int>(r.below(40)) - 24));
+    const std::uint16_t h = fp32_to_fp16(x);
+    const float y = fp16_to_fp32(h);
+    const float up = fp16_to_fp32(static_cast<std::uint16_t>(h + 1));
+    const float down = fp16_to_fp32(static_cast<std::uint16_t>(h - 1));
+    if ((h & 0x7fff) != 0 && (h & 0x7fff) < 0x7bff) {
+      EXPECT_LE(std::fabs(y - x), std::fabs(up - x)) << x;
+      EXPECT_LE(std::fabs(y - x), std::fabs(down - x)) << x;
+    }
+  }
+  EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(1.0f)), 1.0f);
+  EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(-65504.0f)), -65504.0f);
+  EXPECT_TRUE(std::isinf(fp16_to_fp32(fp32_to_fp16(1e6f))));
+  EXPECT_EQ(fp16_to_fp32(fp32_to_fp16(5.9604644775390625e-8f)), 5.9604644775390625e-8f);  // smallest subnormal
+}
+
+TEST(Dtype, Bf16RoundsToNearest) {
+  attnbench::rng r(8);
+  for (int i = 0; i < 100000; ++i) {
+    const float x = static_cast<float>((r.uniform() * 2 - 1) * 1000);
+    const float y = bf16_to_fp32(fp32_to_bf16(x));
+    EXPECT_LE(std::fabs(y - x), std::fabs(x) * (1.0f / 256.0f)) << x;
+  }
+  EXPECT_EQ(bf16_to_fp32(fp32_to_bf16(1.0f)), 1.0f);
+}
+
+TEST(Dtype, BulkConversionMatchesScalar) {
+  attnbench::rng r(9);
+  std::vector<float> src(1000), back(1000);
+  for (auto& x : src) x = static_cast<float>(r.normal());
+  for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16}) {
+    std::vector<std::uint8_t> buf(src.size() * dtype_size(dtype));
+    from_fp32(dtype, src.data(), buf.data(), src.size());
+    to_fp32(dtype, buf.data(), back.data(), src.size());
+    for (std::size_t i = 0; i < src.size(); ++i) {
+      const float expect = dtype == ATTNBENCH_DTYPE_FP32   ? src[i]
+                           : dtype == ATTNBENCH_DTYPE_FP16 ? fp16_to_fp32(fp32_to_fp16(src[i]))
+                                                           : bf16_to_fp32(fp32_to_bf16(src[i]));
+      ASSERT_EQ(back[i], expect) << dtype_name(dtype) << " at " << i;
+    }
+  }
+}

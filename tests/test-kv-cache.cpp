@@ -1,0 +1,106 @@
+#include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/kv-cache.hpp>
+#include <attnbench/kernels/random.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+using namespace attnbench::kernels;
+
+namespace {
+
+// Recomputes a block's metadata from its stored tokens and compares.
+void expect_metadata_matches(const attnbench_kv_head_view& v, std::uint32_t d, std::uint32_t block_size,
+                             attnbench_dtype dtype) {
+  std::vector<float> k(d), val(d);
+  for (std::uint32_t b = 0; b < v.n_blocks; ++b) {
+    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, v.n_tokens - b * block_size));
+    std::vector<double> mn(d, INFINITY), mx(d, -INFINITY), sum(d, 0);
+    double vmax = 0;
+    for (std::uint32_t t = 0; t < n; ++t) {
+      to_fp32(dtype, static_cast<const std::uint8_t*>(v.key_blocks[b]) + t * d * dtype_size(dtype), k.data(), d);
+      to_fp32(dtype, static_cast<const std::uint8_t*>(v.value_blocks[b]) + t * d * dtype_size(dtype), val.data(), d);
+      double norm = 0;
+      for (std::uint32_t i = 0; i < d; ++i) {
+        mn[i] = std::min<double>(mn[i], k[i]);
+        mx[i] = std::max<double>(mx[i], k[i]);
+        sum[i] += k[i];
+        norm += double(val[i]) * val[i];
+      }
+      vmax = std::max(vmax, std::sqrt(norm));
+    }
+    for (std::uint32_t i = 0; i < d; ++i) {
+      ASSERT_EQ(v.key_min[b * d + i], static_cast<float>(mn[i]));
+      ASSERT_EQ(v.key_max[b * d + i], static_cast<float>(mx[i]));
+      ASSERT_NEAR(v.key_mean[b * d + i], sum[i] / n, 1e-5);
+    }
+    ASSERT_NEAR(v.value_norm_max[b], vmax, 1e-5 * (1 + vmax));
+  }
+}
+
+}  // namespace
+
+TEST(KvCache, MetadataMatchesRecomputationAfterAppendsAndCompaction) {
+  const std::uint32_t d = 24, bs = 16;
+  for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16}) {
+    kv_cache cache(2, 3, d, bs, dtype);
+    attnbench::rng r(11);
+    std::vector<std::int64_t> pos;
+    for (int round = 0; round < 5; ++round) {  // appends of uneven sizes
+      const std::size_t n = 1 + r.below(40);
+      std::vector<float> k(n * d), v(n * d);
+      for (auto& x : k) x = static_cast<float>(r.normal());
+      for (auto& x : v) x = static_cast<float>(r.normal() * 3);
+      std::vector<std::int64_t> p(n);
+      std::iota(p.begin(), p.end(), static_cast<std::int64_t>(pos.size()));
+      pos.insert(pos.end(), p.begin(), p.end());
+      cache.append(1, 2, n, p.data(), k.data(), v.data());
+    }
+    const auto& view = cache.layer_view(1).heads[2];
+    ASSERT_EQ(view.n_tokens, pos.size());
+    ASSERT_EQ(view.n_blocks, (pos.size() + bs - 1) / bs);
+    expect_metadata_matches(view, d, bs, dtype);
+    EXPECT_EQ(cache.layer_view(0).heads[0].n_tokens, 0u);
+
+    std::vector<std::uint32_t> keep;
+    for (std::uint32_t t = 0; t < view.n_tokens; ++t)
+      if (t % 3 != 1) keep.push_back(t);
+    std::vector<float> before(d), after(d);
+    const std::uint32_t probe = keep[keep.size() / 2];
+    to_fp32(dtype, static_cast<const std::uint8_t*>(view.key_blocks[probe / bs]) + (probe % bs) * d * dtype_size(dtype),
+            before.data(), d);
+    cache.compact(1, 2, keep.data(), keep.size());
+    const auto& after_view = cache.layer_view(1).heads[2];
+    ASSERT_EQ(after_view.n_tokens, keep.size());
+    expect_metadata_matches(after_view, d, bs, dtype);
+    const std::uint32_t moved = static_cast<std::uint32_t>(keep.size() / 2);
+    EXPECT_EQ(after_view.positions[moved], probe);
+    to_fp32(dtype, static_cast<const std::uint8_t*>(after_view.key_blocks[moved / bs]) + (moved % bs) * d * dtype_size(dtype),
+            after.data(), d);
+    EXPECT_EQ(before, after);
+  }
+}
+
+TEST(KvCache, CompactionRejectsUnsortedOrOutOfRangeLists) {
+  kv_cache cache(1, 1, 8, 4, ATTNBENCH_DTYPE_FP32);
+  std::vector<float> k(10 * 8, 1.0f);
+  std::vector<std::int64_t> p(10);
+  std::iota(p.begin(), p.end(), 0);
+  cache.append(0, 0, 10, p.data(), k.data(), k.data());
+  const std::uint32_t unsorted[] = {3, 2};
+  const std::uint32_t out_of_range[] = {1, 10};
+  EXPECT_THROW(cache.compact(0, 0, unsorted, 2), std::invalid_argument);
+  EXPECT_THROW(cache.compact(0, 0, out_of_range, 2), std::invalid_argument);
+}
+
+TEST(KvCache, ResidentBytesCountTokensAndMetadata) {
+  kv_cache cache(1, 2, 128, 64, ATTNBENCH_DTYPE_FP16);
+  std::vector<float> k(100 * 128, 0.5f);
+  std::vector<std::int64_t> p(100);
+  std::iota(p.begin(), p.end(), 0);
+  cache.append(0, 0, 100, p.data(), k.data(), k.data());
+  EXPECT_EQ(cache.token_bytes(), 2ull * 2 * 64 * 128 * 2);  // two blocks of K and V
+  EXPECT_GT(cache.resident_bytes(), cache.token_bytes());
+}

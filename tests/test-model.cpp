@@ -1,0 +1,103 @@
+// The synthetic model: deterministic, and its answers come from attention: change the
+// needle and the answer changes, remove it and the task fails, stop the traversal
+// early (a terminator) and the answer is lost.
+#include "test-helpers.hpp"
+
+#include <attnbench/kernels/dtype.hpp>
+
+#include <gtest/gtest.h>
+
+using namespace attnbench;
+using namespace attnbench::testing;
+using tasks::vocabulary;
+
+namespace {
+
+std::vector<float> dump_cache(kernels::kv_cache& cache) {
+  std::vector<float> out;
+  const std::uint32_t d = cache.head_dim();
+  for (std::uint32_t l = 0; l < cache.n_layers(); ++l)
+    for (std::uint32_t h = 0; h < cache.n_kv_heads(); ++h) {
+      const auto& v = cache.layer_view(l).heads[h];
+      std::vector<float> row(d);
+      for (std::uint64_t t = 0; t < v.n_tokens; ++t) {
+        kernels::to_fp32(cache.dtype(),
+                         static_cast<const std::uint8_t*>(v.key_blocks[t / cache.block_size()]) +
+                             (t % cache.block_size()) * d * 2,
+                         row.data(), d);
+        out.insert(out.end(), row.begin(), row.end());
+      }
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST(SyntheticModel, SameSeedSameKeysAndValues) {
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  const auto s = task->make_sample(5, 1024);
+  auto run = [&](std::uint64_t seed) {
+    synthetic_model m(profile("tiny"), seed);
+    kernels::kv_cache cache(2, 2, 64, 64, ATTNBENCH_DTYPE_FP16);
+    m.prefill(s.prompt, cache);
+    return dump_cache(cache);
+  };
+  EXPECT_EQ(run(1), run(1));
+  EXPECT_NE(run(1), run(2));
+}
+
+TEST(SyntheticModel, DenseAnswersTheNeedleOnTheTinyProfile) {
+  harness_fixture h("tiny");
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  double total = 0;
+  for (int i = 0; i < 10; ++i) total += h.run(*task, task->make_sample(100 + i, 2048))["score"].get<double>();
+  EXPECT_GE(total / 10, 90.0);
+  EXPECT_EQ(h.totals().blocks_planned, h.totals().blocks_visited);
+}
+
+TEST(SyntheticModel, ChangingTheNeedleChangesTheAnswer) {
+  harness_fixture h("tiny");
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  const auto& v = vocabulary::standard();
+  auto s = task->make_sample(7, 2048);
+  const auto original = h.run(*task, s);
+  ASSERT_EQ(original["score"].get<double>(), 100.0) << original.dump();
+
+  // Rewrite the value's digits inside the needle only; the question is unchanged.
+  const std::string new_value = "3141592";
+  ASSERT_NE(new_value, s.references[0]);
+  const auto needle = s.info["needle_position"].get<std::size_t>();
+  std::size_t colon = needle;
+  while (v.text(s.prompt[colon]) != ":") ++colon;
+  for (std::size_t i = 0; i < new_value.size(); ++i) s.prompt[colon + 1 + i] = v.id(std::string(1, new_value[i]));
+  const auto changed = h.run(*task, s);
+  EXPECT_NE(changed["prediction"].get<std::string>().find(new_value), std::string::npos) << changed.dump();
+  EXPECT_EQ(task->score(changed["prediction"].get<std::string>(), s.references), 0.0);
+}
+
+TEST(SyntheticModel, RemovingTheNeedleFailsTheTask) {
+  harness_fixture h("tiny");
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  const auto& v = vocabulary::standard();
+  auto s = task->make_sample(8, 2048);
+  const auto needle = s.info["needle_position"].get<std::size_t>();
+  const auto n = s.info["needle_tokens"].get<std::size_t>();
+  const auto filler = v.tokenize("the grass is green . the sky is blue . the sun is yellow . here we go .");
+  for (std::size_t i = 0; i < n; ++i) s.prompt[needle + i] = filler[i % filler.size()];
+  const auto row = h.run(*task, s);
+  EXPECT_EQ(row["score"].get<double>(), 0.0) << row.dump();
+}
+
+TEST(SyntheticModel, TerminatorThatStopsAtOnceLosesTheNeedle) {
+  harness_fixture h("tiny");
+  const auto lib = h.registry().find("stop_after", ATTNBENCH_PLUGIN_TERMINATOR);
+  terminator_instance stop(lib, {{"blocks", 1}}, model_info(h.config(), h.model().profile()));
+  const auto task = tasks::make_task("niah_single_1", {{"depths", {50}}});
+  const auto s = task->make_sample(9, 2048);
+  const auto row = h.run(*task, s, &stop);
+  EXPECT_EQ(row["score"].get<double>(), 0.0) << row.dump();
+  // One block per traversal (layer x KV head x step), out of at least 32 planned.
+  const auto& p = h.model().profile();
+  EXPECT_EQ(h.totals().blocks_visited, h.totals().steps * p.n_layers * p.n_kv_heads);
+  EXPECT_GE(h.totals().blocks_planned, 32 * h.totals().blocks_visited);
+}
