@@ -39,8 +39,10 @@ cli_result run_cli(const std::string& args) {
   static int counter = 0;
   const auto dir = build_dir() / "test-scratch" / "cli-io";
   fs::create_directories(dir);
-  const auto out = dir / ("out" + std::to_string(counter) + ".txt");
-  const auto err = dir / ("err" + std::to_string(counter++) + ".txt");
+  // CTest runs tests in parallel processes: the pid keeps their files apart.
+  const std::string tag = std::to_string(getpid()) + "-" + std::to_string(counter++);
+  const auto out = dir / ("out-" + tag + ".txt");
+  const auto err = dir / ("err-" + tag + ".txt");
   const std::string cmd = quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args +
                           " > " + quote(out.string()) + " 2> " + quote(err.string());
   const int status = std::system(cmd.c_str());

@@ -9,10 +9,10 @@ struct config {
 attnbench_status create(const char* params, const attnbench_model_info*, void** out) {
   return attnbench::plugin::guard([&] {
     attnbench::plugin::params p(params);
-    auto* c = new config;
-    c->blocks = static_cast<std::uint32_t>(p.integer("blocks", 1, 1, 1 << 30));
+    config c;
+    c.blocks = static_cast<std::uint32_t>(p.integer("blocks", 1, 1, 1 << 30));
     p.finish("stop_after");
-    *out = c;
+    *out = new config(c);
     return ATTNBENCH_STATUS_OK;
   });
 }
