@@ -3,19 +3,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_reduce.h>
-#include <tbb/task_arena.h>
 
-#include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #ifndef ATTNBENCH_SOURCE_DIR
 #define ATTNBENCH_SOURCE_DIR ""
@@ -89,38 +82,5 @@ nlohmann::json git_info() {
 
 std::uint64_t available_memory_bytes() { return meminfo_field("MemAvailable"); }
 
-double measure_read_bandwidth(std::size_t bytes, int repetitions, int threads) {
-  const std::size_t n = bytes / sizeof(std::uint64_t);
-  std::unique_ptr<std::uint64_t[]> buf(new std::uint64_t[n]);
-  for (std::size_t i = 0; i < n; ++i) buf[i] = i;
-  tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
-  std::vector<double> rates;
-  volatile std::uint64_t sink = 0;
-  for (int r = 0; r < repetitions + 1; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::uint64_t sum = arena.execute([&] {
-      return tbb::parallel_reduce(
-          tbb::blocked_range<std::size_t>(0, n, 1 << 16), std::uint64_t{0},
-          [&](const tbb::blocked_range<std::size_t>& range, std::uint64_t acc) {
-            std::uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            std::size_t i = range.begin();
-            for (; i + 4 <= range.end(); i += 4) {
-              a0 += buf[i];
-              a1 += buf[i + 1];
-              a2 += buf[i + 2];
-              a3 += buf[i + 3];
-            }
-            for (; i < range.end(); ++i) a0 += buf[i];
-            return acc + a0 + a1 + a2 + a3;
-          },
-          [](std::uint64_t a, std::uint64_t b) { return a + b; });
-    });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    sink = sink + sum;
-    if (r > 0) rates.push_back(static_cast<double>(n * sizeof(std::uint64_t)) / s);  // first pass warms up
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
-}
 
 }  // namespace attnbench

@@ -9,6 +9,8 @@
 #include "runner.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/probe.hpp>
+#include <attnbench/kernels/simd.hpp>
 #include <attnbench/tasks/task.hpp>
 
 #include <CLI/CLI.hpp>
@@ -114,17 +116,18 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
                      {"plugins", run.plugins.info()},
                      {"plugin_abi_version", ATTNBENCH_ABI_VERSION},
                      {"machine", machine_info()},
-                     {"threads", threads}};
+                     {"threads", threads},
+                     {"kernel_target", kernels::current_target()}};
   results_writer writer(out_dir, meta, resume);
   spdlog::info("results folder: {}", writer.dir().string());
 
   // Speed figures are ratios to this probe, measured in the same process.
-  const double bandwidth = measure_read_bandwidth(std::size_t{512} << 20, 5, static_cast<int>(threads));
+  const double bandwidth = kernels::measure_read_bandwidth(std::size_t{512} << 20, 5, static_cast<int>(threads));
   spdlog::info("read bandwidth {:.2f} GB/s ({} threads)", bandwidth / 1e9, threads);
   writer.set_meta("read_bandwidth_bytes_per_s", bandwidth);
 
   const synthetic_model model(run.profile, config.model_seed);
-  const run_inputs inputs{config, model, run.plugins, bandwidth};
+  const run_inputs inputs{config, model, run.plugins, bandwidth, threads};
   run_cells(inputs, writer);
 
   print_table(writer.document()["cells"]);
@@ -201,6 +204,9 @@ int cmd_list(plugin_registry& registry, bool as_json) {
     std::printf("  %-14s %u layers, %u query heads, %u KV heads, head dim %u  %s\n",
                 p["name"].get<std::string>().c_str(), p["n_layers"].get<unsigned>(), p["n_query_heads"].get<unsigned>(),
                 p["n_kv_heads"].get<unsigned>(), p["head_dim"].get<unsigned>(), p["file"].get<std::string>().c_str());
+  std::printf("kernel SIMD targets (best first):");
+  for (const auto& t : kernels::available_targets()) std::printf(" %s", t.c_str());
+  std::printf("; using %s\n", kernels::current_target().c_str());
   std::printf("plugin search path:\n");
   for (const auto& p : out["search_path"]) std::printf("  %s\n", p.get<std::string>().c_str());
   return exit_ok;

@@ -274,12 +274,6 @@ std::size_t terminator_instance::state_size(std::uint32_t n_query_heads, std::ui
   return ops_->state_size(instance_, n_query_heads, head_dim);
 }
 
-void terminator_instance::reset(void* state, const attnbench_traversal_info& info) const {
-  const attnbench_status s = ops_->reset(instance_, state, &info);
-  if (s != ATTNBENCH_STATUS_OK)
-    throw plugin_error(library_->label() + ": reset failed (" + status_name(s) + "): " + library_->last_error());
-}
-
 nlohmann::json terminator_instance::stats() const {
   return ops_->stats_json ? parse_stats(*library_, ops_->stats_json(instance_)) : nlohmann::json::object();
 }

@@ -98,8 +98,8 @@ class policy_instance {
   void* instance_ = nullptr;
 };
 
-// An instance of a terminator plugin; reset and check may run on many threads, each
-// traversal with its own state buffer.
+// An instance of a terminator plugin. The kernels call its reset and check directly
+// (through ops() and handle()), on many threads, each traversal with its own state.
 class terminator_instance {
  public:
   terminator_instance(std::shared_ptr<plugin_library> library, const nlohmann::json& params,
@@ -112,7 +112,6 @@ class terminator_instance {
   const attnbench_terminator_ops* ops() const { return ops_; }
   const void* handle() const { return instance_; }
   std::size_t state_size(std::uint32_t n_query_heads, std::uint32_t head_dim) const;
-  void reset(void* state, const attnbench_traversal_info& info) const;
   nlohmann::json stats() const;
 
  private:

@@ -141,38 +141,28 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       const bool per_query = plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
       const std::uint32_t traversals = per_query ? hq : hkv;
       const std::uint32_t n_q = per_query ? 1 : group;
+      kernels::layer_decode_args la;
+      la.queries = queries.data();
+      la.n_query_heads = hq;
+      la.scale = model.scale();
+      la.kv = &kv;
+      la.plan = &plan;
+      la.threads = in.threads;
+      la.out = outputs.data() + static_cast<std::size_t>(layer) * hq * d;
+      if (terminator) {
+        la.terminator = terminator->ops();
+        la.terminator_instance = terminator->handle();
+        la.terminator_state_size = state_bytes;
+      }
       const auto t_att = clock_type::now();
-      tbb::parallel_for(std::uint32_t{0}, traversals, [&](std::uint32_t i) {
-        const std::uint32_t kv_head = per_query ? i / group : i;
-        const float* q = queries.data() + static_cast<std::size_t>(i) * n_q * d;
-        kernels::decode_args a;
-        a.queries = q;
-        a.n_query_heads = n_q;
-        a.head_dim = d;
-        a.scale = model.scale();
-        a.kv = &kv.heads[kv_head];
-        a.block_size = kv.block_size;
-        a.dtype = static_cast<attnbench_dtype>(kv.dtype);
-        a.entry = &plan.entries[i];
-        a.out = outputs.data() + (static_cast<std::size_t>(layer) * hq + static_cast<std::size_t>(i) * n_q) * d;
-        // Terminator state, 64-byte aligned as the ABI promises; reused across traversals.
-        struct alignas(64) cache_line {
-          std::byte bytes[64];
-        };
-        thread_local std::vector<cache_line> state;
-        if (terminator) {
-          state.resize(state_bytes / sizeof(cache_line) + 1);
-          std::uint64_t pb = 0, pt = 0;
-          kernels::plan_entry_size(*a.entry, *a.kv, a.block_size, &pb, &pt);
-          const attnbench_traversal_info info{layer, kv_head, n_q, d, static_cast<std::uint32_t>(pb), 0, pt, q,
-                                              model.scale(), 0, a.kv};
-          terminator->reset(state.data(), info);
-          a.hook = {terminator->ops(), terminator->handle(), state.data()};
-        }
-        counters[i] = {};
-        if (kernels::decode_group(a, &counters[i]) != ATTNBENCH_STATUS_OK)
-          throw plugin_error("decode kernel rejected the plan of " + policy.library().label());
-      });
+      const attnbench_status status = kernels::decode_layer(la, counters.data());
+      if (status != ATTNBENCH_STATUS_OK) {
+        // Plans were checked above, so a failure here is the terminator's reset.
+        if (terminator)
+          throw plugin_error(terminator->library().label() + ": reset failed at layer " + std::to_string(layer) +
+                             ": " + terminator->library().last_error());
+        throw plugin_error("decode kernel rejected the plan of " + policy.library().label());
+      }
       t.attention_s += seconds_since(t_att);
       for (std::uint32_t i = 0; i < traversals; ++i) {
         const auto& c = counters[i];

@@ -107,7 +107,7 @@ TEST(Cli, BadInputGivesOneLineAndADocumentedCode) {
                                       .string()),
                  exit_plugin, {"is not an attnbench plugin"});
   expect_failure(run_cli("run " + write(d, "abi.json", config(R"(["other_abi"])")).string()), exit_plugin,
-                 {"ABI version 999", "needs ABI version 1"});
+                 {"ABI version 999", "needs ABI version " + std::to_string(ATTNBENCH_ABI_VERSION)});
   expect_failure(run_cli("run " + write(d, "params.json", config(R"([{"name": "dense", "params": {"top_k": 64}}])")).string()),
                  exit_plugin, {"/policies/0", "rejected its params", "unknown parameter 'top_k'"});
   expect_failure(run_cli("run " + write(d, "term.json", config("[\"dense\"]", R"(, "terminators": [{"name": "stop_after", "params": {"blocks": 0}}])")).string()),

@@ -4,6 +4,7 @@
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/kernels/random.hpp>
+#include <attnbench/kernels/simd.hpp>
 
 #include <gtest/gtest.h>
 
@@ -52,7 +53,7 @@ class DecodeVsReference : public ::testing::TestWithParam<param> {};
 
 TEST_P(DecodeVsReference, RelativeErrorIsSmall) {
   const auto [dtype, group, n_tokens, kind] = GetParam();
-  const std::uint32_t d = 64, bs = 64;
+  const std::uint32_t d = 64, bs = 64;  // the scalar path also runs d = 24 below
   auto f = make(n_tokens, group, d, bs, dtype, 1000 + n_tokens * 31 + group);
   const auto& view = f.cache->layer_view(0).heads[0];
 
@@ -69,6 +70,9 @@ TEST_P(DecodeVsReference, RelativeErrorIsSmall) {
   }
   const attnbench_plan_entry entry{static_cast<std::uint32_t>(kind), static_cast<std::uint32_t>(indices.size()),
                                    indices.data(), nullptr};
+  for (const auto& target : available_targets()) {
+  SCOPED_TRACE("SIMD target " + target);
+  ASSERT_TRUE(set_target(target));
   std::vector<float> out(static_cast<std::size_t>(group) * d, NAN);
   decode_args a;
   a.queries = f.queries.data();
@@ -90,6 +94,8 @@ TEST_P(DecodeVsReference, RelativeErrorIsSmall) {
                                       : kind == ATTNBENCH_PLAN_TOKENS ? indices.size()
                                                                       : counters.tokens_planned;
   EXPECT_EQ(counters.tokens_visited, expect_tokens);
+  }
+  set_target("auto");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -175,3 +181,130 @@ TEST(DecodeKernel, EmptyPlanGivesZeros) {
 }
 
 }  // namespace
+
+namespace {
+
+// A layer of several KV heads with the same random content shape.
+struct layer_fixture {
+  std::unique_ptr<kv_cache> cache;
+  std::vector<float> queries;
+};
+
+layer_fixture make_layer(std::uint32_t n_tokens, std::uint32_t hkv, std::uint32_t group, std::uint32_t d,
+                         std::uint32_t bs, std::uint64_t seed) {
+  layer_fixture f;
+  f.cache = std::make_unique<kv_cache>(1, hkv, d, bs, ATTNBENCH_DTYPE_FP16);
+  attnbench::rng r(seed);
+  for (std::uint32_t h = 0; h < hkv; ++h) {
+    std::vector<float> k(static_cast<std::size_t>(n_tokens) * d), v(k.size());
+    for (auto& x : k) x = static_cast<float>(r.normal());
+    for (auto& x : v) x = static_cast<float>(r.normal());
+    std::vector<std::int64_t> p(n_tokens);
+    std::iota(p.begin(), p.end(), 0);
+    f.cache->append(0, h, n_tokens, p.data(), k.data(), v.data());
+  }
+  f.queries.resize(static_cast<std::size_t>(hkv) * group * d);
+  for (auto& x : f.queries) x = static_cast<float>(2.0 * r.normal());
+  return f;
+}
+
+}  // namespace
+
+// Split-K: one traversal cut into parts and merged by log-sum-exp equals the whole.
+TEST(DecodeSplitK, PartsMergeToTheWhole) {
+  const std::uint32_t d = 64, bs = 16, group = 4;
+  auto f = make(1000, group, d, bs, ATTNBENCH_DTYPE_BF16, 21);
+  const attnbench_plan_entry entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr};
+  decode_args a;
+  a.queries = f.queries.data();
+  a.n_query_heads = group;
+  a.head_dim = d;
+  a.scale = 0.125f;
+  a.kv = &f.cache->layer_view(0).heads[0];
+  a.block_size = bs;
+  a.dtype = ATTNBENCH_DTYPE_BF16;
+  a.entry = &entry;
+  std::vector<double> want(group * d);
+  ASSERT_EQ(decode_reference(a, UINT64_MAX, want.data()), ATTNBENCH_STATUS_OK);
+  const std::uint64_t chunks = plan_entry_chunks(entry, *a.kv, bs);
+  for (std::uint32_t parts : {1u, 2u, 3u, 7u}) {
+    std::vector<float> m(parts * group), s(parts * group), acc(parts * group * d), out(group * d);
+    for (std::uint32_t p = 0; p < parts; ++p)
+      ASSERT_EQ(decode_partial(a, chunks * p / parts, chunks * (p + 1) / parts,
+                               {&m[p * group], &s[p * group], &acc[p * group * d]}, nullptr),
+                ATTNBENCH_STATUS_OK);
+    merge_partials(parts, group, d, m.data(), s.data(), acc.data(), out.data(), nullptr);
+    EXPECT_LT(relative_l2(out, want), 1e-5) << parts << " parts";
+  }
+}
+
+// decode_layer with and without splitting, per-KV-head and per-query-head plans.
+TEST(DecodeLayer, MatchesPerGroupReference) {
+  const std::uint32_t hkv = 2, group = 4, d = 32, bs = 16, n = 777;
+  auto f = make_layer(n, hkv, group, d, bs, 5);
+  const auto& view = f.cache->layer_view(0);
+  std::vector<std::uint32_t> blocks = {0, 3, 9, 48, 20};
+  std::vector<attnbench_plan_entry> per_kv = {{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr},
+                                              {ATTNBENCH_PLAN_BLOCKS, 5, blocks.data(), nullptr}};
+  std::vector<attnbench_plan_entry> per_q;
+  for (std::uint32_t q = 0; q < hkv * group; ++q) per_q.push_back(per_kv[q / group]);
+  for (bool split : {false, true}) {
+    for (bool query_granularity : {false, true}) {
+      const attnbench_plan plan{query_granularity ? ATTNBENCH_PLAN_PER_QUERY_HEAD : ATTNBENCH_PLAN_PER_KV_HEAD,
+                                query_granularity ? hkv * group : hkv,
+                                query_granularity ? per_q.data() : per_kv.data()};
+      std::vector<float> out(hkv * group * d);
+      layer_decode_args la;
+      la.queries = f.queries.data();
+      la.n_query_heads = hkv * group;
+      la.scale = 0.2f;
+      la.kv = &view;
+      la.plan = &plan;
+      la.threads = split ? 16 : 1;  // 16 threads over 2 traversals forces splits
+      la.allow_split = split;
+      la.out = out.data();
+      std::vector<decode_counters> counters(plan.n_entries);
+      ASSERT_EQ(decode_layer(la, counters.data()), ATTNBENCH_STATUS_OK);
+      for (std::uint32_t h = 0; h < hkv; ++h) {
+        decode_args a;
+        a.queries = f.queries.data() + h * group * d;
+        a.n_query_heads = group;
+        a.head_dim = d;
+        a.scale = 0.2f;
+        a.kv = &view.heads[h];
+        a.block_size = bs;
+        a.dtype = ATTNBENCH_DTYPE_FP16;
+        a.entry = &per_kv[h];
+        std::vector<double> want(group * d);
+        ASSERT_EQ(decode_reference(a, UINT64_MAX, want.data()), ATTNBENCH_STATUS_OK);
+        std::vector<float> got(out.begin() + h * group * d, out.begin() + (h + 1) * group * d);
+        EXPECT_LT(relative_l2(got, want), 1e-5) << "split " << split << " per-query " << query_granularity;
+      }
+      std::uint64_t visited = 0;
+      for (const auto& c : counters) visited += c.blocks_visited;
+      const std::uint64_t expect = (query_granularity ? group : 1) * (49 + 5);
+      EXPECT_EQ(visited, expect);
+    }
+  }
+}
+
+TEST(DecodeScalarPath, HandlesHeadDimsTheSimdPathCannot) {
+  // head_dim 24 is not a multiple of 16 or 8 lanes: the kernel must fall back, not fail.
+  auto f = make(130, 2, 24, 16, ATTNBENCH_DTYPE_FP16, 99);
+  const attnbench_plan_entry entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr};
+  std::vector<float> out(48);
+  decode_args a;
+  a.queries = f.queries.data();
+  a.n_query_heads = 2;
+  a.head_dim = 24;
+  a.scale = 0.2f;
+  a.kv = &f.cache->layer_view(0).heads[0];
+  a.block_size = 16;
+  a.dtype = ATTNBENCH_DTYPE_FP16;
+  a.entry = &entry;
+  a.out = out.data();
+  ASSERT_EQ(decode_group(a, nullptr), ATTNBENCH_STATUS_OK);
+  std::vector<double> want(48);
+  ASSERT_EQ(decode_reference(a, UINT64_MAX, want.data()), ATTNBENCH_STATUS_OK);
+  EXPECT_LT(relative_l2(out, want), 1e-5);
+}

@@ -34,7 +34,7 @@ void expect_metadata_matches(const attnbench_kv_head_view& v, std::uint32_t d, s
     for (std::uint32_t i = 0; i < d; ++i) {
       ASSERT_EQ(v.key_min[b * d + i], static_cast<float>(mn[i]));
       ASSERT_EQ(v.key_max[b * d + i], static_cast<float>(mx[i]));
-      ASSERT_NEAR(v.key_mean[b * d + i], sum[i] / n, 1e-5);
+      ASSERT_NEAR(v.key_mean[b * d + i], sum[i] / n, 1e-5 * (1 + std::fabs(sum[i] / n)));
     }
     ASSERT_NEAR(v.value_norm_max[b], vmax, 1e-5 * (1 + vmax));
   }
@@ -62,6 +62,7 @@ TEST(KvCache, MetadataMatchesRecomputationAfterAppendsAndCompaction) {
     ASSERT_EQ(view.n_tokens, pos.size());
     ASSERT_EQ(view.n_blocks, (pos.size() + bs - 1) / bs);
     expect_metadata_matches(view, d, bs, dtype);
+    EXPECT_EQ(view.positions, nullptr);  // never compacted: position == index
     EXPECT_EQ(cache.layer_view(0).heads[0].n_tokens, 0u);
 
     std::vector<std::uint32_t> keep;
@@ -76,6 +77,7 @@ TEST(KvCache, MetadataMatchesRecomputationAfterAppendsAndCompaction) {
     ASSERT_EQ(after_view.n_tokens, keep.size());
     expect_metadata_matches(after_view, d, bs, dtype);
     const std::uint32_t moved = static_cast<std::uint32_t>(keep.size() / 2);
+    ASSERT_NE(after_view.positions, nullptr);
     EXPECT_EQ(after_view.positions[moved], probe);
     to_fp32(dtype, static_cast<const std::uint8_t*>(after_view.key_blocks[moved / bs]) + (moved % bs) * d * dtype_size(dtype),
             after.data(), d);
@@ -93,6 +95,23 @@ TEST(KvCache, CompactionRejectsUnsortedOrOutOfRangeLists) {
   const std::uint32_t out_of_range[] = {1, 10};
   EXPECT_THROW(cache.compact(0, 0, unsorted, 2), std::invalid_argument);
   EXPECT_THROW(cache.compact(0, 0, out_of_range, 2), std::invalid_argument);
+}
+
+TEST(KvCache, MetadataCostsAtMostFivePercentAt128K) {
+  // The figure: 128K tokens x 8 KV heads x 128 dims x fp16, block 64.
+  kv_cache cache(1, 8, 128, 64, ATTNBENCH_DTYPE_FP16, 131072);
+  std::vector<float> k(4096 * 128, 0.25f);
+  std::vector<std::int64_t> p(4096);
+  for (std::uint32_t h = 0; h < 8; ++h)
+    for (std::int64_t start = 0; start < 131072; start += 4096) {
+      std::iota(p.begin(), p.end(), start);
+      cache.append(0, h, 4096, p.data(), k.data(), k.data());
+    }
+  const double kv = 131072.0 * 8 * 128 * 2 * 2;
+  EXPECT_EQ(static_cast<double>(cache.token_bytes()), kv);
+  const double overhead = static_cast<double>(cache.resident_bytes()) / kv - 1.0;
+  EXPECT_LE(overhead, 0.05);
+  RecordProperty("metadata_overhead", std::to_string(overhead));
 }
 
 TEST(KvCache, ResidentBytesCountTokensAndMetadata) {

@@ -13,6 +13,9 @@
  * plugin could notice: a field added, removed, reordered or retyped, a function pointer's
  * signature, or the meaning of a value. The loader reads abi_version and struct_size
  * first and refuses a plugin whose abi_version differs, naming both numbers.
+ *   1: first version.
+ *   2: attnbench_kv_head_view.positions may be NULL (identity), so uncompacted caches
+ *      carry no per-token positions.
  *
  * Errors. No C++ exception (or longjmp) crosses this boundary. Every operation that can
  * fail returns an attnbench_status; when it is not ATTNBENCH_STATUS_OK, the plugin's
@@ -44,7 +47,7 @@
 extern "C" {
 #endif
 
-#define ATTNBENCH_ABI_VERSION 1u
+#define ATTNBENCH_ABI_VERSION 2u
 
 #if defined(_WIN32)
 #define ATTNBENCH_PLUGIN_EXPORT __declspec(dllexport)
@@ -98,7 +101,8 @@ typedef struct attnbench_kv_head_view {
   const float* key_max;            /* [n_blocks * head_dim] per-channel key maximum */
   const float* key_mean;           /* [n_blocks * head_dim] mean key */
   const float* value_norm_max;     /* [n_blocks] largest L2 norm of a value in the block */
-  const int64_t* positions;        /* [n_tokens] sequence position of each cache token */
+  const int64_t* positions;        /* [n_tokens] sequence position of each cache token, or
+                                      NULL when position == cache index (never compacted) */
 } attnbench_kv_head_view;
 
 /* Read-only view of one layer's cache: one head view per KV head. */

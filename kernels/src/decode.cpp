@@ -1,6 +1,11 @@
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/dtype.hpp>
 
+#include "decode-internal.hpp"
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -8,192 +13,306 @@
 #include <vector>
 
 namespace attnbench::kernels {
+namespace detail {
+
+// The portable step: the same arithmetic as the SIMD path, one element at a time.
+void fold_chunk_scalar(const chunk_job& job) {
+  const std::uint32_t d = job.d;
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> k, v;
+  k.resize(static_cast<std::size_t>(job.count) * d);
+  v.resize(k.size());
+  for (std::uint32_t j = 0; j < job.count; ++j) {
+    to_fp32(job.dtype, job.k_rows[j], &k[static_cast<std::size_t>(j) * d], d);
+    to_fp32(job.dtype, job.v_rows[j], &v[static_cast<std::size_t>(j) * d], d);
+  }
+  float* p = job.scratch;
+  for (std::uint32_t g = 0; g < job.n_q; ++g) {
+    const float* q = job.queries + static_cast<std::size_t>(g) * d;
+    float bmax = neg_inf;
+    for (std::uint32_t j = 0; j < job.count; ++j) {
+      float dot = 0;
+      for (std::uint32_t i = 0; i < d; ++i) dot += q[i] * k[static_cast<std::size_t>(j) * d + i];
+      p[j] = dot;
+      bmax = std::max(bmax, dot);
+    }
+    job.state.block_max[g] = bmax;
+    const float old_max = job.state.max[g];
+    const float new_max = std::max(old_max, bmax);
+    const float alpha = old_max == neg_inf ? 0.0f : std::exp(old_max - new_max);
+    float* o = job.state.acc + static_cast<std::size_t>(g) * d;
+    float sum = job.state.sum[g] * alpha;
+    for (std::uint32_t i = 0; i < d; ++i) o[i] *= alpha;
+    for (std::uint32_t j = 0; j < job.count; ++j) {
+      const float w = std::exp(p[j] - new_max);
+      sum += w;
+      for (std::uint32_t i = 0; i < d; ++i) o[i] += w * v[static_cast<std::size_t>(j) * d + i];
+    }
+    job.state.sum[g] = sum;
+    job.state.max[g] = new_max;
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
-// One step of a traversal: up to block_size tokens, either a contiguous run inside one
-// cache block (ALL and BLOCKS plans) or a slice of a token list.
-struct chunk {
-  std::uint32_t block_id;         // ATTNBENCH_NO_BLOCK for token-list chunks
-  std::uint64_t first;            // first cache token (contiguous chunks)
-  const std::uint32_t* tokens;    // token indices (token-list chunks), else nullptr
-  std::uint32_t count;
+using detail::chunk;
+
+// Per-thread buffers, grown as needed: no allocation per step once warm.
+struct scratch_buffers {
+  std::vector<const void*> k_rows, v_rows;
+  std::vector<float> scaled_queries, logits, block_max;
 };
-
-// Calls fn(chunk) for each chunk of the plan in order; fn returns false to stop.
-// Returns false if an index is out of range.
-template <class F>
-bool for_each_chunk(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
-                    std::uint32_t block_size, F&& fn) {
-  auto block_chunk = [&](std::uint32_t b) {
-    const std::uint64_t first = static_cast<std::uint64_t>(b) * block_size;
-    const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, kv.n_tokens - first));
-    return chunk{b, first, nullptr, count};
-  };
-  switch (entry.kind) {
-    case ATTNBENCH_PLAN_ALL:
-      for (std::uint32_t b = 0; b < kv.n_blocks; ++b)
-        if (!fn(block_chunk(b))) break;
-      return true;
-    case ATTNBENCH_PLAN_BLOCKS:
-      for (std::uint32_t i = 0; i < entry.count; ++i)
-        if (entry.indices[i] >= kv.n_blocks) return false;
-      for (std::uint32_t i = 0; i < entry.count; ++i)
-        if (!fn(block_chunk(entry.indices[i]))) break;
-      return true;
-    case ATTNBENCH_PLAN_TOKENS:
-      for (std::uint32_t i = 0; i < entry.count; ++i)
-        if (entry.indices[i] >= kv.n_tokens) return false;
-      for (std::uint32_t i = 0; i < entry.count; i += block_size) {
-        const auto count = std::min<std::uint32_t>(block_size, entry.count - i);
-        if (!fn(chunk{ATTNBENCH_NO_BLOCK, 0, entry.indices + i, count})) break;
-      }
-      return true;
-    default:
-      return false;
-  }
+scratch_buffers& scratch() {
+  thread_local scratch_buffers s;
+  return s;
 }
 
-const void* row_ptr(const void* const* blocks, std::uint64_t token, std::uint32_t block_size, std::size_t row_bytes) {
-  return static_cast<const std::byte*>(blocks[token / block_size]) + (token % block_size) * row_bytes;
-}
-
-// Converts the chunk's K or V rows to fp32, row-major [count * head_dim].
-void gather_rows(const void* const* blocks, const chunk& c, std::uint32_t block_size, attnbench_dtype dtype,
-                 std::uint32_t head_dim, float* dst) {
-  const std::size_t row_bytes = head_dim * dtype_size(dtype);
-  if (!c.tokens) {
-    to_fp32(dtype, row_ptr(blocks, c.first, block_size, row_bytes), dst, static_cast<std::size_t>(c.count) * head_dim);
-    return;
-  }
-  for (std::uint32_t j = 0; j < c.count; ++j)
-    to_fp32(dtype, row_ptr(blocks, c.tokens[j], block_size, row_bytes), dst + static_cast<std::size_t>(j) * head_dim, head_dim);
-}
-
-// Dot product with independent partial sums so the compiler can vectorise it.
-float dot(const float* a, const float* b, std::uint32_t n) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::uint32_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
-  float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-  for (; i < n; ++i) total += a[i] * b[i];
-  return total;
-}
-
-}  // namespace
-
-void plan_entry_size(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
-                     std::uint32_t block_size, std::uint64_t* blocks, std::uint64_t* tokens) {
-  std::uint64_t nb = 0, nt = 0;
-  for_each_chunk(entry, kv, block_size, [&](const chunk& c) {
-    ++nb;
-    nt += c.count;
-    return true;
-  });
-  if (blocks) *blocks = nb;
-  if (tokens) *tokens = nt;
-}
-
-attnbench_status decode_group(const decode_args& a, decode_counters* counters) {
-  if (!a.queries || !a.kv || !a.entry || !a.out || a.head_dim == 0 || a.n_query_heads == 0 || a.block_size == 0)
-    return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+// Traverses chunks [first, end) of a valid entry, updating `part` (already initialised).
+void traverse(const decode_args& a, std::uint64_t first, std::uint64_t end, partial_state part,
+              decode_counters* counters) {
   const std::uint32_t nq = a.n_query_heads, d = a.head_dim;
-  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  scratch_buffers& s = scratch();
+  s.k_rows.resize(2 * static_cast<std::size_t>(a.block_size));  // this chunk and the next
+  s.v_rows.resize(2 * static_cast<std::size_t>(a.block_size));
+  s.scaled_queries.resize(static_cast<std::size_t>(nq) * d);
+  for (std::size_t i = 0; i < s.scaled_queries.size(); ++i) s.scaled_queries[i] = a.queries[i] * a.scale;
+  s.logits.resize(static_cast<std::size_t>(nq) * (a.block_size + 64));
+  s.block_max.resize(nq);
+  const std::size_t row_bytes = d * dtype_size(a.dtype);
 
-  // Scratch reused across calls on the same thread: no allocation per step once warm.
-  thread_local std::vector<float> m, s, acc, block_max, logits, kbuf, vbuf;
-  m.assign(nq, neg_inf);
-  s.assign(nq, 0.0f);
-  acc.assign(static_cast<std::size_t>(nq) * d, 0.0f);
-  block_max.resize(nq);
-  logits.resize(a.block_size);
-  kbuf.resize(static_cast<std::size_t>(a.block_size) * d);
-  vbuf.resize(kbuf.size());
-
+  detail::chunk_job job{s.scaled_queries.data(), nq, d, a.dtype, nullptr, nullptr, 0, nullptr, 0, row_bytes,
+                        {part.max, part.sum, part.acc, s.block_max.data()}, s.logits.data()};
   attnbench_kernel_state ks{};
   ks.n_query_heads = nq;
   ks.head_dim = d;
-  ks.running_max = m.data();
-  ks.running_sum = s.data();
-  ks.output_acc = acc.data();
-  ks.block_max = block_max.data();
+  ks.running_max = part.max;
+  ks.running_sum = part.sum;
+  ks.output_acc = part.acc;
+  ks.block_max = s.block_max.data();
+  const bool simd = detail::simd_enabled();
 
-  std::uint64_t planned_blocks = 0, planned_tokens = 0, visited_blocks = 0, visited_tokens = 0;
-  plan_entry_size(*a.entry, *a.kv, a.block_size, &planned_blocks, &planned_tokens);
-
-  const bool ok = for_each_chunk(*a.entry, *a.kv, a.block_size, [&](const chunk& c) {
-    gather_rows(a.kv->key_blocks, c, a.block_size, a.dtype, d, kbuf.data());
-    gather_rows(a.kv->value_blocks, c, a.block_size, a.dtype, d, vbuf.data());
-    for (std::uint32_t i = 0; i < nq; ++i) {
-      const float* q = a.queries + static_cast<std::size_t>(i) * d;
-      float bmax = neg_inf;
-      for (std::uint32_t j = 0; j < c.count; ++j) {
-        logits[j] = a.scale * dot(q, &kbuf[static_cast<std::size_t>(j) * d], d);
-        bmax = std::max(bmax, logits[j]);
-      }
-      block_max[i] = bmax;
-      const float new_max = std::max(m[i], bmax);
-      const float alpha = m[i] == neg_inf ? 0.0f : std::exp(m[i] - new_max);
-      float* o = &acc[static_cast<std::size_t>(i) * d];
-      float sum = s[i] * alpha;
-      for (std::uint32_t k = 0; k < d; ++k) o[k] *= alpha;
-      for (std::uint32_t j = 0; j < c.count; ++j) {
-        const float p = std::exp(logits[j] - new_max);
-        sum += p;
-        const float* v = &vbuf[static_cast<std::size_t>(j) * d];
-        for (std::uint32_t k = 0; k < d; ++k) o[k] += p * v[k];
-      }
-      s[i] = sum;
-      m[i] = new_max;
-    }
+  std::uint64_t visited_blocks = 0, visited_tokens = 0;
+  // Row pointers for chunk i live in half (i - first) % 2 of the buffers; the next
+  // chunk's are filled one step ahead for prefetching.
+  auto rows = [&](std::uint64_t i, std::size_t half) {
+    const chunk c = detail::chunk_at(*a.entry, *a.kv, a.block_size, i);
+    detail::chunk_rows(*a.kv, c, a.block_size, row_bytes, s.k_rows.data() + half * a.block_size,
+                       s.v_rows.data() + half * a.block_size);
+    return c;
+  };
+  chunk next = first < end ? rows(first, 0) : chunk{};
+  for (std::uint64_t i = first; i < end; ++i) {
+    const std::size_t half = (i - first) % 2;
+    const chunk c = next;
+    if (i + 1 < end) next = rows(i + 1, 1 - half);
+    job.k_rows = s.k_rows.data() + half * a.block_size;
+    job.v_rows = s.v_rows.data() + half * a.block_size;
+    job.next_k_rows = s.k_rows.data() + (1 - half) * a.block_size;
+    job.next_count = i + 1 < end ? next.count : 0;
+    job.count = c.count;
+    if (!simd || !detail::fold_chunk_simd(job)) detail::fold_chunk_scalar(job);
     ++visited_blocks;
     visited_tokens += c.count;
     if (a.hook.ops) {
       ks.blocks_done = static_cast<std::uint32_t>(visited_blocks);
       ks.block_id = c.block_id;
       ks.tokens_in_block = c.count;
-      if (a.hook.ops->check(a.hook.instance, a.hook.state, &ks) == ATTNBENCH_STOP) return false;
+      if (a.hook.ops->check(a.hook.instance, a.hook.state, &ks) == ATTNBENCH_STOP) break;
     }
-    return true;
-  });
-  if (!ok) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-
-  for (std::uint32_t i = 0; i < nq; ++i) {
-    float* out = a.out + static_cast<std::size_t>(i) * d;
-    const float* o = &acc[static_cast<std::size_t>(i) * d];
-    const float inv = s[i] > 0.0f ? 1.0f / s[i] : 0.0f;
-    for (std::uint32_t k = 0; k < d; ++k) out[k] = o[k] * inv;
-    if (a.lse) a.lse[i] = s[i] > 0.0f ? m[i] + std::log(s[i]) : neg_inf;
   }
   if (counters) {
-    counters->blocks_planned += planned_blocks;
+    std::uint64_t planned_tokens = 0;
+    for (std::uint64_t i = first; i < end; ++i)
+      planned_tokens += detail::chunk_at(*a.entry, *a.kv, a.block_size, i).count;
+    counters->blocks_planned += end - first;
     counters->tokens_planned += planned_tokens;
     counters->blocks_visited += visited_blocks;
     counters->tokens_visited += visited_tokens;
+  }
+}
+
+bool args_ok(const decode_args& a) {
+  return a.queries && a.kv && a.entry && a.head_dim > 0 && a.n_query_heads > 0 && a.block_size > 0;
+}
+
+void init_part(partial_state part, std::uint32_t nq, std::uint32_t d) {
+  std::fill(part.max, part.max + nq, -std::numeric_limits<float>::infinity());
+  std::fill(part.sum, part.sum + nq, 0.0f);
+  std::fill(part.acc, part.acc + static_cast<std::size_t>(nq) * d, 0.0f);
+}
+
+}  // namespace
+
+std::uint64_t plan_entry_chunks(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
+                                std::uint32_t block_size) {
+  return detail::chunk_count(entry, kv, block_size);
+}
+
+void plan_entry_size(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv, std::uint32_t block_size,
+                     std::uint64_t* blocks, std::uint64_t* tokens) {
+  const std::uint64_t n = detail::chunk_count(entry, kv, block_size);
+  std::uint64_t t = 0;
+  if (entry.kind == ATTNBENCH_PLAN_ALL) t = kv.n_tokens;
+  else if (entry.kind == ATTNBENCH_PLAN_TOKENS) t = entry.count;
+  else
+    for (std::uint64_t i = 0; i < n; ++i) t += detail::chunk_at(entry, kv, block_size, i).count;
+  if (blocks) *blocks = n;
+  if (tokens) *tokens = t;
+}
+
+attnbench_status decode_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
+                                partial_state part, decode_counters* counters) {
+  if (!args_ok(a) || !part.max || !part.sum || !part.acc) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (!detail::entry_valid(*a.entry, *a.kv)) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  end_chunk = std::min(end_chunk, detail::chunk_count(*a.entry, *a.kv, a.block_size));
+  init_part(part, a.n_query_heads, a.head_dim);
+  if (first_chunk < end_chunk) traverse(a, first_chunk, end_chunk, part, counters);
+  return ATTNBENCH_STATUS_OK;
+}
+
+void merge_partials(std::uint32_t n_parts, std::uint32_t nq, std::uint32_t d, const float* max, const float* sum,
+                    const float* acc, float* out, float* lse) {
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  for (std::uint32_t g = 0; g < nq; ++g) {
+    float m = neg_inf;
+    for (std::uint32_t p = 0; p < n_parts; ++p) m = std::max(m, max[p * nq + g]);
+    float total = 0;
+    float* o = out + static_cast<std::size_t>(g) * d;
+    std::fill(o, o + d, 0.0f);
+    for (std::uint32_t p = 0; p < n_parts; ++p) {
+      const float s = sum[p * nq + g];
+      if (s == 0.0f) continue;
+      const float w = std::exp(max[p * nq + g] - m);
+      total += s * w;
+      const float* src = acc + (static_cast<std::size_t>(p) * nq + g) * d;
+      for (std::uint32_t i = 0; i < d; ++i) o[i] += w * src[i];
+    }
+    const float inv = total > 0 ? 1.0f / total : 0.0f;
+    for (std::uint32_t i = 0; i < d; ++i) o[i] *= inv;
+    if (lse) lse[g] = total > 0 ? m + std::log(total) : neg_inf;
+  }
+}
+
+attnbench_status decode_group(const decode_args& a, decode_counters* counters) {
+  if (!args_ok(a) || !a.out) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  const std::uint32_t nq = a.n_query_heads, d = a.head_dim;
+  thread_local std::vector<float> m, s, acc;
+  m.resize(nq);
+  s.resize(nq);
+  acc.resize(static_cast<std::size_t>(nq) * d);
+  const partial_state part{m.data(), s.data(), acc.data()};
+  const attnbench_status status = decode_partial(a, 0, UINT64_MAX, part, counters);
+  if (status != ATTNBENCH_STATUS_OK) return status;
+  merge_partials(1, nq, d, m.data(), s.data(), acc.data(), a.out, a.lse);
+  return ATTNBENCH_STATUS_OK;
+}
+
+attnbench_status decode_layer(const layer_decode_args& la, decode_counters* counters) {
+  if (!la.queries || !la.kv || !la.plan || !la.out || !la.plan->entries) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  const attnbench_kv_layer_view& kv = *la.kv;
+  const std::uint32_t hq = la.n_query_heads, hkv = kv.n_kv_heads, d = kv.head_dim;
+  if (hkv == 0 || hq % hkv != 0) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  const std::uint32_t group = hq / hkv;
+  const bool per_query = la.plan->granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
+  const std::uint32_t traversals = per_query ? hq : hkv;
+  const std::uint32_t nq = per_query ? 1 : group;
+  if (la.plan->n_entries != traversals) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  for (std::uint32_t t = 0; t < traversals; ++t)
+    if (!detail::entry_valid(la.plan->entries[t], kv.heads[per_query ? t / group : t]))
+      return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+
+  // Split-K: when traversals alone cannot keep the threads busy, cut each into parts of
+  // at least 4 chunks, so the merge stays cheap next to the work.
+  const std::uint32_t threads = la.threads ? la.threads : static_cast<std::uint32_t>(tbb::this_task_arena::max_concurrency());
+  std::uint32_t splits = 1;
+  if (la.allow_split && traversals < threads) splits = (threads + traversals - 1) / traversals;
+  std::vector<std::uint64_t> chunks(traversals);
+  for (std::uint32_t t = 0; t < traversals; ++t)
+    chunks[t] = detail::chunk_count(la.plan->entries[t], kv.heads[per_query ? t / group : t], kv.block_size);
+  std::uint64_t min_chunks = UINT64_MAX;
+  for (auto c : chunks) min_chunks = std::min(min_chunks, c);
+  splits = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(splits, min_chunks / 4)));
+
+  const std::size_t parts = static_cast<std::size_t>(traversals) * splits;
+  std::vector<float> max(parts * nq), sum(parts * nq), acc(parts * nq * d);
+  std::vector<decode_counters> part_counters(parts);
+  std::vector<attnbench_status> status(parts, ATTNBENCH_STATUS_OK);
+  struct alignas(64) cache_line {
+    std::byte bytes[64];
+  };
+
+  tbb::parallel_for(std::size_t{0}, parts, [&](std::size_t job) {
+    const auto t = static_cast<std::uint32_t>(job / splits);
+    const auto split = static_cast<std::uint32_t>(job % splits);
+    const std::uint32_t kv_head = per_query ? t / group : t;
+    decode_args a;
+    a.queries = la.queries + static_cast<std::size_t>(t) * nq * d;
+    a.n_query_heads = nq;
+    a.head_dim = d;
+    a.scale = la.scale;
+    a.kv = &kv.heads[kv_head];
+    a.block_size = kv.block_size;
+    a.dtype = static_cast<attnbench_dtype>(kv.dtype);
+    a.entry = &la.plan->entries[t];
+    const std::uint64_t first = chunks[t] * split / splits, end = chunks[t] * (split + 1) / splits;
+    thread_local std::vector<cache_line> state;
+    if (la.terminator) {
+      state.resize(la.terminator_state_size / sizeof(cache_line) + 1);
+      std::uint64_t planned_tokens = 0;
+      for (std::uint64_t i = first; i < end; ++i) planned_tokens += detail::chunk_at(*a.entry, *a.kv, a.block_size, i).count;
+      const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,
+                                          planned_tokens, a.queries, la.scale, 0, a.kv};
+      status[job] = la.terminator->reset(la.terminator_instance, state.data(), &info);
+      if (status[job] != ATTNBENCH_STATUS_OK) return;
+      a.hook = {la.terminator, la.terminator_instance, state.data()};
+    }
+    const partial_state part{&max[job * nq], &sum[job * nq], &acc[job * nq * d]};
+    status[job] = decode_partial(a, first, end, part, &part_counters[job]);
+  });
+  for (auto s : status)
+    if (s != ATTNBENCH_STATUS_OK) return s;
+
+  for (std::uint32_t t = 0; t < traversals; ++t) {
+    const std::size_t base = static_cast<std::size_t>(t) * splits;
+    merge_partials(splits, nq, d, &max[base * nq], &sum[base * nq], &acc[base * nq * d],
+                   la.out + static_cast<std::size_t>(t) * nq * d, nullptr);
+    if (counters) {
+      counters[t] = {};
+      for (std::uint32_t s = 0; s < splits; ++s) {
+        const auto& c = part_counters[base + s];
+        counters[t].blocks_planned += c.blocks_planned;
+        counters[t].blocks_visited += c.blocks_visited;
+        counters[t].tokens_planned += c.tokens_planned;
+        counters[t].tokens_visited += c.tokens_visited;
+      }
+    }
   }
   return ATTNBENCH_STATUS_OK;
 }
 
 attnbench_status decode_reference(const decode_args& a, std::uint64_t max_blocks, double* out) {
-  if (!a.queries || !a.kv || !a.entry || !out || a.head_dim == 0) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (!args_ok(a) || !out) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (!detail::entry_valid(*a.entry, *a.kv)) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
   const std::uint32_t d = a.head_dim;
-  std::vector<float> kbuf(static_cast<std::size_t>(a.block_size) * d), vbuf(kbuf.size());
+  const std::size_t row_bytes = d * dtype_size(a.dtype);
+  std::vector<const void*> k_rows(a.block_size), v_rows(a.block_size);
   std::vector<std::vector<double>> keys, values;
-  std::uint64_t done = 0;
-  const bool ok = for_each_chunk(*a.entry, *a.kv, a.block_size, [&](const chunk& c) {
-    if (done >= max_blocks) return false;
-    gather_rows(a.kv->key_blocks, c, a.block_size, a.dtype, d, kbuf.data());
-    gather_rows(a.kv->value_blocks, c, a.block_size, a.dtype, d, vbuf.data());
+  std::vector<float> row(d);
+  const std::uint64_t n = std::min(max_blocks, detail::chunk_count(*a.entry, *a.kv, a.block_size));
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const chunk c = detail::chunk_at(*a.entry, *a.kv, a.block_size, i);
+    detail::chunk_rows(*a.kv, c, a.block_size, row_bytes, k_rows.data(), v_rows.data());
     for (std::uint32_t j = 0; j < c.count; ++j) {
-      keys.emplace_back(kbuf.begin() + j * d, kbuf.begin() + (j + 1) * d);
-      values.emplace_back(vbuf.begin() + j * d, vbuf.begin() + (j + 1) * d);
+      to_fp32(a.dtype, k_rows[j], row.data(), d);
+      keys.emplace_back(row.begin(), row.end());
+      to_fp32(a.dtype, v_rows[j], row.data(), d);
+      values.emplace_back(row.begin(), row.end());
     }
-    ++done;
-    return true;
-  });
-  if (!ok) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  for (std::uint32_t i = 0; i < a.n_query_heads; ++i) {
-    const float* q = a.queries + static_cast<std::size_t>(i) * d;
+  }
+  for (std::uint32_t g = 0; g < a.n_query_heads; ++g) {
+    const float* q = a.queries + static_cast<std::size_t>(g) * d;
     std::vector<double> logit(keys.size());
     double mx = -std::numeric_limits<double>::infinity();
     for (std::size_t j = 0; j < keys.size(); ++j) {
@@ -202,14 +321,14 @@ attnbench_status decode_reference(const decode_args& a, std::uint64_t max_blocks
       logit[j] = static_cast<double>(a.scale) * dp;
       mx = std::max(mx, logit[j]);
     }
-    double sum = 0;
+    double total = 0;
     std::vector<double> o(d, 0.0);
     for (std::size_t j = 0; j < keys.size(); ++j) {
       const double p = std::exp(logit[j] - mx);
-      sum += p;
+      total += p;
       for (std::uint32_t k = 0; k < d; ++k) o[k] += p * values[j][k];
     }
-    for (std::uint32_t k = 0; k < d; ++k) out[static_cast<std::size_t>(i) * d + k] = sum > 0 ? o[k] / sum : 0.0;
+    for (std::uint32_t k = 0; k < d; ++k) out[static_cast<std::size_t>(g) * d + k] = total > 0 ? o[k] / total : 0.0;
   }
   return ATTNBENCH_STATUS_OK;
 }

@@ -1,28 +1,81 @@
 #include <attnbench/kernels/dtype.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <stdexcept>
 
 namespace attnbench::kernels {
 
+namespace {
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+// Blocks sit kBlockSkew bytes further apart than their size, and V blocks start
+// kValueSkew bytes into their region, so that rows of consecutive blocks, and the K and V
+// rows of one token, do not all map to the same cache sets (power-of-two strides would).
+constexpr std::size_t kBlockSkew = 4 * 64;
+constexpr std::size_t kValueSkew = 37 * 64;
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+}  // namespace
+
+kv_cache::region::~region() {
+  if (base) munmap(base, reserved);
+}
+
+void kv_cache::region::ensure(std::size_t bytes) {
+  if (bytes <= reserved) return;
+  // Reserve generously (address space is cheap; pages cost memory only when written).
+  const std::size_t want = round_up(std::max(bytes, reserved * 2), kHugePage);
+  void* p;
+  if (!base) {
+    p = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  } else {
+    p = mremap(base, reserved, want, MREMAP_MAYMOVE);
+  }
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  madvise(p, want, MADV_HUGEPAGE);  // a hint; harmless where huge pages are off
+  base = static_cast<std::byte*>(p);
+  reserved = want;
+}
+
+void kv_cache::region::release_from(std::size_t offset) {
+  const std::size_t start = round_up(offset, page_size());
+  if (base && start < reserved) madvise(base + start, reserved - start, MADV_DONTNEED);
+}
+
 kv_cache::kv_cache(std::uint32_t n_layers, std::uint32_t n_kv_heads, std::uint32_t head_dim,
-                   std::uint32_t block_size, attnbench_dtype dtype)
+                   std::uint32_t block_size, attnbench_dtype dtype, std::uint64_t capacity_tokens)
     : n_layers_(n_layers),
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
       block_size_(block_size),
       dtype_(dtype),
       row_bytes_(head_dim * dtype_size(dtype)),
+      block_bytes_(static_cast<std::size_t>(block_size) * head_dim * dtype_size(dtype)),
+      block_pitch_(block_bytes_ + kBlockSkew),
+      capacity_tokens_(capacity_tokens),
       heads_(static_cast<std::size_t>(n_layers) * n_kv_heads),
       head_views_(static_cast<std::size_t>(n_layers) * n_kv_heads),
       layer_views_(n_layers) {
   if (n_layers == 0 || n_kv_heads == 0 || head_dim == 0 || block_size == 0)
     throw std::invalid_argument("kv_cache: every dimension must be positive");
   for (std::uint32_t l = 0; l < n_layers; ++l) init_layer_view(l);
+}
+
+kv_cache::~kv_cache() = default;
+
+std::byte* kv_cache::value_block(head_store& h, std::size_t b) const {
+  return h.keys.base + (2 * b + 1) * block_pitch_;
 }
 
 kv_cache::head_store& kv_cache::head(std::uint32_t layer, std::uint32_t kv_head) {
@@ -32,57 +85,71 @@ const kv_cache::head_store& kv_cache::head(std::uint32_t layer, std::uint32_t kv
   return heads_[static_cast<std::size_t>(layer) * n_kv_heads_ + kv_head];
 }
 
-void kv_cache::add_block(head_store& h) {
-  const std::size_t bytes = block_size_ * row_bytes_;
-  h.key_storage.emplace_back(new std::byte[bytes]);
-  h.value_storage.emplace_back(new std::byte[bytes]);
-  h.key_ptrs.push_back(h.key_storage.back().get());
-  h.value_ptrs.push_back(h.value_storage.back().get());
-  h.key_min.insert(h.key_min.end(), head_dim_, std::numeric_limits<float>::infinity());
-  h.key_max.insert(h.key_max.end(), head_dim_, -std::numeric_limits<float>::infinity());
-  h.key_mean.insert(h.key_mean.end(), head_dim_, 0.0f);
-  h.key_sum.insert(h.key_sum.end(), head_dim_, 0.0f);
-  h.value_norm_max.push_back(0.0f);
+// Makes room for `blocks` blocks in the head's regions and rebuilds its block tables.
+void kv_cache::grow_blocks(head_store& h, std::uint32_t blocks) {
+  const std::size_t capacity_blocks = (capacity_tokens_ + block_size_ - 1) / block_size_;
+  const std::size_t need = std::max<std::size_t>(blocks, std::min<std::size_t>(capacity_blocks, blocks + 64));
+  h.keys.ensure(2 * need * block_pitch_);
+  const std::size_t d = head_dim_;
+  // Either region may have moved: rebuild both tables (once per 64 new blocks at most).
+  h.key_ptrs.resize(blocks);
+  h.value_ptrs.resize(blocks);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    h.key_ptrs[b] = key_block(h, b);
+    h.value_ptrs[b] = value_block(h, b);
+  }
+  h.key_min.resize(blocks * d, std::numeric_limits<float>::infinity());
+  h.key_max.resize(blocks * d, -std::numeric_limits<float>::infinity());
+  h.key_mean.resize(blocks * d, 0.0f);
+  h.value_norm_max.resize(blocks, 0.0f);
 }
 
-// Folds the token in (block, slot) into the block's metadata, from the stored values.
-void kv_cache::update_metadata(head_store& h, std::uint32_t block, std::uint32_t slot) {
+// Folds one stored token into its block's metadata. The mean is a running mean, so a
+// recomputation from the tokens matches it to rounding.
+void kv_cache::update_metadata(head_store& h, std::uint32_t block, std::uint32_t slot, const float* k,
+                               const float* v) {
   const std::size_t d = head_dim_;
-  thread_local std::vector<float> k, v;
-  k.resize(d);
-  v.resize(d);
-  to_fp32(dtype_, static_cast<const std::byte*>(h.key_ptrs[block]) + slot * row_bytes_, k.data(), d);
-  to_fp32(dtype_, static_cast<const std::byte*>(h.value_ptrs[block]) + slot * row_bytes_, v.data(), d);
   float* kmin = &h.key_min[block * d];
   float* kmax = &h.key_max[block * d];
   float* kmean = &h.key_mean[block * d];
-  float* ksum = &h.key_sum[block * d];
   double norm2 = 0.0;
-  const float count = static_cast<float>(slot + 1);
+  const float inv_count = 1.0f / static_cast<float>(slot + 1);
   for (std::size_t i = 0; i < d; ++i) {
     kmin[i] = std::min(kmin[i], k[i]);
     kmax[i] = std::max(kmax[i], k[i]);
-    ksum[i] += k[i];
-    kmean[i] = ksum[i] / count;
+    kmean[i] += (k[i] - kmean[i]) * inv_count;
     norm2 += static_cast<double>(v[i]) * v[i];
   }
   h.value_norm_max[block] = std::max(h.value_norm_max[block], static_cast<float>(std::sqrt(norm2)));
 }
 
-void kv_cache::append(std::uint32_t layer, std::uint32_t kv_head, std::size_t n,
-                      const std::int64_t* positions, const float* keys, const float* values) {
+void kv_cache::append(std::uint32_t layer, std::uint32_t kv_head, std::size_t n, const std::int64_t* positions,
+                      const float* keys, const float* values) {
   head_store& h = head(layer, kv_head);
+  const std::size_t d = head_dim_;
+  const auto blocks_after = static_cast<std::uint32_t>((h.n_tokens + n + block_size_ - 1) / block_size_);
+  if (blocks_after > h.key_ptrs.size()) grow_blocks(h, blocks_after);
+  thread_local std::vector<float> k, v;
+  k.resize(d);
+  v.resize(d);
   for (std::size_t t = 0; t < n; ++t) {
     const auto block = static_cast<std::uint32_t>(h.n_tokens / block_size_);
     const auto slot = static_cast<std::uint32_t>(h.n_tokens % block_size_);
-    if (slot == 0) add_block(h);
-    auto* kdst = static_cast<std::byte*>(h.key_storage[block].get()) + slot * row_bytes_;
-    auto* vdst = static_cast<std::byte*>(h.value_storage[block].get()) + slot * row_bytes_;
-    from_fp32(dtype_, keys + t * head_dim_, kdst, head_dim_);
-    from_fp32(dtype_, values + t * head_dim_, vdst, head_dim_);
-    h.positions.push_back(positions[t]);
+    std::byte* kdst = key_block(h, block) + slot * row_bytes_;
+    std::byte* vdst = value_block(h, block) + slot * row_bytes_;
+    from_fp32(dtype_, keys + t * d, kdst, d);
+    from_fp32(dtype_, values + t * d, vdst, d);
+    // Metadata from the stored values, so it matches a recomputation from the cache.
+    to_fp32(dtype_, kdst, k.data(), d);
+    to_fp32(dtype_, vdst, v.data(), d);
+    update_metadata(h, block, slot, k.data(), v.data());
+    const bool identity = h.positions.empty() && positions[t] == static_cast<std::int64_t>(h.n_tokens);
+    if (!identity) {
+      if (h.positions.empty())  // first token out of order: materialise the positions
+        for (std::uint64_t i = 0; i < h.n_tokens; ++i) h.positions.push_back(static_cast<std::int64_t>(i));
+      h.positions.push_back(positions[t]);
+    }
     ++h.n_tokens;
-    update_metadata(h, block, slot);
   }
   refresh_head_view(layer, kv_head);
 }
@@ -93,38 +160,53 @@ void kv_cache::compact(std::uint32_t layer, std::uint32_t kv_head, const std::ui
     if (keep[i] >= h.n_tokens || (i > 0 && keep[i] <= keep[i - 1]))
       throw std::invalid_argument("kv_cache::compact: keep list must be strictly increasing cache indices");
   }
-  // Copy the kept rows out, then rebuild the head from them (keeps the code obviously
-  // right; compaction happens once per prefill, not per step).
-  const std::size_t d = head_dim_;
-  std::vector<float> keys(n_keep * d), values(n_keep * d);
+  // Kept rows move forward in place (keep[i] >= i), then metadata is rebuilt.
+  auto key_row = [&](std::size_t t) { return key_block(h, t / block_size_) + (t % block_size_) * row_bytes_; };
+  auto value_row = [&](std::size_t t) { return value_block(h, t / block_size_) + (t % block_size_) * row_bytes_; };
   std::vector<std::int64_t> positions(n_keep);
   for (std::size_t i = 0; i < n_keep; ++i) {
-    const std::uint32_t block = keep[i] / block_size_, slot = keep[i] % block_size_;
-    to_fp32(dtype_, static_cast<const std::byte*>(h.key_ptrs[block]) + slot * row_bytes_, &keys[i * d], d);
-    to_fp32(dtype_, static_cast<const std::byte*>(h.value_ptrs[block]) + slot * row_bytes_, &values[i * d], d);
-    positions[i] = h.positions[keep[i]];
+    positions[i] = h.positions.empty() ? static_cast<std::int64_t>(keep[i]) : h.positions[keep[i]];
+    if (keep[i] != i) {
+      std::memmove(key_row(i), key_row(keep[i]), row_bytes_);
+      std::memmove(value_row(i), value_row(keep[i]), row_bytes_);
+    }
   }
-  h = head_store{};
-  append(layer, kv_head, n_keep, positions.data(), keys.data(), values.data());
+  const auto blocks = static_cast<std::uint32_t>((n_keep + block_size_ - 1) / block_size_);
+  const std::size_t d = head_dim_;
+  h.key_ptrs.resize(blocks);
+  h.value_ptrs.resize(blocks);
+  h.key_min.assign(blocks * d, std::numeric_limits<float>::infinity());
+  h.key_max.assign(blocks * d, -std::numeric_limits<float>::infinity());
+  h.key_mean.assign(blocks * d, 0.0f);
+  h.value_norm_max.assign(blocks, 0.0f);
+  std::vector<float> k(d), v(d);
+  for (std::size_t i = 0; i < n_keep; ++i) {
+    to_fp32(dtype_, key_row(i), k.data(), d);
+    to_fp32(dtype_, value_row(i), v.data(), d);
+    update_metadata(h, static_cast<std::uint32_t>(i / block_size_), static_cast<std::uint32_t>(i % block_size_),
+                    k.data(), v.data());
+  }
+  h.keys.release_from(2 * blocks * block_pitch_);
+  h.n_tokens = n_keep;
+  h.positions = std::move(positions);
+  refresh_head_view(layer, kv_head);
 }
 
 // Each head's view is refreshed on its own, so appends to different heads of one layer
 // may run on different threads.
 void kv_cache::refresh_head_view(std::uint32_t layer, std::uint32_t kvh) {
-  {
-    head_store& h = head(layer, kvh);
-    attnbench_kv_head_view& v = head_views_[static_cast<std::size_t>(layer) * n_kv_heads_ + kvh];
-    v.n_tokens = h.n_tokens;
-    v.n_blocks = static_cast<std::uint32_t>(h.key_ptrs.size());
-    v.reserved = 0;
-    v.key_blocks = h.key_ptrs.data();
-    v.value_blocks = h.value_ptrs.data();
-    v.key_min = h.key_min.data();
-    v.key_max = h.key_max.data();
-    v.key_mean = h.key_mean.data();
-    v.value_norm_max = h.value_norm_max.data();
-    v.positions = h.positions.data();
-  }
+  head_store& h = head(layer, kvh);
+  attnbench_kv_head_view& v = head_views_[static_cast<std::size_t>(layer) * n_kv_heads_ + kvh];
+  v.n_tokens = h.n_tokens;
+  v.n_blocks = static_cast<std::uint32_t>((h.n_tokens + block_size_ - 1) / block_size_);
+  v.reserved = 0;
+  v.key_blocks = h.key_ptrs.data();
+  v.value_blocks = h.value_ptrs.data();
+  v.key_min = h.key_min.data();
+  v.key_max = h.key_max.data();
+  v.key_mean = h.key_mean.data();
+  v.value_norm_max = h.value_norm_max.data();
+  v.positions = h.positions.empty() ? nullptr : h.positions.data();
 }
 
 void kv_cache::init_layer_view(std::uint32_t layer) {
@@ -147,18 +229,17 @@ std::uint64_t kv_cache::n_tokens(std::uint32_t layer, std::uint32_t kv_head) con
 
 std::uint64_t kv_cache::token_bytes() const {
   std::uint64_t bytes = 0;
-  for (const auto& h : heads_) bytes += 2ull * h.key_storage.size() * block_size_ * row_bytes_;
+  for (const auto& h : heads_) bytes += 2ull * ((h.n_tokens + block_size_ - 1) / block_size_) * block_bytes_;
   return bytes;
 }
 
 std::uint64_t kv_cache::resident_bytes() const {
   std::uint64_t bytes = token_bytes();
   for (const auto& h : heads_) {
-    // key_sum is bookkeeping for the running mean and counts as metadata too.
-    bytes += (h.key_min.size() + h.key_max.size() + h.key_mean.size() + h.key_sum.size() +
-              h.value_norm_max.size()) * sizeof(float);
+    const std::uint64_t blocks = (h.n_tokens + block_size_ - 1) / block_size_;
+    bytes += blocks * (3ull * head_dim_ + 1) * sizeof(float);  // key min, max, mean; value norm
     bytes += h.positions.size() * sizeof(std::int64_t);
-    bytes += 2 * h.key_ptrs.size() * sizeof(void*);
+    bytes += 2 * blocks * sizeof(void*);  // block tables
   }
   return bytes;
 }

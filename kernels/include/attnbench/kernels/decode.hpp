@@ -1,7 +1,10 @@
-// Decode attention for one GQA group: the query heads of one KV head attend, in one pass
-// over each K/V block, to what a plan entry lists (all blocks, a block list or a token
-// list), with fp32 online softmax. A terminator hook, when given, is called after each
-// block (a chunk of block_size tokens for token lists) and may stop the traversal.
+// Decode attention. decode_group: the query heads of one KV head (a GQA group) attend,
+// in one pass over each K/V block, to what a plan entry lists (all blocks, a block list
+// or a token list), with fp32 online softmax. A terminator hook, when given, is called
+// after each block (a chunk of block_size tokens for token lists) and may stop the
+// traversal. decode_partial and merge_partials split a traversal over the sequence
+// (split-K) and merge the parts by log-sum-exp; decode_layer runs every traversal of a
+// layer on oneTBB threads and splits when there are fewer traversals than threads.
 //
 // decode_reference computes the same attention in float64 from the same plan, for tests.
 #pragma once
@@ -46,6 +49,50 @@ void plan_entry_size(const attnbench_plan_entry& entry, const attnbench_kv_head_
 // Returns ATTNBENCH_STATUS_INVALID_ARGUMENT on a null pointer or an index out of range.
 // Adds to *counters when it is not null.
 attnbench_status decode_group(const decode_args& args, decode_counters* counters);
+
+// An unnormalised part of a traversal: per query head the max logit, the sum of
+// exp(logit - max) and the output accumulator [n_query_heads * head_dim].
+struct partial_state {
+  float* max;
+  float* sum;
+  float* acc;
+};
+
+// Traverses chunks [first_chunk, end_chunk) of the plan (args.out is not used) into
+// `part`, which it initialises. The hook, if any, sees this part only.
+attnbench_status decode_partial(const decode_args& args, std::uint64_t first_chunk, std::uint64_t end_chunk,
+                                partial_state part, decode_counters* counters);
+
+// Merges n_parts partials laid out part-major ([part][head] and [part][head][dim]) into
+// normalised outputs [n_query_heads * head_dim] and optional lse [n_query_heads].
+void merge_partials(std::uint32_t n_parts, std::uint32_t n_query_heads, std::uint32_t head_dim, const float* max,
+                    const float* sum, const float* acc, float* out, float* lse);
+
+// Everything one layer's decode step needs.
+struct layer_decode_args {
+  const float* queries = nullptr;  // [n_query_heads * head_dim]
+  std::uint32_t n_query_heads = 0;
+  float scale = 1.0f;
+  const attnbench_kv_layer_view* kv = nullptr;
+  const attnbench_plan* plan = nullptr;
+  // Optional terminator: a fresh state of state_size bytes is reset for every traversal
+  // (and every split of one).
+  const attnbench_terminator_ops* terminator = nullptr;
+  const void* terminator_instance = nullptr;
+  std::size_t terminator_state_size = 0;
+  // Split a traversal over the sequence when traversals < threads (0: oneTBB's count).
+  std::uint32_t threads = 0;
+  bool allow_split = true;
+  float* out = nullptr;  // [n_query_heads * head_dim]
+};
+
+// Runs every traversal of the plan; counters has one slot per traversal (plan entry).
+// Returns the first non-OK status (an invalid plan, or a terminator reset failure).
+attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters);
+
+// Number of chunks (kernel blocks) of a plan entry.
+std::uint64_t plan_entry_chunks(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
+                                std::uint32_t block_size);
 
 // float64 reference over the first max_blocks chunks of the plan (all when max_blocks is
 // UINT64_MAX). out is [n_query_heads * head_dim].

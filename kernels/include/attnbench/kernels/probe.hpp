@@ -1,0 +1,30 @@
+// The read-bandwidth probe every speed figure is measured against: the sum of a buffer
+// larger than the caches, read with the same number of threads as the kernel it is
+// compared with. Decode attention is memory-bound, so bytes read over this bandwidth is
+// its floor.
+#pragma once
+
+#include <cstddef>
+
+namespace attnbench::kernels {
+
+// A buffer of `bytes`, filled once, that probes can be run over repeatedly.
+class read_probe {
+ public:
+  explicit read_probe(std::size_t bytes);
+  ~read_probe();
+  read_probe(const read_probe&) = delete;
+  read_probe& operator=(const read_probe&) = delete;
+  // Reads the whole buffer once with `threads` threads (0: all); returns seconds.
+  double run_once(int threads) const;
+  std::size_t bytes() const { return n_ * sizeof(unsigned long long); }
+
+ private:
+  unsigned long long* data_;
+  std::size_t n_;
+};
+
+// Read bandwidth in bytes/s: the median of `repetitions` passes after one warm-up pass.
+double measure_read_bandwidth(std::size_t bytes, int repetitions, int threads);
+
+}  // namespace attnbench::kernels

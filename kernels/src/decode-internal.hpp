@@ -1,0 +1,108 @@
+// Shared by the scalar and SIMD decode paths: walking a plan in chunks, and the
+// traversal of a range of chunks that updates a running (max, sum, accumulator) state.
+#pragma once
+
+#include <attnbench/kernels/decode.hpp>
+#include <attnbench/kernels/dtype.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace attnbench::kernels::detail {
+
+// One step of a traversal: up to block_size tokens, either a contiguous run inside one
+// cache block (ALL and BLOCKS plans) or a slice of a token list.
+struct chunk {
+  std::uint32_t block_id;       // ATTNBENCH_NO_BLOCK for token-list chunks
+  std::uint64_t first;          // first cache token (contiguous chunks)
+  const std::uint32_t* tokens;  // token indices (token-list chunks), else nullptr
+  std::uint32_t count;
+};
+
+// Number of chunks of a plan entry.
+inline std::uint64_t chunk_count(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv,
+                                 std::uint32_t block_size) {
+  switch (e.kind) {
+    case ATTNBENCH_PLAN_ALL: return kv.n_blocks;
+    case ATTNBENCH_PLAN_BLOCKS: return e.count;
+    case ATTNBENCH_PLAN_TOKENS: return (static_cast<std::uint64_t>(e.count) + block_size - 1) / block_size;
+    default: return 0;
+  }
+}
+
+// True when every index of the entry is in range and its kind is known.
+inline bool entry_valid(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv) {
+  if (e.kind == ATTNBENCH_PLAN_ALL) return true;
+  if (e.kind != ATTNBENCH_PLAN_BLOCKS && e.kind != ATTNBENCH_PLAN_TOKENS) return false;
+  if (e.count > 0 && !e.indices) return false;
+  const std::uint64_t limit = e.kind == ATTNBENCH_PLAN_BLOCKS ? kv.n_blocks : kv.n_tokens;
+  for (std::uint32_t i = 0; i < e.count; ++i)
+    if (e.indices[i] >= limit) return false;
+  return true;
+}
+
+// Chunk i of a (valid) entry.
+inline chunk chunk_at(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv, std::uint32_t block_size,
+                      std::uint64_t i) {
+  if (e.kind == ATTNBENCH_PLAN_TOKENS) {
+    const std::uint64_t start = i * block_size;
+    const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, e.count - start));
+    return chunk{ATTNBENCH_NO_BLOCK, 0, e.indices + start, count};
+  }
+  const std::uint32_t b = e.kind == ATTNBENCH_PLAN_ALL ? static_cast<std::uint32_t>(i) : e.indices[i];
+  const std::uint64_t first = static_cast<std::uint64_t>(b) * block_size;
+  const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, kv.n_tokens - first));
+  return chunk{b, first, nullptr, count};
+}
+
+inline void prefetch_row(const void* row, std::size_t bytes) {
+  const auto* p = static_cast<const char*>(row);
+  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+}
+
+// Fills row pointers of a chunk's K and V rows.
+inline void chunk_rows(const attnbench_kv_head_view& kv, const chunk& c, std::uint32_t block_size,
+                       std::size_t row_bytes, const void** k_rows, const void** v_rows) {
+  for (std::uint32_t j = 0; j < c.count; ++j) {
+    const std::uint64_t t = c.tokens ? c.tokens[j] : c.first + j;
+    const std::size_t offset = (t % block_size) * row_bytes;
+    k_rows[j] = static_cast<const std::byte*>(kv.key_blocks[t / block_size]) + offset;
+    v_rows[j] = static_cast<const std::byte*>(kv.value_blocks[t / block_size]) + offset;
+  }
+}
+
+// The running state of one traversal: per query head the max logit, the sum of
+// exp(logit - max), and the unnormalised output [n_query_heads * head_dim].
+struct running_state {
+  float* max;
+  float* sum;
+  float* acc;
+  float* block_max;  // [n_query_heads] scratch for the terminator's view
+};
+
+// Folds `count` rows into the state: the inner step both paths implement.
+struct chunk_job {
+  const float* queries;  // [n_q * d], already multiplied by the softmax scale
+  std::uint32_t n_q, d;
+  attnbench_dtype dtype;
+  const void* const* k_rows;
+  const void* const* v_rows;
+  std::uint32_t count;
+  // Rows of the next chunk (next_count may be 0): its K rows are prefetched while this
+  // chunk's V rows are read, and this chunk's V rows while its K rows are read, so about
+  // one phase of data is in flight without flooding the miss queues.
+  const void* const* next_k_rows;
+  std::uint32_t next_count;
+  std::size_t row_bytes;
+  running_state state;
+  float* scratch;  // [n_q * round_up(count, 64)] logits, then probabilities
+};
+
+void fold_chunk_scalar(const chunk_job& job);
+// Highway path; returns false when the shape is not supported (head_dim not a multiple
+// of the vector width), in which case the caller uses the scalar path.
+bool fold_chunk_simd(const chunk_job& job);
+bool simd_enabled();
+
+}  // namespace attnbench::kernels::detail

@@ -1,0 +1,215 @@
+// The SIMD step of the decode kernel, compiled once per x86 target by Highway and
+// chosen at run time (AVX-512, AVX2, SSE4, ...). All query heads of a GQA group read each
+// K and V row once; fp16 and bf16 rows widen to fp32 in registers; exp is vectorised.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "decode-simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
+
+#include "decode-internal.hpp"
+
+#include <cmath>
+#include <limits>
+
+HWY_BEFORE_NAMESPACE();
+namespace attnbench::kernels::detail::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+
+template <int DT>
+HWY_INLINE hn::Vec<DF> load_row(DF df, const void* row, std::size_t i) {
+  if constexpr (DT == ATTNBENCH_DTYPE_FP32) {
+    return hn::LoadU(df, static_cast<const float*>(row) + i);
+  } else if constexpr (DT == ATTNBENCH_DTYPE_FP16) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + i));
+  } else {
+    const hn::Rebind<hwy::bfloat16_t, DF> db;
+    return hn::PromoteTo(df, hn::LoadU(db, static_cast<const hwy::bfloat16_t*>(row) + i));
+  }
+}
+
+// G query heads share every row load; G is a compile-time constant so the accumulators
+// live in registers. Both passes keep about eight independent FMA chains in flight (T
+// tokens at a time for the logits, C slices of d at a time for the output), so they are
+// limited by loads, not by FMA latency.
+template <int DT, std::size_t G>
+void fold(const chunk_job& job) {
+  constexpr std::size_t T = G >= 8 ? 1 : 8 / G;  // tokens per step of the logit pass
+  constexpr std::size_t C = T;                   // slices of d per step of the output pass
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const std::size_t d = job.d;
+  const std::uint32_t count = job.count;
+  const std::size_t stride = (count + N - 1) / N * N;  // scratch row length, padded
+  float* logits = job.scratch;                          // [G * stride]
+  const float* q = job.queries;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+  // 1. Logits: q_g . k_j for every head of the group, one pass over K.
+  auto logit_step = [&]<std::size_t TT>(std::uint32_t j) {
+    for (std::size_t t = 0; t < TT; ++t) prefetch_row(job.v_rows[j + t], job.row_bytes);
+    hn::Vec<DF> acc[G][TT];
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::Zero(df);
+    for (std::size_t c = 0; c < d; c += N) {
+      hn::Vec<DF> k[TT];
+      for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, job.k_rows[j + t], c);
+      for (std::size_t g = 0; g < G; ++g) {
+        const auto qv = hn::LoadU(df, q + g * d + c);
+        for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::MulAdd(qv, k[t], acc[g][t]);
+      }
+    }
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t t = 0; t < TT; ++t) logits[g * stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
+  };
+  std::uint32_t j = 0;
+  for (; j + T <= count; j += T) logit_step.template operator()<T>(j);
+  for (; j < count; ++j) logit_step.template operator()<1>(j);
+
+  // 2. Online softmax: new max, rescale factor, probabilities (in place of the logits).
+  float alpha[G];
+  for (std::size_t g = 0; g < G; ++g) {
+    float* row = logits + g * stride;
+    for (std::size_t i = count; i < stride; ++i) row[i] = kNegInf;
+    auto vmax = hn::Set(df, kNegInf);
+    for (std::size_t i = 0; i < stride; i += N) vmax = hn::Max(vmax, hn::LoadU(df, row + i));
+    const float bmax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    job.state.block_max[g] = bmax;
+    const float old_max = job.state.max[g];
+    const float new_max = std::max(old_max, bmax);
+    alpha[g] = old_max == kNegInf ? 0.0f : std::exp(old_max - new_max);
+    const auto vnew = hn::Set(df, new_max);
+    auto vsum = hn::Zero(df);
+    for (std::size_t i = 0; i < stride; i += N) {
+      const auto p = hn::Exp(df, hn::Sub(hn::LoadU(df, row + i), vnew));
+      hn::StoreU(p, df, row + i);
+      vsum = hn::Add(vsum, p);
+    }
+    job.state.sum[g] = job.state.sum[g] * alpha[g] + hn::GetLane(hn::SumOfLanes(df, vsum));
+    job.state.max[g] = new_max;
+  }
+
+  // 3. Output: acc_g = alpha_g * acc_g + sum_j p_gj v_j, one pass over V per C slices of d.
+  auto output_step = [&]<std::size_t CC>(std::size_t c) {
+    hn::Vec<DF> o[G][CC];
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t s = 0; s < CC; ++s)
+        o[g][s] = hn::Mul(hn::LoadU(df, job.state.acc + g * d + c + s * N), hn::Set(df, alpha[g]));
+    for (std::uint32_t jj = 0; jj < count; ++jj) {
+      if (c == 0 && jj < job.next_count) prefetch_row(job.next_k_rows[jj], job.row_bytes);
+      hn::Vec<DF> v[CC];
+      for (std::size_t s = 0; s < CC; ++s) v[s] = load_row<DT>(df, job.v_rows[jj], c + s * N);
+      for (std::size_t g = 0; g < G; ++g) {
+        const auto p = hn::Set(df, logits[g * stride + jj]);
+        for (std::size_t s = 0; s < CC; ++s) o[g][s] = hn::MulAdd(p, v[s], o[g][s]);
+      }
+    }
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t s = 0; s < CC; ++s) hn::StoreU(o[g][s], df, job.state.acc + g * d + c + s * N);
+  };
+  std::size_t c = 0;
+  for (; c + C * N <= d; c += C * N) output_step.template operator()<C>(c);
+  for (; c < d; c += N) output_step.template operator()<1>(c);
+}
+
+template <int DT>
+bool fold_groups(const chunk_job& job) {
+  // Groups larger than 8 (or odd sizes) run as several sub-groups of at most 8 heads.
+  chunk_job sub = job;
+  for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += 8) {
+    const std::uint32_t g = std::min<std::uint32_t>(8, job.n_q - g0);
+    sub.n_q = g;
+    sub.queries = job.queries + static_cast<std::size_t>(g0) * job.d;
+    sub.state = {job.state.max + g0, job.state.sum + g0, job.state.acc + static_cast<std::size_t>(g0) * job.d,
+                 job.state.block_max + g0};
+    switch (g) {
+      case 1: fold<DT, 1>(sub); break;
+      case 2: fold<DT, 2>(sub); break;
+      case 3: fold<DT, 3>(sub); break;
+      case 4: fold<DT, 4>(sub); break;
+      case 5: fold<DT, 5>(sub); break;
+      case 6: fold<DT, 6>(sub); break;
+      case 7: fold<DT, 7>(sub); break;
+      default: fold<DT, 8>(sub); break;
+    }
+  }
+  return true;
+}
+
+bool FoldChunk(const chunk_job& job) {
+  const DF df;
+  if (job.d % hn::Lanes(df) != 0) return false;
+  switch (job.dtype) {
+    case ATTNBENCH_DTYPE_FP32: return fold_groups<ATTNBENCH_DTYPE_FP32>(job);
+    case ATTNBENCH_DTYPE_FP16: return fold_groups<ATTNBENCH_DTYPE_FP16>(job);
+    case ATTNBENCH_DTYPE_BF16: return fold_groups<ATTNBENCH_DTYPE_BF16>(job);
+  }
+  return false;
+}
+
+}  // namespace attnbench::kernels::detail::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <attnbench/kernels/simd.hpp>
+
+#include <algorithm>
+#include <atomic>
+
+namespace attnbench::kernels {
+namespace detail {
+
+HWY_EXPORT(FoldChunk);
+
+namespace {
+std::atomic<bool> g_scalar{false};
+}
+
+bool simd_enabled() { return !g_scalar.load(std::memory_order_relaxed); }
+
+bool fold_chunk_simd(const chunk_job& job) { return HWY_DYNAMIC_DISPATCH(FoldChunk)(job); }
+
+void force_scalar(bool on) { g_scalar.store(on); }
+
+}  // namespace detail
+
+std::vector<std::string> available_targets() {
+  // Computed once, before any target is pinned (pinning narrows Highway's list).
+  static const std::vector<std::string> list = [] {
+    std::vector<std::string> out;
+    for (const std::int64_t t : hwy::SupportedAndGeneratedTargets()) out.emplace_back(hwy::TargetName(t));
+    out.emplace_back("scalar");
+    return out;
+  }();
+  return list;
+}
+
+namespace {
+std::string g_pinned = "auto";
+}
+
+std::string current_target() {
+  if (g_pinned != "auto") return g_pinned;
+  return available_targets().front();
+}
+
+bool set_target(std::string_view name) {
+  const auto targets = available_targets();
+  if (name != "auto" && std::find(targets.begin(), targets.end(), name) == targets.end()) return false;
+  hwy::SetSupportedTargetsForTest(0);
+  if (name != "auto" && name != "scalar") {
+    for (const std::int64_t t : hwy::SupportedAndGeneratedTargets())
+      if (name == hwy::TargetName(t)) hwy::SetSupportedTargetsForTest(t);
+  }
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  detail::force_scalar(name == "scalar");
+  g_pinned = std::string(name);
+  return true;
+}
+
+}  // namespace attnbench::kernels
+#endif  // HWY_ONCE
