@@ -32,6 +32,39 @@ HWY_INLINE hn::Vec<DF> load_row(DF df, const void* row, std::size_t i) {
   }
 }
 
+// Sums of four vectors at once: out[i] = sum of the lanes of v[i]. Interleaving within
+// 128-bit blocks, then folding halves, costs about 13 operations for four sums instead
+// of about 10 for each (SumOfLanes).
+template <class D, class V>
+HWY_INLINE void sum4(D df, V a, V b, V c, V d, float* out) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: nothing to interleave
+  out[0] = hn::GetLane(a);
+  out[1] = hn::GetLane(b);
+  out[2] = hn::GetLane(c);
+  out[3] = hn::GetLane(d);
+#else
+  const hn::Repartition<std::uint64_t, D> d64;
+  // Per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d.
+  const auto ab = hn::Add(hn::InterleaveLower(df, a, b), hn::InterleaveUpper(df, a, b));
+  const auto cd = hn::Add(hn::InterleaveLower(df, c, d), hn::InterleaveUpper(df, c, d));
+  // Per block: the partial sums [a, b, c, d].
+  const auto x = hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, hn::BitCast(d64, ab), hn::BitCast(d64, cd))),
+                         hn::BitCast(df, hn::InterleaveUpper(d64, hn::BitCast(d64, ab), hn::BitCast(d64, cd))));
+  // Fold the blocks together.
+  if constexpr (HWY_LANES(float) >= 16) {
+    const hn::Half<D> dh;
+    const hn::Half<decltype(dh)> dq;
+    const auto h = hn::Add(hn::LowerHalf(dh, x), hn::UpperHalf(dh, x));
+    hn::StoreU(hn::Add(hn::LowerHalf(dq, h), hn::UpperHalf(dq, h)), dq, out);
+  } else if constexpr (HWY_LANES(float) >= 8) {
+    const hn::Half<D> dh;
+    hn::StoreU(hn::Add(hn::LowerHalf(dh, x), hn::UpperHalf(dh, x)), dh, out);
+  } else {
+    hn::StoreU(x, df, out);
+  }
+#endif
+}
+
 // G query heads share every row load; G is a compile-time constant so the accumulators
 // live in registers. Both passes keep about eight independent FMA chains in flight (T
 // tokens at a time for the logits, C slices of d at a time for the output), so they are
@@ -63,8 +96,18 @@ void fold(const chunk_job& job) {
         for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::MulAdd(qv, k[t], acc[g][t]);
       }
     }
-    for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t t = 0; t < TT; ++t) logits[g * stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
+    if constexpr ((G * TT) % 4 == 0) {
+      // Four accumulators at a time through the transposed reduction.
+      for (std::size_t i = 0; i < G * TT; i += 4) {
+        alignas(16) float sums[4];
+        sum4(df, acc[i / TT][i % TT], acc[(i + 1) / TT][(i + 1) % TT], acc[(i + 2) / TT][(i + 2) % TT],
+             acc[(i + 3) / TT][(i + 3) % TT], sums);
+        for (std::size_t k = 0; k < 4; ++k) logits[((i + k) / TT) * stride + j + (i + k) % TT] = sums[k];
+      }
+    } else {
+      for (std::size_t g = 0; g < G; ++g)
+        for (std::size_t t = 0; t < TT; ++t) logits[g * stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
+    }
   };
   std::uint32_t j = 0;
   for (; j + T <= count; j += T) logit_step.template operator()<T>(j);
