@@ -1,19 +1,26 @@
 // Kernel benchmarks, registered from tables. Names are hierarchical:
 //   probe/threads:T                         read bandwidth of a buffer larger than the caches
 //   decode/DTYPE/gqaG/ctx:N/threads:T       one decode step of one layer, 8 KV heads x 128
-//   hook/never|none/...                     the same with a terminator that never stops, and without
-// Each decode case reports kv_bytes_per_s and probe_ratio: its KV bytes per second over
-// the probe measured in this process with the same thread count. Run with
+//   score/DTYPE/gqaG/ctx:N/threads:1        q.k of one GQA group over N keys (one KV head)
+//   topk/n:N/k:K                            top-k of N scores; fraction_of_score_pass is its
+//                                           time over one head's scoring pass of N fp16 keys
+//   hook/overhead/fp16/gqa4/ctx:N/threads:1 decode with a terminator that never stops,
+//                                           alternating with no terminator: hook_overhead
+// Each decode and score case reports kv_bytes_per_s and probe_ratio: its bytes per
+// second over the probe measured in this process with the same thread count. Run with
 // --benchmark_repetitions=5 and read the medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/kernels/probe.hpp>
 #include <attnbench/kernels/random.hpp>
+#include <attnbench/kernels/score.hpp>
 #include <attnbench/kernels/simd.hpp>
 
 #include <benchmark/benchmark.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -96,16 +103,90 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     la.terminator_state_size = sizeof(never_state);
   }
   tbb::task_arena arena(threads);
+  using clock = std::chrono::steady_clock;
+  double with_hook = 0, without_hook = 0;
+  const attnbench_terminator_ops* terminator = la.terminator;
+  const double bytes = 2.0 * ctx * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+  std::int64_t n = 0;
   for (auto _ : state) {
+    // With a hook, iterations alternate between hook and no hook, so that both see the
+    // same machine state and their ratio is robust to drift.
+    la.terminator = hook && n % 2 == 0 ? terminator : nullptr;
+    const auto t0 = clock::now();
     arena.execute([&] {
       if (decode_layer(la, counters.data()) != ATTNBENCH_STATUS_OK) state.SkipWithError("decode failed");
     });
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    (la.terminator ? with_hook : without_hook) += s;
+    benchmark::DoNotOptimize(out.data());
+    ++n;
+  }
+  const double per_step = (with_hook + without_hook) / static_cast<double>(n);
+  state.counters["kv_bytes_per_s"] = bytes / per_step;
+  state.counters["probe_ratio"] = bytes / per_step / probe_rates()[threads];
+  if (hook && n >= 2) {
+    const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
+    state.counters["hook_overhead"] = a / b - 1.0;
+  }
+}
+
+// One scoring pass: q.k of `group` query heads over every key of one KV head.
+double score_pass(attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, std::vector<float>& out) {
+  kv_cache& cache = cache_for(dtype, ctx);
+  rng r(group + 100);
+  std::vector<float> q(static_cast<std::size_t>(group) * kHeadDim);
+  for (auto& x : q) x = static_cast<float>(r.normal());
+  out.resize(static_cast<std::size_t>(group) * ctx);
+  score_args a;
+  a.queries = q.data();
+  a.n_query_heads = group;
+  a.head_dim = kHeadDim;
+  a.scale = 1.0f / 11.3f;
+  a.kv = &cache.layer_view(0).heads[0];
+  a.block_size = kBlock;
+  a.dtype = dtype;
+  a.count = ctx;
+  a.out = out.data();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (score_keys(a) != ATTNBENCH_STATUS_OK) return -1;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void score_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx) {
+  std::vector<float> out;
+  cache_for(dtype, ctx);  // build outside the timed loop
+  double total = 0;
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    const double s = score_pass(dtype, group, ctx, out);
+    if (s < 0) state.SkipWithError("score failed");
+    total += s;
+    ++n;
     benchmark::DoNotOptimize(out.data());
   }
-  const double bytes = 2.0 * ctx * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
-  state.counters["kv_bytes_per_s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["probe_ratio"] =
-      benchmark::Counter(bytes / probe_rates()[threads], benchmark::Counter::kIsIterationInvariantRate);
+  const double bytes = static_cast<double>(ctx) * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+  state.counters["kv_bytes_per_s"] = bytes * static_cast<double>(n) / total;
+  state.counters["probe_ratio"] = bytes * static_cast<double>(n) / total / probe_rates()[1];
+}
+
+void topk_case(benchmark::State& state, std::uint32_t n, std::uint32_t k) {
+  // The scores are a real scoring pass's output; the pass is also the yardstick.
+  std::vector<float> scores;
+  std::vector<double> passes;
+  for (int i = 0; i < 5; ++i) passes.push_back(score_pass(ATTNBENCH_DTYPE_FP16, 1, n, scores));
+  std::sort(passes.begin(), passes.end());
+  std::vector<std::uint32_t> out(k);
+  double total = 0;
+  std::int64_t iterations = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    top_k(scores.data(), n, k, out.data());
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++iterations;
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["fraction_of_score_pass"] = total / static_cast<double>(iterations) / passes[2];
+  state.counters["score_pass_us"] = passes[2] * 1e6;
 }
 
 void probe_case(benchmark::State& state, int threads) {
@@ -158,11 +239,18 @@ int main(int argc, char** argv) {
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
-  for (bool hook : {false, true})
-    benchmark::RegisterBenchmark((std::string("hook/") + (hook ? "never" : "none") + "/fp16/gqa4/ctx:32768/threads:1").c_str(),
-                                 decode_case, ATTNBENCH_DTYPE_FP16, 4u, 32768u, 1, hook)
+  for (std::uint32_t group : {1u, 4u})
+    benchmark::RegisterBenchmark(("score/fp16/gqa" + std::to_string(group) + "/ctx:131072/threads:1").c_str(), score_case,
+                                 ATTNBENCH_DTYPE_FP16, group, 131072u)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+  benchmark::RegisterBenchmark("topk/n:131072/k:2048", topk_case, 131072u, 2048u)->Unit(benchmark::kMicrosecond);
+  for (std::uint32_t ctx : {32768u, 131072u})
+    benchmark::RegisterBenchmark(("hook/overhead/fp16/gqa4/ctx:" + std::to_string(ctx) + "/threads:1").c_str(),
+                                 decode_case, ATTNBENCH_DTYPE_FP16, 4u, ctx, 1, true)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

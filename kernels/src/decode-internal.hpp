@@ -99,7 +99,24 @@ struct chunk_job {
   float* scratch;  // [n_q * round_up(count, 64)] logits, then probabilities
 };
 
+// Logits of n_q query heads (queries already scaled) over `count` K rows.
+struct score_job {
+  const float* queries;
+  std::uint32_t n_q, d;
+  attnbench_dtype dtype;
+  const void* const* k_rows;
+  std::uint32_t count;
+  float* out;  // row g at out + g * out_stride
+  std::size_t out_stride;
+  std::size_t row_bytes;
+  const void* const* prefetch_rows;  // rows of the next piece, requested meanwhile (may be null)
+  std::uint32_t prefetch_count;
+};
+
 void fold_chunk_scalar(const chunk_job& job);
+void score_rows_scalar(const score_job& job);
+bool score_rows_simd(const score_job& job);
+std::size_t select_at_least_simd(const float* x, std::size_t n, float threshold, std::uint32_t* out);
 // Highway path; returns false when the shape is not supported (head_dim not a multiple
 // of the vector width), in which case the caller uses the scalar path.
 bool fold_chunk_simd(const chunk_job& job);

@@ -65,32 +65,25 @@ HWY_INLINE void sum4(D df, V a, V b, V c, V d, float* out) {
 #endif
 }
 
-// G query heads share every row load; G is a compile-time constant so the accumulators
-// live in registers. Both passes keep about eight independent FMA chains in flight (T
-// tokens at a time for the logits, C slices of d at a time for the output), so they are
-// limited by loads, not by FMA latency.
+// Logits q_g . k_j for G query heads over `count` rows, into out[g * out_stride + j].
+// Rows in prefetch_rows (may be null) are requested from memory meanwhile.
 template <int DT, std::size_t G>
-void fold(const chunk_job& job) {
-  constexpr std::size_t T = G >= 8 ? 1 : 8 / G;  // tokens per step of the logit pass
-  constexpr std::size_t C = T;                   // slices of d per step of the output pass
+void logits_pass(const float* q, std::size_t d, const void* const* k_rows, std::uint32_t count, float* out,
+                 std::size_t out_stride, const void* const* prefetch_rows, std::uint32_t prefetch_count,
+                 std::size_t row_bytes) {
+  constexpr std::size_t T = G >= 8 ? 1 : 8 / G;  // tokens per step: about eight FMA chains
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  const std::size_t d = job.d;
-  const std::uint32_t count = job.count;
-  const std::size_t stride = (count + N - 1) / N * N;  // scratch row length, padded
-  float* logits = job.scratch;                          // [G * stride]
-  const float* q = job.queries;
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-  // 1. Logits: q_g . k_j for every head of the group, one pass over K.
-  auto logit_step = [&]<std::size_t TT>(std::uint32_t j) {
-    for (std::size_t t = 0; t < TT; ++t) prefetch_row(job.v_rows[j + t], job.row_bytes);
+  auto step = [&]<std::size_t TT>(std::uint32_t j) {
+    if (prefetch_rows)
+      for (std::size_t t = 0; t < TT; ++t)
+        if (j + t < prefetch_count) prefetch_row(prefetch_rows[j + t], row_bytes);
     hn::Vec<DF> acc[G][TT];
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::Zero(df);
     for (std::size_t c = 0; c < d; c += N) {
       hn::Vec<DF> k[TT];
-      for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, job.k_rows[j + t], c);
+      for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, k_rows[j + t], c);
       for (std::size_t g = 0; g < G; ++g) {
         const auto qv = hn::LoadU(df, q + g * d + c);
         for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::MulAdd(qv, k[t], acc[g][t]);
@@ -102,16 +95,37 @@ void fold(const chunk_job& job) {
         alignas(16) float sums[4];
         sum4(df, acc[i / TT][i % TT], acc[(i + 1) / TT][(i + 1) % TT], acc[(i + 2) / TT][(i + 2) % TT],
              acc[(i + 3) / TT][(i + 3) % TT], sums);
-        for (std::size_t k = 0; k < 4; ++k) logits[((i + k) / TT) * stride + j + (i + k) % TT] = sums[k];
+        for (std::size_t k = 0; k < 4; ++k) out[((i + k) / TT) * out_stride + j + (i + k) % TT] = sums[k];
       }
     } else {
       for (std::size_t g = 0; g < G; ++g)
-        for (std::size_t t = 0; t < TT; ++t) logits[g * stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
+        for (std::size_t t = 0; t < TT; ++t) out[g * out_stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
     }
   };
   std::uint32_t j = 0;
-  for (; j + T <= count; j += T) logit_step.template operator()<T>(j);
-  for (; j < count; ++j) logit_step.template operator()<1>(j);
+  for (; j + T <= count; j += T) step.template operator()<T>(j);
+  for (; j < count; ++j) step.template operator()<1>(j);
+}
+
+// G query heads share every row load; G is a compile-time constant so the accumulators
+// live in registers. Both passes keep about eight independent FMA chains in flight (T
+// tokens at a time for the logits, C slices of d at a time for the output), so they are
+// limited by loads, not by FMA latency.
+template <int DT, std::size_t G>
+void fold(const chunk_job& job) {
+  constexpr std::size_t C = G >= 8 ? 1 : 8 / G;  // slices of d per step of the output pass
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const std::size_t d = job.d;
+  const std::uint32_t count = job.count;
+  const std::size_t stride = (count + N - 1) / N * N;  // scratch row length, padded
+  float* logits = job.scratch;                          // [G * stride]
+  const float* q = job.queries;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+  // 1. Logits: q_g . k_j for every head of the group, one pass over K; this chunk's V
+  //    rows are prefetched meanwhile.
+  logits_pass<DT, G>(q, d, job.k_rows, count, logits, stride, job.v_rows, count, job.row_bytes);
 
   // 2. Online softmax: new max, rescale factor, probabilities (in place of the logits).
   float alpha[G];
@@ -183,6 +197,67 @@ bool fold_groups(const chunk_job& job) {
   return true;
 }
 
+
+// Scoring: logits of n_q heads (queries pre-scaled) over `count` rows, per head a row of
+// out with stride out_stride.
+template <int DT>
+void score_groups(const float* q, std::uint32_t n_q, std::size_t d, const void* const* k_rows, std::uint32_t count,
+                  float* out, std::size_t out_stride, std::size_t row_bytes, const void* const* prefetch_rows,
+                  std::uint32_t prefetch_count) {
+  for (std::uint32_t g0 = 0; g0 < n_q; g0 += 8) {
+    // Only the first sub-group prefetches; later ones find the rows in cache.
+    const void* const* pf = g0 == 0 ? prefetch_rows : nullptr;
+    const std::uint32_t pf_count = g0 == 0 ? prefetch_count : 0;
+    const std::uint32_t g = std::min<std::uint32_t>(8, n_q - g0);
+    const float* qg = q + static_cast<std::size_t>(g0) * d;
+    float* o = out + static_cast<std::size_t>(g0) * out_stride;
+    switch (g) {
+      case 1: logits_pass<DT, 1>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 2: logits_pass<DT, 2>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 3: logits_pass<DT, 3>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 4: logits_pass<DT, 4>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 5: logits_pass<DT, 5>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 6: logits_pass<DT, 6>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      case 7: logits_pass<DT, 7>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      default: logits_pass<DT, 8>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+    }
+  }
+}
+
+bool ScoreRows(const score_job& job) {
+  const DF df;
+  if (job.d % hn::Lanes(df) != 0) return false;
+  switch (job.dtype) {
+    case ATTNBENCH_DTYPE_FP32:
+      score_groups<ATTNBENCH_DTYPE_FP32>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
+      return true;
+    case ATTNBENCH_DTYPE_FP16:
+      score_groups<ATTNBENCH_DTYPE_FP16>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
+      return true;
+    case ATTNBENCH_DTYPE_BF16:
+      score_groups<ATTNBENCH_DTYPE_BF16>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
+      return true;
+  }
+  return false;
+}
+
+// Indices i in [0, n) with x[i] >= threshold, appended to out; returns how many.
+std::size_t SelectAtLeast(const float* x, std::size_t n, float threshold, std::uint32_t* out) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const auto t = hn::Set(df, threshold);
+  std::size_t count = 0, i = 0;
+  for (; i + N <= n; i += N) {
+    const auto m = hn::Ge(hn::LoadU(df, x + i), t);
+    if (hn::AllFalse(df, m)) continue;  // the common case when k is a small part of n
+    for (std::size_t l = 0; l < N; ++l)
+      if (x[i + l] >= threshold) out[count++] = static_cast<std::uint32_t>(i + l);
+  }
+  for (; i < n; ++i)
+    if (x[i] >= threshold) out[count++] = static_cast<std::uint32_t>(i);
+  return count;
+}
+
 bool FoldChunk(const chunk_job& job) {
   const DF df;
   if (job.d % hn::Lanes(df) != 0) return false;
@@ -207,6 +282,8 @@ namespace attnbench::kernels {
 namespace detail {
 
 HWY_EXPORT(FoldChunk);
+HWY_EXPORT(ScoreRows);
+HWY_EXPORT(SelectAtLeast);
 
 namespace {
 std::atomic<bool> g_scalar{false};
@@ -215,6 +292,10 @@ std::atomic<bool> g_scalar{false};
 bool simd_enabled() { return !g_scalar.load(std::memory_order_relaxed); }
 
 bool fold_chunk_simd(const chunk_job& job) { return HWY_DYNAMIC_DISPATCH(FoldChunk)(job); }
+bool score_rows_simd(const score_job& job) { return HWY_DYNAMIC_DISPATCH(ScoreRows)(job); }
+std::size_t select_at_least_simd(const float* x, std::size_t n, float threshold, std::uint32_t* out) {
+  return HWY_DYNAMIC_DISPATCH(SelectAtLeast)(x, n, threshold, out);
+}
 
 void force_scalar(bool on) { g_scalar.store(on); }
 
