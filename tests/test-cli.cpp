@@ -183,8 +183,9 @@ TEST(Cli, RunWritesResultsAndResumeSkipsFinishedCells) {
 TEST(Cli, InterruptKeepsFinishedCellsAndResumeCompletesTheRun) {
   const auto d = scratch("cli-interrupt");
   const auto cfg = write(d, "long.json",
-                         R"({"model": {"profile": "tiny"}, "tasks": ["niah_single_1"], "context_lengths": [1024, 2048, 3072, 4096],
-                             "policies": ["dense"], "seeds": [0, 1, 2], "samples": 4})");
+                         // Cells of about a second each, so Ctrl-C lands while the run is busy.
+                         R"({"model": {"profile": "default"}, "tasks": ["niah_single_1"], "context_lengths": [4096],
+                             "policies": ["dense"], "seeds": [0, 1, 2, 3], "samples": 3})");
   const auto out = d / "run";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -215,15 +216,15 @@ TEST(Cli, InterruptKeepsFinishedCellsAndResumeCompletesTheRun) {
   const auto partial = nlohmann::json::parse(read_file(out / "results.json"));
   const std::size_t kept = partial["cells"].size();
   EXPECT_GE(kept, 1u);
-  EXPECT_LT(kept, 12u);
+  EXPECT_LT(kept, 4u);
 
   const auto r = run_cli("run " + cfg.string() + " --out " + out.string() + " --resume");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto full = nlohmann::json::parse(read_file(out / "results.json"));
-  EXPECT_EQ(full["cells"].size(), 12u);
+  EXPECT_EQ(full["cells"].size(), 4u);
   for (std::size_t i = 0; i < kept; ++i) EXPECT_EQ(full["cells"][i], partial["cells"][i]);  // finished cells untouched
   std::ifstream samples(out / "samples.jsonl");
   int lines = 0;
   for (std::string line; std::getline(samples, line);) ++lines;
-  EXPECT_EQ(lines, 12 * 4);
+  EXPECT_EQ(lines, 4 * 3);
 }
