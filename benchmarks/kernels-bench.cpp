@@ -7,7 +7,8 @@
 //   hook/overhead/fp16/gqa4/ctx:N/threads:1 decode with a terminator that never stops,
 //                                           alternating with no terminator: hook_overhead
 // Each decode and score case reports kv_bytes_per_s and probe_ratio: its bytes per
-// second over the probe measured in this process with the same thread count. Run with
+// second over the probe (same thread count) measured in the same case, three passes
+// right before its loop and three right after, median. Run with
 // --benchmark_repetitions=5 and read the medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
@@ -36,10 +37,24 @@ namespace {
 constexpr std::uint32_t kKvHeads = 8, kHeadDim = 128, kBlock = 64;
 constexpr std::size_t kProbeBytes = std::size_t{1} << 30;
 
-// Probe bandwidth per thread count, measured once at start (median of 7 passes).
-std::map<int, double>& probe_rates() {
-  static std::map<int, double> rates;
+// The probe buffer shared by every case (larger than the caches).
+const read_probe& probe_buffer() {
+  static const read_probe probe(kProbeBytes);
+  return probe;
+}
+
+// Bandwidth of `passes` probe passes with `threads` threads, median. Cases measure it
+// right before and after their own loop, so the ratio compares like with like on a
+// machine whose load changes over minutes.
+std::vector<double> probe_passes(int threads, int passes) {
+  std::vector<double> rates;
+  for (int i = 0; i < passes; ++i)
+    rates.push_back(static_cast<double>(probe_buffer().bytes()) / probe_buffer().run_once(threads));
   return rates;
+}
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 // Caches are built once per (dtype, context) and shared by the cases that read them.
@@ -103,6 +118,7 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     la.terminator_state_size = sizeof(never_state);
   }
   tbb::task_arena arena(threads);
+  std::vector<double> probe = probe_passes(threads, 3);
   using clock = std::chrono::steady_clock;
   double with_hook = 0, without_hook = 0;
   const attnbench_terminator_ops* terminator = la.terminator;
@@ -122,8 +138,10 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     ++n;
   }
   const double per_step = (with_hook + without_hook) / static_cast<double>(n);
+  for (double r : probe_passes(threads, 3)) probe.push_back(r);
   state.counters["kv_bytes_per_s"] = bytes / per_step;
-  state.counters["probe_ratio"] = bytes / per_step / probe_rates()[threads];
+  state.counters["probe_bytes_per_s"] = median(probe);
+  state.counters["probe_ratio"] = bytes / per_step / median(probe);
   if (hook && n >= 2) {
     const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
     state.counters["hook_overhead"] = a / b - 1.0;
@@ -155,6 +173,7 @@ double score_pass(attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx,
 void score_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx) {
   std::vector<float> out;
   cache_for(dtype, ctx);  // build outside the timed loop
+  std::vector<double> probe = probe_passes(1, 3);
   double total = 0;
   std::int64_t n = 0;
   for (auto _ : state) {
@@ -166,7 +185,9 @@ void score_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t gr
   }
   const double bytes = static_cast<double>(ctx) * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
   state.counters["kv_bytes_per_s"] = bytes * static_cast<double>(n) / total;
-  state.counters["probe_ratio"] = bytes * static_cast<double>(n) / total / probe_rates()[1];
+  for (double r : probe_passes(1, 3)) probe.push_back(r);
+  state.counters["probe_bytes_per_s"] = median(probe);
+  state.counters["probe_ratio"] = bytes * static_cast<double>(n) / total / median(probe);
 }
 
 void topk_case(benchmark::State& state, std::uint32_t n, std::uint32_t k) {
@@ -190,13 +211,9 @@ void topk_case(benchmark::State& state, std::uint32_t n, std::uint32_t k) {
 }
 
 void probe_case(benchmark::State& state, int threads) {
-  static const read_probe probe(kProbeBytes);
-  for (auto _ : state) {
-    const double s = probe.run_once(threads);
-    state.SetIterationTime(s);
-  }
+  for (auto _ : state) state.SetIterationTime(probe_buffer().run_once(threads));
   state.counters["bytes_per_s"] =
-      benchmark::Counter(static_cast<double>(probe.bytes()), benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(static_cast<double>(probe_buffer().bytes()), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 const char* dtype_label(attnbench_dtype d) { return d == ATTNBENCH_DTYPE_FP16 ? "fp16" : d == ATTNBENCH_DTYPE_BF16 ? "bf16" : "fp32"; }
@@ -213,18 +230,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  {
-    const read_probe probe(kProbeBytes);
-    for (int threads : {1, 2}) {
-      probe.run_once(threads);
-      std::vector<double> rates;
-      for (int i = 0; i < 7; ++i) rates.push_back(static_cast<double>(probe.bytes()) / probe.run_once(threads));
-      std::sort(rates.begin(), rates.end());
-      probe_rates()[threads] = rates[3];
-      std::fprintf(stderr, "probe: %d thread(s): %.2f GB/s (median of 7); kernel target %s\n", threads,
-                   rates[3] / 1e9, current_target().c_str());
-    }
-  }
+  std::fprintf(stderr, "kernel target %s\n", current_target().c_str());
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("probe/threads:" + std::to_string(threads)).c_str(), probe_case, threads)
         ->UseManualTime()
