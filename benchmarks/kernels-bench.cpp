@@ -111,7 +111,6 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
   la.scale = 1.0f / 11.3f;
   la.kv = &cache.layer_view(0);
   la.plan = &plan;
-  la.threads = static_cast<std::uint32_t>(threads);
   la.out = out.data();
   if (hook) {
     la.terminator = &kNever;

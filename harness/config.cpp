@@ -74,15 +74,19 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file) {
   if (!raw.contains("tasks")) r.fail("/tasks", "required field is missing");
   r.expect_array(raw["tasks"], "/tasks", true);
   json tasks_out = json::array();
+  std::set<std::string> task_labels;
   std::string known;
   for (const auto& t : tasks::task_catalogue()) known += (known.empty() ? "" : ", ") + t.name;
   for (std::size_t i = 0; i < raw["tasks"].size(); ++i) {
     const std::string p = ptr("/tasks", i);
     json e = raw["tasks"][i].is_string() ? json{{"name", raw["tasks"][i]}} : raw["tasks"][i];
     r.expect_object(e, p);
-    r.reject_unknown_keys(e, p, {"name", "params"});
+    r.reject_unknown_keys(e, p, {"name", "label", "params"});
     if (!e.contains("name")) r.fail(ptr(p, "name"), "required field is missing");
     const std::string name = r.string(e["name"], ptr(p, "name"));
+    const std::string label = e.contains("label") ? r.string(e["label"], ptr(p, "label")) : name;
+    if (!task_labels.insert(label).second)
+      r.fail(ptr(p, "label"), "label \"" + label + "\" is used twice; give each entry of a task a distinct label");
     json params = e.value("params", json::object());
     if (!params.is_object()) r.fail(ptr(p, "params"), "expected an object, got " + describe_json(params));
     try {
@@ -92,7 +96,7 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file) {
     } catch (const tasks::task_params_error& err) {
       r.fail(ptr(p, "params") + err.pointer, err.what());
     }
-    tasks_out.push_back({{"name", name}, {"params", params}});
+    tasks_out.push_back({{"name", name}, {"label", label}, {"params", params}});
   }
   out["tasks"] = tasks_out;
 
@@ -108,6 +112,10 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file) {
                                                std::to_string(task->min_context_length()) + " tokens, got " +
                                                std::to_string(n));
     }
+    for (std::size_t j = 0; j < lengths.size(); ++j)
+      if (lengths[j] == n)
+        r.fail(ptr("/context_lengths", i), "context length " + std::to_string(n) + " is listed twice (also at index " +
+                                               std::to_string(j) + ")");
     lengths.push_back(n);
   }
   out["context_lengths"] = lengths;
@@ -119,7 +127,12 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file) {
   const json seeds = raw.value("seeds", json::array({0}));
   r.expect_array(seeds, "/seeds", true);
   json seeds_out = json::array();
-  for (std::size_t i = 0; i < seeds.size(); ++i) seeds_out.push_back(r.integer(seeds[i], ptr("/seeds", i), 0, INT64_MAX));
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    const auto seed = r.integer(seeds[i], ptr("/seeds", i), 0, INT64_MAX);
+    for (const auto& other : seeds_out)
+      if (other == seed) r.fail(ptr("/seeds", i), "seed " + std::to_string(seed) + " is listed twice");
+    seeds_out.push_back(seed);
+  }
   out["seeds"] = seeds_out;
   out["samples"] = raw.contains("samples") ? r.integer(raw["samples"], "/samples", 1, 1000000) : 10;
   out["threads"] = raw.contains("threads") ? r.integer(raw["threads"], "/threads", 0, 1024) : 0;
@@ -139,7 +152,9 @@ void apply_override(json& config, const std::string& spec) {
   json value;
   try {
     value = json::parse(text);
-  } catch (const json::parse_error&) {
+  } catch (const json::out_of_range&) {
+    throw usage_error("--set " + spec + ": the number " + text + " is out of range");
+  } catch (const json::exception&) {
     value = text;  // a bare word is a string
   }
   std::vector<std::string> parts;
@@ -198,7 +213,7 @@ run_config load_config(const fs::path& file, const std::vector<std::string>& ove
   c.dtype = *kernels::dtype_from_name(resolved["model"]["dtype"].get<std::string>());
   c.block_size = resolved["model"]["block_size"];
   c.model_seed = resolved["model"]["seed"];
-  for (const auto& t : resolved["tasks"]) c.tasks.push_back({t["name"], t["params"]});
+  for (const auto& t : resolved["tasks"]) c.tasks.push_back({t["name"], t["label"], t["params"]});
   for (const auto& n : resolved["context_lengths"]) c.context_lengths.push_back(n);
   auto plugins = [](const json& list) {
     std::vector<plugin_spec> out;

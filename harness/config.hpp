@@ -17,6 +17,7 @@ namespace attnbench {
 
 struct task_spec {
   std::string name;
+  std::string label;  // unique in the config; names the cell axis value
   nlohmann::json params;
 };
 

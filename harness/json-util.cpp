@@ -35,6 +35,11 @@ nlohmann::json read_json_file(const std::filesystem::path& file) {
     const std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
     throw config_error(file.string() + ":" + std::to_string(line) + ":" + std::to_string(column), "",
                        "malformed JSON: " + detail);
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for a double (out_of_range.406)
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    throw config_error(file.string(), "", "invalid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2)));
   }
 }
 

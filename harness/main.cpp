@@ -127,7 +127,7 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
   writer.set_meta("read_bandwidth_bytes_per_s", bandwidth);
 
   const synthetic_model model(run.profile, config.model_seed);
-  const run_inputs inputs{config, model, run.plugins, bandwidth, threads};
+  const run_inputs inputs{config, model, run.plugins, bandwidth};
   run_cells(inputs, writer);
 
   print_table(writer.document()["cells"]);

@@ -2,6 +2,9 @@
 
 #include "errors.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +19,16 @@ namespace {
 
 // Writes text to path through a temporary file and rename, so readers never see a
 // half-written file.
+void fsync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Writes text to path through a temporary file, fsync and rename, so readers (and a
+// resumed run after a crash or power loss) never see a half-written file.
 void write_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -25,9 +38,11 @@ void write_atomically(const fs::path& path, const std::string& text) {
     out.flush();
     if (!out) throw output_error(tmp.string() + ": write failed: " + std::strerror(errno));
   }
+  fsync_path(tmp, O_RDONLY);
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) throw output_error(path.string() + ": cannot replace: " + ec.message());
+  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace
@@ -97,6 +112,7 @@ void results_writer::add_cell(const json& cell, const std::vector<json>& samples
     out.flush();
     if (!out) throw output_error(path.string() + ": write failed: " + std::strerror(errno));
   }
+  fsync_path(path, O_RDONLY);
   doc_["cells"].push_back(cell);
   finished_.insert(cell["id"].get<std::string>());
   write_results();

@@ -106,6 +106,10 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
         if (e.kind == ATTNBENCH_PLAN_ALL) continue;
         if (e.kind != ATTNBENCH_PLAN_TOKENS)
           throw plugin_error(policy.library().label() + ": on_prefill keep entries must be ALL or TOKENS");
+        if (e.count > 0 && !e.indices)
+          throw plugin_error(policy.library().label() + ": on_prefill keep entry for layer " + std::to_string(layer) +
+                             ", KV head " + std::to_string(h) + " has " + std::to_string(e.count) +
+                             " tokens but indices is NULL");
         try {
           cache.compact(layer, h, e.indices, e.count);
         } catch (const std::invalid_argument& err) {
@@ -147,20 +151,21 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       la.scale = model.scale();
       la.kv = &kv;
       la.plan = &plan;
-      la.threads = in.threads;
       la.out = outputs.data() + static_cast<std::size_t>(layer) * hq * d;
       if (terminator) {
         la.terminator = terminator->ops();
         la.terminator_instance = terminator->handle();
         la.terminator_state_size = state_bytes;
+        la.terminator_last_error = terminator->library().descriptor().last_error;
       }
       const auto t_att = clock_type::now();
-      const attnbench_status status = kernels::decode_layer(la, counters.data());
+      std::string kernel_error;
+      const attnbench_status status = kernels::decode_layer(la, counters.data(), &kernel_error);
       if (status != ATTNBENCH_STATUS_OK) {
         // Plans were checked above, so a failure here is the terminator's reset.
         if (terminator)
           throw plugin_error(terminator->library().label() + ": reset failed at layer " + std::to_string(layer) +
-                             ": " + terminator->library().last_error());
+                             ": " + (kernel_error.empty() ? "(the plugin gave no message)" : kernel_error));
         throw plugin_error("decode kernel rejected the plan of " + policy.library().label());
       }
       t.attention_s += seconds_since(t_att);
@@ -297,7 +302,7 @@ std::vector<cell_key> expand_grid(const run_config& c) {
 }
 
 std::string cell_id(const run_config& c, const cell_key& k) {
-  return c.tasks[k.task].name + "/" + std::to_string(c.context_lengths[k.length]) + "/" + c.policies[k.policy].label +
+  return c.tasks[k.task].label + "/" + std::to_string(c.context_lengths[k.length]) + "/" + c.policies[k.policy].label +
          "/" + c.terminators[k.terminator].label + "/" + std::to_string(c.seeds[k.seed]);
 }
 
@@ -362,7 +367,7 @@ void run_cells(const run_inputs& in, results_writer& writer) {
       ojson row = run_sample(in, *task, smp, policy, terminator.get(), totals);
       check_interrupt(writer);  // a sample cut short by Ctrl-C is not recorded
       ojson line = {{"cell", id},
-                   {"task", task_spec.name},
+                   {"task", task_spec.label},
                    {"context_length", length},
                    {"policy", c.policies[key.policy].label},
                    {"terminator", c.terminators[key.terminator].label},

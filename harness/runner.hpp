@@ -49,7 +49,6 @@ struct run_inputs {
   const synthetic_model& model;
   const resolved_plugins& plugins;
   double read_bandwidth_bytes_per_s;  // probe measured in this process
-  std::uint32_t threads = 0;          // kernel threads (0: oneTBB's count)
 };
 
 // What a cell's samples add up to; cell metrics are computed from it.

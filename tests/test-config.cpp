@@ -103,6 +103,32 @@ TEST(Config, WrongTypesAndRanges) {
       {"/context_lengths/0", "niah_single_1 needs at least"});
 }
 
+TEST(Config, DuplicateGridValuesWouldCollideAndAreRejected) {
+  expect_error<config_error>(
+      write_config("d1.json", R"({"tasks": ["niah_single_1", {"name": "niah_single_1", "params": {"depths": [90]}}],
+                                  "context_lengths": [1024], "policies": ["dense"]})"),
+      {"/tasks/1/label", "used twice"});
+  expect_error<config_error>(
+      write_config("d2.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024, 2048, 1024], "policies": ["dense"]})"),
+      {"/context_lengths/2", "listed twice"});
+  expect_error<config_error>(
+      write_config("d3.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"], "seeds": [3, 3]})"),
+      {"/seeds/1", "listed twice"});
+  // With distinct labels, two variants of one task are two cells each.
+  const auto c = load_config(write_config(
+      "d4.json", R"({"tasks": ["niah_single_1", {"name": "niah_single_1", "label": "niah-deep", "params": {"depths": [90]}}],
+                     "context_lengths": [1024], "policies": ["dense"]})"));
+  ASSERT_EQ(c.tasks.size(), 2u);
+  EXPECT_NE(cell_id(c, {0, 0, 0, 0, 0}), cell_id(c, {1, 0, 0, 0, 0}));
+}
+
+TEST(Config, NumbersOutOfRangeAreConfigErrors) {
+  expect_error<config_error>(
+      write_config("big.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"], "samples": 1e400})"),
+      {"big.json", "invalid JSON"});
+  expect_error<usage_error>(write_config("good2.json", kGood), {"out of range"}, {"samples=1e400"});
+}
+
 TEST(Config, UnknownTaskAndBadTaskParams) {
   expect_error<config_error>(
       write_config("u1.json", R"({"tasks": ["niah_single_9"], "context_lengths": [1024], "policies": ["dense"]})"),

@@ -250,6 +250,7 @@ TEST(DecodeLayer, MatchesPerGroupReference) {
   for (std::uint32_t q = 0; q < hkv * group; ++q) per_q.push_back(per_kv[q / group]);
   for (bool split : {false, true}) {
     for (bool query_granularity : {false, true}) {
+      SCOPED_TRACE(std::string("split ") + (split ? "on" : "off") + ", per-query " + (query_granularity ? "yes" : "no"));
       const attnbench_plan plan{query_granularity ? ATTNBENCH_PLAN_PER_QUERY_HEAD : ATTNBENCH_PLAN_PER_KV_HEAD,
                                 query_granularity ? hkv * group : hkv,
                                 query_granularity ? per_q.data() : per_kv.data()};
@@ -260,8 +261,7 @@ TEST(DecodeLayer, MatchesPerGroupReference) {
       la.scale = 0.2f;
       la.kv = &view;
       la.plan = &plan;
-      la.threads = split ? 16 : 1;  // 16 threads over 2 traversals forces splits
-      la.allow_split = split;
+      la.min_parts = split ? 16 : 1;  // 16 parts over 2 traversals: 8 splits each
       la.out = out.data();
       std::vector<decode_counters> counters(plan.n_entries);
       ASSERT_EQ(decode_layer(la, counters.data()), ATTNBENCH_STATUS_OK);

@@ -9,6 +9,8 @@
 
 #include <attnbench/tasks/task.hpp>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -22,9 +24,10 @@ inline model_profile profile(const std::string& name) {
   return load_profile(source_dir() / "configs" / "profiles" / (name + ".json"));
 }
 
-// A scratch folder under the build tree, emptied first.
+// A scratch folder under the build tree, emptied first. CTest runs each test in its own
+// process, in parallel: the pid keeps their folders apart.
 inline std::filesystem::path scratch(const std::string& name) {
-  const auto dir = build_dir() / "test-scratch" / name;
+  const auto dir = build_dir() / "test-scratch" / (name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

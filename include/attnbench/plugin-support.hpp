@@ -74,6 +74,9 @@ class params {
     if (!v) return fallback;
     if (!v->is_number_integer())
       throw params_error(key + ": expected an integer, got " + describe(*v));
+    if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(max))
+      throw params_error(key + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                         "], got " + v->dump());
     const auto x = v->get<std::int64_t>();
     if (x < min || x > max)
       throw params_error(key + ": expected an integer in [" + std::to_string(min) + ", " +

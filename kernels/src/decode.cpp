@@ -209,11 +209,11 @@ attnbench_status decode_group(const decode_args& a, decode_counters* counters) {
   return ATTNBENCH_STATUS_OK;
 }
 
-attnbench_status decode_layer(const layer_decode_args& la, decode_counters* counters) {
+attnbench_status decode_layer(const layer_decode_args& la, decode_counters* counters, std::string* error) {
   if (!la.queries || !la.kv || !la.plan || !la.out || !la.plan->entries) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
   const attnbench_kv_layer_view& kv = *la.kv;
   const std::uint32_t hq = la.n_query_heads, hkv = kv.n_kv_heads, d = kv.head_dim;
-  if (hkv == 0 || hq % hkv != 0) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (hkv == 0 || hq == 0 || hq % hkv != 0) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
   const std::uint32_t group = hq / hkv;
   const bool per_query = la.plan->granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
   const std::uint32_t traversals = per_query ? hq : hkv;
@@ -223,12 +223,12 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
     if (!detail::entry_valid(la.plan->entries[t], kv.heads[per_query ? t / group : t]))
       return ATTNBENCH_STATUS_INVALID_ARGUMENT;
 
-  // Split-K: when traversals alone cannot keep the threads busy, cut each into parts of
-  // at least 4 chunks, so the merge stays cheap next to the work.
-  const std::uint32_t threads = la.threads ? la.threads : static_cast<std::uint32_t>(tbb::this_task_arena::max_concurrency());
+  // Split-K: cut traversals until there are at least min_parts parts (see decode.hpp).
   std::uint32_t splits = 1;
-  if (la.allow_split && traversals < threads) splits = (threads + traversals - 1) / traversals;
-  std::vector<std::uint64_t> chunks(traversals);
+  if (!la.terminator && la.min_parts > traversals) splits = (la.min_parts + traversals - 1) / traversals;
+  thread_local std::vector<std::uint64_t> chunks_tl;
+  auto& chunks = chunks_tl;  // a reference, so the workers below see this thread's copy
+  chunks.resize(traversals);
   for (std::uint32_t t = 0; t < traversals; ++t)
     chunks[t] = detail::chunk_count(la.plan->entries[t], kv.heads[per_query ? t / group : t], kv.block_size);
   std::uint64_t min_chunks = UINT64_MAX;
@@ -236,9 +236,28 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
   splits = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(splits, min_chunks / 4)));
 
   const std::size_t parts = static_cast<std::size_t>(traversals) * splits;
-  std::vector<float> max(parts * nq), sum(parts * nq), acc(parts * nq * d);
-  std::vector<decode_counters> part_counters(parts);
-  std::vector<attnbench_status> status(parts, ATTNBENCH_STATUS_OK);
+  // Per calling thread, reused across layers and steps. The workers below reach these
+  // through references: naming a thread_local inside the lambda would give each worker
+  // its own copy.
+  struct layer_scratch {
+    std::vector<float> max, sum, acc;
+    std::vector<decode_counters> part_counters;
+    std::vector<attnbench_status> status;
+    std::vector<std::string> messages;
+  };
+  thread_local layer_scratch scratch_tl;
+  auto& max = scratch_tl.max;
+  auto& sum = scratch_tl.sum;
+  auto& acc = scratch_tl.acc;
+  auto& part_counters = scratch_tl.part_counters;
+  auto& status = scratch_tl.status;
+  auto& messages = scratch_tl.messages;
+  max.resize(parts * nq);
+  sum.resize(parts * nq);
+  acc.resize(parts * nq * d);
+  part_counters.assign(parts, decode_counters{});
+  status.assign(parts, ATTNBENCH_STATUS_OK);
+  messages.resize(parts);
   struct alignas(64) cache_line {
     std::byte bytes[64];
   };
@@ -265,14 +284,21 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
       const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,
                                           planned_tokens, a.queries, la.scale, 0, a.kv};
       status[job] = la.terminator->reset(la.terminator_instance, state.data(), &info);
-      if (status[job] != ATTNBENCH_STATUS_OK) return;
+      if (status[job] != ATTNBENCH_STATUS_OK) {
+        const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;
+        messages[job] = message ? message : "";
+        return;
+      }
       a.hook = {la.terminator, la.terminator_instance, state.data()};
     }
     const partial_state part{&max[job * nq], &sum[job * nq], &acc[job * nq * d]};
     status[job] = decode_partial(a, first, end, part, &part_counters[job]);
   });
-  for (auto s : status)
-    if (s != ATTNBENCH_STATUS_OK) return s;
+  for (std::size_t job = 0; job < parts; ++job)
+    if (status[job] != ATTNBENCH_STATUS_OK) {
+      if (error) *error = messages[job];
+      return status[job];
+    }
 
   for (std::uint32_t t = 0; t < traversals; ++t) {
     const std::size_t base = static_cast<std::size_t>(t) * splits;

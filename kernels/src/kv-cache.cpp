@@ -15,11 +15,7 @@ namespace attnbench::kernels {
 
 namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
-// Blocks sit kBlockSkew bytes further apart than their size, and V blocks start
-// kValueSkew bytes into their region, so that rows of consecutive blocks, and the K and V
-// rows of one token, do not all map to the same cache sets (power-of-two strides would).
-constexpr std::size_t kBlockSkew = 4 * 64;
-constexpr std::size_t kValueSkew = 37 * 64;
+
 
 std::size_t page_size() {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -62,7 +58,7 @@ kv_cache::kv_cache(std::uint32_t n_layers, std::uint32_t n_kv_heads, std::uint32
       dtype_(dtype),
       row_bytes_(head_dim * dtype_size(dtype)),
       block_bytes_(static_cast<std::size_t>(block_size) * head_dim * dtype_size(dtype)),
-      block_pitch_(block_bytes_ + kBlockSkew),
+      block_pitch_(block_bytes_),
       capacity_tokens_(capacity_tokens),
       heads_(static_cast<std::size_t>(n_layers) * n_kv_heads),
       head_views_(static_cast<std::size_t>(n_layers) * n_kv_heads),
@@ -89,12 +85,14 @@ const kv_cache::head_store& kv_cache::head(std::uint32_t layer, std::uint32_t kv
 void kv_cache::grow_blocks(head_store& h, std::uint32_t blocks) {
   const std::size_t capacity_blocks = (capacity_tokens_ + block_size_ - 1) / block_size_;
   const std::size_t need = std::max<std::size_t>(blocks, std::min<std::size_t>(capacity_blocks, blocks + 64));
+  const std::byte* old_base = h.keys.base;
   h.keys.ensure(2 * need * block_pitch_);
   const std::size_t d = head_dim_;
-  // Either region may have moved: rebuild both tables (once per 64 new blocks at most).
+  // Extend the block tables; rebuild them whole only when the region moved.
+  const std::size_t from = h.keys.base == old_base ? h.key_ptrs.size() : 0;
   h.key_ptrs.resize(blocks);
   h.value_ptrs.resize(blocks);
-  for (std::size_t b = 0; b < blocks; ++b) {
+  for (std::size_t b = from; b < blocks; ++b) {
     h.key_ptrs[b] = key_block(h, b);
     h.value_ptrs[b] = value_block(h, b);
   }
@@ -187,6 +185,9 @@ void kv_cache::compact(std::uint32_t layer, std::uint32_t kv_head, const std::ui
                     k.data(), v.data());
   }
   h.keys.release_from(2 * blocks * block_pitch_);
+  for (auto* v : {&h.key_min, &h.key_max, &h.key_mean, &h.value_norm_max}) v->shrink_to_fit();
+  h.key_ptrs.shrink_to_fit();
+  h.value_ptrs.shrink_to_fit();
   h.n_tokens = n_keep;
   h.positions = std::move(positions);
   refresh_head_view(layer, kv_head);
@@ -236,10 +237,11 @@ std::uint64_t kv_cache::token_bytes() const {
 std::uint64_t kv_cache::resident_bytes() const {
   std::uint64_t bytes = token_bytes();
   for (const auto& h : heads_) {
-    const std::uint64_t blocks = (h.n_tokens + block_size_ - 1) / block_size_;
-    bytes += blocks * (3ull * head_dim_ + 1) * sizeof(float);  // key min, max, mean; value norm
-    bytes += h.positions.size() * sizeof(std::int64_t);
-    bytes += 2 * blocks * sizeof(void*);  // block tables
+    // Allocated capacity, not just the part in use: what the process really holds.
+    bytes += (h.key_min.capacity() + h.key_max.capacity() + h.key_mean.capacity() + h.value_norm_max.capacity()) *
+             sizeof(float);
+    bytes += h.positions.capacity() * sizeof(std::int64_t);
+    bytes += (h.key_ptrs.capacity() + h.value_ptrs.capacity()) * sizeof(void*);
   }
   return bytes;
 }

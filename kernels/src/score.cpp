@@ -34,7 +34,7 @@ bool tokens_in_range(const score_args& a) {
       if (a.tokens[i] >= a.kv->n_tokens) return false;
     return true;
   }
-  return a.first + a.count <= a.kv->n_tokens;
+  return a.first <= a.kv->n_tokens && a.count <= a.kv->n_tokens - a.first;
 }
 
 }  // namespace

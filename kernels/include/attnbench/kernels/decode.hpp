@@ -11,7 +11,9 @@
 
 #include <attnbench/plugin.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace attnbench::kernels {
 
@@ -75,20 +77,25 @@ struct layer_decode_args {
   float scale = 1.0f;
   const attnbench_kv_layer_view* kv = nullptr;
   const attnbench_plan* plan = nullptr;
-  // Optional terminator: a fresh state of state_size bytes is reset for every traversal
-  // (and every split of one).
+  // Optional terminator: a fresh state of state_size bytes is reset for every traversal.
+  // With a terminator, traversals are never split, so it always sees a whole traversal.
   const attnbench_terminator_ops* terminator = nullptr;
   const void* terminator_instance = nullptr;
   std::size_t terminator_state_size = 0;
-  // Split a traversal over the sequence when traversals < threads (0: oneTBB's count).
-  std::uint32_t threads = 0;
-  bool allow_split = true;
+  // Optional: the terminator plugin's last_error, read on the worker thread that saw a
+  // failed reset (the message is thread-local in the plugin).
+  const char* (*terminator_last_error)(void) = nullptr;
+  // Split-K: traversals are cut over the sequence until there are at least min_parts
+  // parts (each at least 4 blocks). A fixed number, not the machine's thread count, so
+  // results (to the last bit) do not depend on the machine. 1 disables splitting.
+  std::uint32_t min_parts = 16;
   float* out = nullptr;  // [n_query_heads * head_dim]
 };
 
-// Runs every traversal of the plan; counters has one slot per traversal (plan entry).
-// Returns the first non-OK status (an invalid plan, or a terminator reset failure).
-attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters);
+// Runs every traversal of the plan on oneTBB threads; counters has one slot per traversal
+// (plan entry). Returns the first non-OK status (an invalid plan, or a terminator reset
+// failure, whose message goes to *error when error is not null).
+attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters, std::string* error = nullptr);
 
 // Number of chunks (kernel blocks) of a plan entry.
 std::uint64_t plan_entry_chunks(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,

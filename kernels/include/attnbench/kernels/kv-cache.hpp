@@ -1,7 +1,8 @@
 // The paged KV cache: per layer and KV head, K and V in blocks of block_size tokens of
 // one dtype. Each head's K blocks (and its V blocks) are pages of one contiguous reserved
 // region of virtual memory (mmap, grown with mremap, huge pages where the system allows),
-// so a head's blocks are adjacent: the hardware prefetcher and the TLB see one stream.
+// K and V blocks interleaved, so a head's blocks are adjacent: one stream for the
+// prefetchers and the TLB.
 // Per-block metadata is kept up to date on every append (per-channel key min and max,
 // mean key, largest value norm), computed from the stored (rounded) values. Positions
 // are stored only once a head has been compacted; until then position == cache index.
@@ -43,8 +44,8 @@ class kv_cache {
   const attnbench_kv_layer_view& layer_view(std::uint32_t layer);
 
   std::uint64_t n_tokens(std::uint32_t layer, std::uint32_t kv_head) const;
-  // Bytes held: K and V pages of the blocks in use, plus metadata, positions and the
-  // block tables.
+  // Bytes held: K and V of the blocks in use, plus the allocated metadata, positions
+  // and block tables.
   std::uint64_t resident_bytes() const;
   std::uint64_t token_bytes() const;  // K and V pages of the blocks in use only
 
