@@ -44,8 +44,27 @@ void check_interrupt(const results_writer& writer) {
 }
 
 // Checks a plan against the cache before the kernel sees it; returns "" or the problem.
+// `seen` holds a stamp per index; an index is a duplicate when it already carries this
+// entry's stamp, so nothing is cleared between entries or steps.
+struct seen_stamps {
+  std::vector<std::uint32_t> stamp;
+  std::uint32_t current = 0;
+  void begin(std::uint64_t size) {
+    if (stamp.size() < size) stamp.resize(size, 0);
+    if (++current == 0) {  // wrapped: clear once every 2^32 entries
+      std::fill(stamp.begin(), stamp.end(), 0);
+      current = 1;
+    }
+  }
+  bool mark(std::uint32_t i) {
+    if (stamp[i] == current) return false;
+    stamp[i] = current;
+    return true;
+  }
+};
+
 std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view& kv, std::uint32_t n_query_heads,
-                       std::vector<std::uint8_t>& seen) {
+                       seen_stamps& seen) {
   std::uint32_t expected = 0;
   if (plan.granularity == ATTNBENCH_PLAN_PER_KV_HEAD) expected = kv.n_kv_heads;
   else if (plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD) expected = n_query_heads;
@@ -61,13 +80,13 @@ std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view
       return "entry " + std::to_string(e) + ": unknown kind " + std::to_string(entry.kind);
     if (entry.count > 0 && !entry.indices) return "entry " + std::to_string(e) + ": indices is NULL";
     const std::uint64_t limit = entry.kind == ATTNBENCH_PLAN_BLOCKS ? head.n_blocks : head.n_tokens;
-    seen.assign(limit, 0);
+    seen.begin(limit);
     for (std::uint32_t i = 0; i < entry.count; ++i) {
       const std::uint32_t x = entry.indices[i];
       if (x >= limit)
         return "entry " + std::to_string(e) + ": index " + std::to_string(x) + " out of range (" +
                std::to_string(limit) + (entry.kind == ATTNBENCH_PLAN_BLOCKS ? " blocks)" : " tokens)");
-      if (seen[x]++) return "entry " + std::to_string(e) + ": index " + std::to_string(x) + " listed twice";
+      if (!seen.mark(x)) return "entry " + std::to_string(e) + ": index " + std::to_string(x) + " listed twice";
     }
   }
   return "";
@@ -125,7 +144,7 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
   // Decode.
   std::vector<float> outputs(static_cast<std::size_t>(p.n_layers) * hq * d);
   std::vector<tasks::token> generated;
-  std::vector<std::uint8_t> seen;
+  seen_stamps seen;
   std::vector<kernels::decode_counters> counters(hq);
   const std::size_t state_bytes = terminator ? terminator->state_size(group, d) : 0;
   const auto t_decode = clock_type::now();
