@@ -6,9 +6,11 @@
 //                                           time over one head's scoring pass of N fp16 keys
 //   hook/overhead/fp16/gqa4/ctx:N/threads:1 decode with a terminator that never stops,
 //                                           alternating with no terminator: hook_overhead
-// Each decode and score case reports kv_bytes_per_s and probe_ratio: its bytes per
-// second over the probe (same thread count) measured in the same case, three passes
-// right before its loop and three right after, median. Run with
+// Each decode case reports kv_bytes_per_s and probe_ratio: the median over its steps of
+// the step's bytes per second over a probe pass (same thread count) run just before that
+// step; and same_memory_ratio: the same against a plain read of the very K/V blocks the
+// step reads (on this VM a buffer's bandwidth depends on where it was allocated, so this
+// is the ratio that compares like with like). Score cases use three probe passes before and three after their loop. Run with
 // --benchmark_repetitions=5 and read the medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
@@ -35,7 +37,7 @@ using namespace attnbench::kernels;
 namespace {
 
 constexpr std::uint32_t kKvHeads = 8, kHeadDim = 128, kBlock = 64;
-constexpr std::size_t kProbeBytes = std::size_t{1} << 30;
+constexpr std::size_t kProbeBytes = std::size_t{512} << 20;  // larger than any cache here
 
 // The probe buffer shared by every case (larger than the caches).
 const read_probe& probe_buffer() {
@@ -117,13 +119,20 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     la.terminator_state_size = sizeof(never_state);
   }
   tbb::task_arena arena(threads);
-  std::vector<double> probe = probe_passes(threads, 3);
   using clock = std::chrono::steady_clock;
   double with_hook = 0, without_hook = 0;
   const attnbench_terminator_ops* terminator = la.terminator;
   const double bytes = 2.0 * ctx * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+  std::vector<double> ratios, probe_rates, same_memory_ratios;
   std::int64_t n = 0;
   for (auto _ : state) {
+    // Each step is paired with a probe pass just before it (outside the timing), and the
+    // ratio is taken per pair: load that drifts during the case cancels out.
+    state.PauseTiming();
+    const double probe_rate = static_cast<double>(probe_buffer().bytes()) / probe_buffer().run_once(threads);
+    std::size_t layer_bytes = 0;
+    const double layer_s = read_layer_once(*la.kv, threads, &layer_bytes);
+    state.ResumeTiming();
     // With a hook, iterations alternate between hook and no hook, so that both see the
     // same machine state and their ratio is robust to drift.
     la.terminator = hook && n % 2 == 0 ? terminator : nullptr;
@@ -133,14 +142,17 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     });
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     (la.terminator ? with_hook : without_hook) += s;
+    ratios.push_back(bytes / s / probe_rate);
+    same_memory_ratios.push_back(layer_s / s);  // same bytes: time of a plain read over time of the step
+    probe_rates.push_back(probe_rate);
     benchmark::DoNotOptimize(out.data());
     ++n;
   }
   const double per_step = (with_hook + without_hook) / static_cast<double>(n);
-  for (double r : probe_passes(threads, 3)) probe.push_back(r);
   state.counters["kv_bytes_per_s"] = bytes / per_step;
-  state.counters["probe_bytes_per_s"] = median(probe);
-  state.counters["probe_ratio"] = bytes / per_step / median(probe);
+  state.counters["probe_bytes_per_s"] = median(probe_rates);
+  state.counters["probe_ratio"] = median(ratios);
+  state.counters["same_memory_ratio"] = median(same_memory_ratios);
   if (hook && n >= 2) {
     const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
     state.counters["hook_overhead"] = a / b - 1.0;

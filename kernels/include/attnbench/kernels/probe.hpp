@@ -4,6 +4,8 @@
 // its floor.
 #pragma once
 
+#include <attnbench/plugin.h>
+
 #include <cstddef>
 
 namespace attnbench::kernels {
@@ -23,6 +25,12 @@ class read_probe {
   unsigned long long* data_;
   std::size_t n_;
 };
+
+// Reads every K and V block of one cache layer once, with `threads` threads (0: all), the
+// way a probe reads its buffer; returns seconds and sets *bytes. On machines where
+// memory bandwidth depends on where an allocation landed, this is the fair yardstick
+// for a decode step over the same layer.
+double read_layer_once(const attnbench_kv_layer_view& layer, int threads, std::size_t* bytes);
 
 // Read bandwidth in bytes/s: the median of `repetitions` passes after one warm-up pass.
 double measure_read_bandwidth(std::size_t bytes, int repetitions, int threads);
