@@ -219,7 +219,9 @@ void synthetic_model::append_range(std::span<const token> tokens, std::size_t fi
   tbb::parallel_for(std::size_t{0}, pairs, [&](std::size_t idx) {
     const auto layer = static_cast<std::uint32_t>(idx / profile_.n_kv_heads);
     const auto kv_head = static_cast<std::uint32_t>(idx % profile_.n_kv_heads);
-    constexpr std::size_t chunk = 1024;
+    // Sized to the work: a decode step appends one token and allocates one row, not a
+    // prefill chunk.
+    const std::size_t chunk = std::min<std::size_t>(1024, n);
     std::vector<float> keys(chunk * d), values(chunk * d);
     std::vector<std::int64_t> positions(chunk);
     for (std::size_t start = 0; start < n; start += chunk) {

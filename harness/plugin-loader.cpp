@@ -35,6 +35,21 @@ fs::path executable_dir() {
   return ec ? fs::current_path() : exe.parent_path();
 }
 
+// Calls a plugin's create with params as JSON text; throws plugin_error with the plugin's
+// own message when it refuses.
+void* create_instance(const plugin_library& library,
+                      attnbench_status (*create)(const char*, const attnbench_model_info*, void**),
+                      const nlohmann::json& params, const attnbench_model_info& model) {
+  const std::string text = params.is_null() ? "{}" : params.dump();
+  void* instance = nullptr;
+  const attnbench_status s = create(text.c_str(), &model, &instance);
+  if (s != ATTNBENCH_STATUS_OK) {
+    const std::string what = s == ATTNBENCH_STATUS_INVALID_PARAMS ? "rejected its params " + text : "create failed";
+    throw plugin_error(library.label() + ": " + what + ": " + library.last_error());
+  }
+  return instance;
+}
+
 std::string describe_path(const std::vector<fs::path>& path) {
   std::string out;
   for (const auto& p : path) out += (out.empty() ? "" : ":") + p.string();
@@ -205,12 +220,7 @@ std::vector<plugin_registry::scan_entry> plugin_registry::scan() {
 policy_instance::policy_instance(std::shared_ptr<plugin_library> library, const nlohmann::json& params,
                                  const attnbench_model_info& model)
     : library_(std::move(library)), ops_(library_->descriptor().policy) {
-  const std::string text = params.is_null() ? "{}" : params.dump();
-  const attnbench_status s = ops_->create(text.c_str(), &model, &instance_);
-  if (s != ATTNBENCH_STATUS_OK) {
-    const std::string what = s == ATTNBENCH_STATUS_INVALID_PARAMS ? "rejected its params " + text : "create failed";
-    throw plugin_error(library_->label() + ": " + what + ": " + library_->last_error());
-  }
+  instance_ = create_instance(*library_, ops_->create, params, model);
 }
 
 policy_instance::~policy_instance() {
@@ -258,12 +268,7 @@ nlohmann::json policy_instance::stats() const {
 terminator_instance::terminator_instance(std::shared_ptr<plugin_library> library, const nlohmann::json& params,
                                          const attnbench_model_info& model)
     : library_(std::move(library)), ops_(library_->descriptor().terminator) {
-  const std::string text = params.is_null() ? "{}" : params.dump();
-  const attnbench_status s = ops_->create(text.c_str(), &model, &instance_);
-  if (s != ATTNBENCH_STATUS_OK) {
-    const std::string what = s == ATTNBENCH_STATUS_INVALID_PARAMS ? "rejected its params " + text : "create failed";
-    throw plugin_error(library_->label() + ": " + what + ": " + library_->last_error());
-  }
+  instance_ = create_instance(*library_, ops_->create, params, model);
 }
 
 terminator_instance::~terminator_instance() {

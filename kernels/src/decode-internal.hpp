@@ -61,6 +61,20 @@ inline void prefetch_row(const void* row, std::size_t bytes) {
   for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
 }
 
+// Tokens in chunks [first, end) of a (valid) entry; a loop only for block lists, whose
+// last block may be partial.
+inline std::uint64_t chunk_tokens(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv,
+                                  std::uint32_t block_size, std::uint64_t first, std::uint64_t end) {
+  if (first >= end) return 0;
+  if (e.kind == ATTNBENCH_PLAN_ALL || e.kind == ATTNBENCH_PLAN_TOKENS) {
+    const std::uint64_t total = e.kind == ATTNBENCH_PLAN_ALL ? kv.n_tokens : e.count;
+    return std::min<std::uint64_t>(end * block_size, total) - first * block_size;
+  }
+  std::uint64_t tokens = 0;
+  for (std::uint64_t i = first; i < end; ++i) tokens += chunk_at(e, kv, block_size, i).count;
+  return tokens;
+}
+
 // Fills row pointers of a chunk's K and V rows.
 inline void chunk_rows(const attnbench_kv_head_view& kv, const chunk& c, std::uint32_t block_size,
                        std::size_t row_bytes, const void** k_rows, const void** v_rows) {

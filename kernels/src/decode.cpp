@@ -123,11 +123,8 @@ void traverse(const decode_args& a, std::uint64_t first, std::uint64_t end, part
     }
   }
   if (counters) {
-    std::uint64_t planned_tokens = 0;
-    for (std::uint64_t i = first; i < end; ++i)
-      planned_tokens += detail::chunk_at(*a.entry, *a.kv, a.block_size, i).count;
     counters->blocks_planned += end - first;
-    counters->tokens_planned += planned_tokens;
+    counters->tokens_planned += detail::chunk_tokens(*a.entry, *a.kv, a.block_size, first, end);
     counters->blocks_visited += visited_blocks;
     counters->tokens_visited += visited_tokens;
   }
@@ -148,18 +145,6 @@ void init_part(partial_state part, std::uint32_t nq, std::uint32_t d) {
 std::uint64_t plan_entry_chunks(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
                                 std::uint32_t block_size) {
   return detail::chunk_count(entry, kv, block_size);
-}
-
-void plan_entry_size(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv, std::uint32_t block_size,
-                     std::uint64_t* blocks, std::uint64_t* tokens) {
-  const std::uint64_t n = detail::chunk_count(entry, kv, block_size);
-  std::uint64_t t = 0;
-  if (entry.kind == ATTNBENCH_PLAN_ALL) t = kv.n_tokens;
-  else if (entry.kind == ATTNBENCH_PLAN_TOKENS) t = entry.count;
-  else
-    for (std::uint64_t i = 0; i < n; ++i) t += detail::chunk_at(entry, kv, block_size, i).count;
-  if (blocks) *blocks = n;
-  if (tokens) *tokens = t;
 }
 
 attnbench_status decode_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
@@ -279,10 +264,9 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
     thread_local std::vector<cache_line> state;
     if (la.terminator) {
       state.resize(la.terminator_state_size / sizeof(cache_line) + 1);
-      std::uint64_t planned_tokens = 0;
-      for (std::uint64_t i = first; i < end; ++i) planned_tokens += detail::chunk_at(*a.entry, *a.kv, a.block_size, i).count;
       const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,
-                                          planned_tokens, a.queries, la.scale, 0, a.kv};
+                                          detail::chunk_tokens(*a.entry, *a.kv, a.block_size, first, end), a.queries,
+                                          la.scale, 0, a.kv};
       status[job] = la.terminator->reset(la.terminator_instance, state.data(), &info);
       if (status[job] != ATTNBENCH_STATUS_OK) {
         const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;

@@ -12,7 +12,8 @@ namespace attnbench::kernels {
 namespace detail {
 
 void score_rows_scalar(const score_job& job) {
-  std::vector<float> k(job.d);
+  thread_local std::vector<float> k;
+  k.resize(job.d);
   for (std::uint32_t j = 0; j < job.count; ++j) {
     to_fp32(job.dtype, job.k_rows[j], k.data(), job.d);
     for (std::uint32_t g = 0; g < job.n_q; ++g) {

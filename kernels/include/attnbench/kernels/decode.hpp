@@ -44,10 +44,6 @@ struct decode_args {
   float* lse = nullptr;  // optional [n_query_heads]: log of the softmax denominator
 };
 
-// Number of blocks (chunks) and tokens a plan entry makes the kernel visit.
-void plan_entry_size(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv,
-                     std::uint32_t block_size, std::uint64_t* blocks, std::uint64_t* tokens);
-
 // Returns ATTNBENCH_STATUS_INVALID_ARGUMENT on a null pointer or an index out of range.
 // Adds to *counters when it is not null.
 attnbench_status decode_group(const decode_args& args, decode_counters* counters);
