@@ -75,14 +75,35 @@ inline std::uint64_t chunk_tokens(const attnbench_plan_entry& e, const attnbench
   return tokens;
 }
 
-// Fills row pointers of a chunk's K and V rows.
+// Fills row pointers of a chunk's K and V rows. A contiguous chunk lies in one block, so
+// its rows are a base pointer plus a stride; a token list divides each index (a shift
+// when block_size is a power of two, as it is by default).
 inline void chunk_rows(const attnbench_kv_head_view& kv, const chunk& c, std::uint32_t block_size,
                        std::size_t row_bytes, const void** k_rows, const void** v_rows) {
-  for (std::uint32_t j = 0; j < c.count; ++j) {
-    const std::uint64_t t = c.tokens ? c.tokens[j] : c.first + j;
-    const std::size_t offset = (t % block_size) * row_bytes;
-    k_rows[j] = static_cast<const std::byte*>(kv.key_blocks[t / block_size]) + offset;
-    v_rows[j] = static_cast<const std::byte*>(kv.value_blocks[t / block_size]) + offset;
+  if (!c.tokens) {
+    const std::size_t offset = (c.first % block_size) * row_bytes;
+    const auto* k = static_cast<const std::byte*>(kv.key_blocks[c.first / block_size]) + offset;
+    const auto* v = static_cast<const std::byte*>(kv.value_blocks[c.first / block_size]) + offset;
+    for (std::uint32_t j = 0; j < c.count; ++j) {
+      k_rows[j] = k + j * row_bytes;
+      v_rows[j] = v + j * row_bytes;
+    }
+    return;
+  }
+  auto fill = [&](auto block_of, auto offset_in) {
+    for (std::uint32_t j = 0; j < c.count; ++j) {
+      const std::uint64_t t = c.tokens[j];
+      const std::size_t offset = offset_in(t) * row_bytes;
+      k_rows[j] = static_cast<const std::byte*>(kv.key_blocks[block_of(t)]) + offset;
+      v_rows[j] = static_cast<const std::byte*>(kv.value_blocks[block_of(t)]) + offset;
+    }
+  };
+  if ((block_size & (block_size - 1)) == 0) {
+    const unsigned shift = static_cast<unsigned>(__builtin_ctz(block_size));
+    const std::uint64_t mask = block_size - 1;
+    fill([&](std::uint64_t t) { return t >> shift; }, [&](std::uint64_t t) { return t & mask; });
+  } else {
+    fill([&](std::uint64_t t) { return t / block_size; }, [&](std::uint64_t t) { return t % block_size; });
   }
 }
 
@@ -108,6 +129,7 @@ struct chunk_job {
   // one phase of data is in flight without flooding the miss queues.
   const void* const* next_k_rows;
   std::uint32_t next_count;
+  bool prefetch;  // false for the second and later sub-groups of a large GQA group
   std::size_t row_bytes;
   running_state state;
   float* scratch;  // [n_q * round_up(count, 64)] logits, then probabilities

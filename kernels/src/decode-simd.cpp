@@ -65,55 +65,67 @@ HWY_INLINE void sum4(D df, V a, V b, V c, V d, float* out) {
 #endif
 }
 
+// Logits of G query heads for TT rows starting at row j, into out[g * out_stride + j + t].
+// Inlined into its caller so the G x TT accumulators stay in registers.
+template <int DT, std::size_t G, std::size_t TT>
+HWY_INLINE void logits_step(const float* q, std::size_t d, const void* const* k_rows, std::uint32_t j, float* out,
+                            std::size_t out_stride) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[G][TT];
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::Zero(df);
+  for (std::size_t c = 0; c < d; c += N) {
+    hn::Vec<DF> k[TT];
+    for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, k_rows[j + t], c);
+    for (std::size_t g = 0; g < G; ++g) {
+      const auto qv = hn::LoadU(df, q + g * d + c);
+      for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::MulAdd(qv, k[t], acc[g][t]);
+    }
+  }
+  if constexpr ((G * TT) % 4 == 0) {
+    // Four accumulators at a time through the transposed reduction.
+    for (std::size_t i = 0; i < G * TT; i += 4) {
+      alignas(16) float sums[4];
+      sum4(df, acc[i / TT][i % TT], acc[(i + 1) / TT][(i + 1) % TT], acc[(i + 2) / TT][(i + 2) % TT],
+           acc[(i + 3) / TT][(i + 3) % TT], sums);
+      for (std::size_t k = 0; k < 4; ++k) out[((i + k) / TT) * out_stride + j + (i + k) % TT] = sums[k];
+    }
+  } else {
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t t = 0; t < TT; ++t) out[g * out_stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
+  }
+}
+
 // Logits q_g . k_j for G query heads over `count` rows, into out[g * out_stride + j].
-// Rows in prefetch_rows (may be null) are requested from memory meanwhile.
+// Rows in prefetch_rows (may be null) are requested from memory meanwhile, spread over
+// the steps. T rows per step: with G heads that is G x T independent FMA chains.
 template <int DT, std::size_t G>
 void logits_pass(const float* q, std::size_t d, const void* const* k_rows, std::uint32_t count, float* out,
                  std::size_t out_stride, const void* const* prefetch_rows, std::uint32_t prefetch_count,
                  std::size_t row_bytes) {
-  constexpr std::size_t T = G >= 8 ? 1 : 8 / G;  // tokens per step: about eight FMA chains
-  const DF df;
-  const std::size_t N = hn::Lanes(df);
-  auto step = [&]<std::size_t TT>(std::uint32_t j) {
-    if (prefetch_rows)
-      for (std::size_t t = 0; t < TT; ++t)
-        if (j + t < prefetch_count) prefetch_row(prefetch_rows[j + t], row_bytes);
-    hn::Vec<DF> acc[G][TT];
-    for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::Zero(df);
-    for (std::size_t c = 0; c < d; c += N) {
-      hn::Vec<DF> k[TT];
-      for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, k_rows[j + t], c);
-      for (std::size_t g = 0; g < G; ++g) {
-        const auto qv = hn::LoadU(df, q + g * d + c);
-        for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::MulAdd(qv, k[t], acc[g][t]);
-      }
-    }
-    if constexpr ((G * TT) % 4 == 0) {
-      // Four accumulators at a time through the transposed reduction.
-      for (std::size_t i = 0; i < G * TT; i += 4) {
-        alignas(16) float sums[4];
-        sum4(df, acc[i / TT][i % TT], acc[(i + 1) / TT][(i + 1) % TT], acc[(i + 2) / TT][(i + 2) % TT],
-             acc[(i + 3) / TT][(i + 3) % TT], sums);
-        for (std::size_t k = 0; k < 4; ++k) out[((i + k) / TT) * out_stride + j + (i + k) % TT] = sums[k];
-      }
-    } else {
-      for (std::size_t g = 0; g < G; ++g)
-        for (std::size_t t = 0; t < TT; ++t) out[g * out_stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
-    }
-  };
+  constexpr std::size_t T = G <= 2 ? 8 : 4;
   std::uint32_t j = 0;
-  for (; j + T <= count; j += T) step.template operator()<T>(j);
-  for (; j < count; ++j) step.template operator()<1>(j);
+  for (; j + T <= count; j += T) {
+    if (prefetch_rows)
+      for (std::size_t t = 0; t < T; ++t)
+        if (j + t < prefetch_count) prefetch_row(prefetch_rows[j + t], row_bytes);
+    logits_step<DT, G, T>(q, d, k_rows, j, out, out_stride);
+  }
+  for (; j < count; ++j) {
+    if (prefetch_rows && j < prefetch_count) prefetch_row(prefetch_rows[j], row_bytes);
+    logits_step<DT, G, 1>(q, d, k_rows, j, out, out_stride);
+  }
 }
 
-// G query heads share every row load; G is a compile-time constant so the accumulators
-// live in registers. Both passes keep about eight independent FMA chains in flight (T
-// tokens at a time for the logits, C slices of d at a time for the output), so they are
-// limited by loads, not by FMA latency.
+// G (at most 4) query heads share every row load; G is a compile-time constant so the
+// accumulators live in registers. Both passes keep 8 to 16 independent FMA chains in
+// flight (T tokens at a time for the logits, C slices of d at a time for the output) and
+// load each K or V vector once per G FMAs, so they are limited by the FMA units, not by
+// FMA latency or loads.
 template <int DT, std::size_t G>
 void fold(const chunk_job& job) {
-  constexpr std::size_t C = G >= 8 ? 1 : 8 / G;  // slices of d per step of the output pass
+  constexpr std::size_t C = G <= 2 ? 8 : 4;  // slices of d per step of the output pass
   const DF df;
   const std::size_t N = hn::Lanes(df);
   const std::size_t d = job.d;
@@ -125,7 +137,8 @@ void fold(const chunk_job& job) {
 
   // 1. Logits: q_g . k_j for every head of the group, one pass over K; this chunk's V
   //    rows are prefetched meanwhile.
-  logits_pass<DT, G>(q, d, job.k_rows, count, logits, stride, job.v_rows, count, job.row_bytes);
+  logits_pass<DT, G>(q, d, job.k_rows, count, logits, stride, job.prefetch ? job.v_rows : nullptr, count,
+                     job.row_bytes);
 
   // 2. Online softmax: new max, rescale factor, probabilities (in place of the logits).
   float alpha[G];
@@ -151,13 +164,11 @@ void fold(const chunk_job& job) {
   }
 
   // 3. Output: acc_g = alpha_g * acc_g + sum_j p_gj v_j, one pass over V per C slices of d.
-  auto output_step = [&]<std::size_t CC>(std::size_t c) {
-    hn::Vec<DF> o[G][CC];
-    for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t s = 0; s < CC; ++s)
-        o[g][s] = hn::Mul(hn::LoadU(df, job.state.acc + g * d + c + s * N), hn::Set(df, alpha[g]));
-    for (std::uint32_t jj = 0; jj < count; ++jj) {
-      if (c == 0 && jj < job.next_count) prefetch_row(job.next_k_rows[jj], job.row_bytes);
+  //    The first pass also prefetches the next chunk's K rows.
+  auto output_rows = [&]<std::size_t CC>(hn::Vec<DF> (&o)[G][CC], std::size_t c, std::uint32_t from,
+                                        std::uint32_t to, bool prefetch) {
+    for (std::uint32_t jj = from; jj < to; ++jj) {
+      if (prefetch) prefetch_row(job.next_k_rows[jj], job.row_bytes);
       hn::Vec<DF> v[CC];
       for (std::size_t s = 0; s < CC; ++s) v[s] = load_row<DT>(df, job.v_rows[jj], c + s * N);
       for (std::size_t g = 0; g < G; ++g) {
@@ -165,6 +176,15 @@ void fold(const chunk_job& job) {
         for (std::size_t s = 0; s < CC; ++s) o[g][s] = hn::MulAdd(p, v[s], o[g][s]);
       }
     }
+  };
+  auto output_step = [&]<std::size_t CC>(std::size_t c) {
+    hn::Vec<DF> o[G][CC];
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t s = 0; s < CC; ++s)
+        o[g][s] = hn::Mul(hn::LoadU(df, job.state.acc + g * d + c + s * N), hn::Set(df, alpha[g]));
+    const std::uint32_t with_prefetch = c == 0 && job.prefetch ? std::min(job.next_count, count) : 0;
+    output_rows(o, c, 0, with_prefetch, true);
+    output_rows(o, c, with_prefetch, count, false);
     for (std::size_t g = 0; g < G; ++g)
       for (std::size_t s = 0; s < CC; ++s) hn::StoreU(o[g][s], df, job.state.acc + g * d + c + s * N);
   };
@@ -173,30 +193,36 @@ void fold(const chunk_job& job) {
   for (; c < d; c += N) output_step.template operator()<1>(c);
 }
 
+// Large GQA groups run as sub-groups of at most 4 heads, of near-equal sizes (8 = 4 + 4,
+// 6 = 3 + 3, 5 = 3 + 2): each sub-group re-reads the chunk from L1, which costs less
+// than the register spills and reloads of 8 heads' accumulators at once.
+constexpr std::uint32_t kMaxSubGroup = 4;
+
+inline std::uint32_t sub_group_size(std::uint32_t n) {
+  const std::uint32_t parts = (n + kMaxSubGroup - 1) / kMaxSubGroup;
+  return (n + parts - 1) / parts;
+}
+
 template <int DT>
 bool fold_groups(const chunk_job& job) {
-  // Groups larger than 8 (or odd sizes) run as several sub-groups of at most 8 heads.
   chunk_job sub = job;
-  for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += 8) {
-    const std::uint32_t g = std::min<std::uint32_t>(8, job.n_q - g0);
+  const std::uint32_t size = sub_group_size(job.n_q);
+  for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += size) {
+    const std::uint32_t g = std::min(size, job.n_q - g0);
     sub.n_q = g;
     sub.queries = job.queries + static_cast<std::size_t>(g0) * job.d;
     sub.state = {job.state.max + g0, job.state.sum + g0, job.state.acc + static_cast<std::size_t>(g0) * job.d,
                  job.state.block_max + g0};
+    sub.prefetch = job.prefetch && g0 == 0;  // later sub-groups find the rows in cache
     switch (g) {
       case 1: fold<DT, 1>(sub); break;
       case 2: fold<DT, 2>(sub); break;
       case 3: fold<DT, 3>(sub); break;
-      case 4: fold<DT, 4>(sub); break;
-      case 5: fold<DT, 5>(sub); break;
-      case 6: fold<DT, 6>(sub); break;
-      case 7: fold<DT, 7>(sub); break;
-      default: fold<DT, 8>(sub); break;
+      default: fold<DT, 4>(sub); break;
     }
   }
   return true;
 }
-
 
 // Scoring: logits of n_q heads (queries pre-scaled) over `count` rows, per head a row of
 // out with stride out_stride.
@@ -204,22 +230,19 @@ template <int DT>
 void score_groups(const float* q, std::uint32_t n_q, std::size_t d, const void* const* k_rows, std::uint32_t count,
                   float* out, std::size_t out_stride, std::size_t row_bytes, const void* const* prefetch_rows,
                   std::uint32_t prefetch_count) {
-  for (std::uint32_t g0 = 0; g0 < n_q; g0 += 8) {
+  const std::uint32_t size = sub_group_size(n_q);
+  for (std::uint32_t g0 = 0; g0 < n_q; g0 += size) {
     // Only the first sub-group prefetches; later ones find the rows in cache.
     const void* const* pf = g0 == 0 ? prefetch_rows : nullptr;
     const std::uint32_t pf_count = g0 == 0 ? prefetch_count : 0;
-    const std::uint32_t g = std::min<std::uint32_t>(8, n_q - g0);
+    const std::uint32_t g = std::min(size, n_q - g0);
     const float* qg = q + static_cast<std::size_t>(g0) * d;
     float* o = out + static_cast<std::size_t>(g0) * out_stride;
     switch (g) {
       case 1: logits_pass<DT, 1>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
       case 2: logits_pass<DT, 2>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
       case 3: logits_pass<DT, 3>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 4: logits_pass<DT, 4>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 5: logits_pass<DT, 5>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 6: logits_pass<DT, 6>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 7: logits_pass<DT, 7>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      default: logits_pass<DT, 8>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
+      default: logits_pass<DT, 4>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
     }
   }
 }

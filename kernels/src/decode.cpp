@@ -82,7 +82,7 @@ void traverse(const decode_args& a, std::uint64_t first, std::uint64_t end, part
   s.block_max.resize(nq);
   const std::size_t row_bytes = d * dtype_size(a.dtype);
 
-  detail::chunk_job job{s.scaled_queries.data(), nq, d, a.dtype, nullptr, nullptr, 0, nullptr, 0, row_bytes,
+  detail::chunk_job job{s.scaled_queries.data(), nq, d, a.dtype, nullptr, nullptr, 0, nullptr, 0, true, row_bytes,
                         {part.max, part.sum, part.acc, s.block_max.data()}, s.logits.data()};
   attnbench_kernel_state ks{};
   ks.n_query_heads = nq;
