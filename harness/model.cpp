@@ -36,7 +36,7 @@ nlohmann::json model_profile::to_json() const {
           {"n_kv_heads", n_kv_heads},
           {"head_dim", head_dim},
           {"roles", roles_json},
-          {"retrieval_window", retrieval_window},
+          {"retrieval_windows", retrieval_windows},
           {"retrieval_sharpness", retrieval_sharpness},
           {"sink_sharpness", sink_sharpness},
           {"sink_value_scale", sink_value_scale},
@@ -48,7 +48,7 @@ model_profile load_profile(const std::filesystem::path& file) {
   const json_reader r(file.string());
   r.expect_object(j, "");
   r.reject_unknown_keys(j, "", {"name", "description", "n_layers", "n_query_heads", "n_kv_heads", "head_dim", "roles",
-                                "retrieval_window", "retrieval_sharpness", "sink_sharpness", "sink_value_scale",
+                                "retrieval_windows", "retrieval_sharpness", "sink_sharpness", "sink_value_scale",
                                 "query_jitter"});
   auto required = [&](const char* key) -> const nlohmann::json& {
     if (!j.contains(key)) r.fail("/" + std::string(key), "required field is missing");
@@ -63,8 +63,14 @@ model_profile load_profile(const std::filesystem::path& file) {
   if (p.n_query_heads % p.n_kv_heads != 0)
     r.fail("/n_query_heads", "must be a multiple of n_kv_heads (" + std::to_string(p.n_kv_heads) + "), got " +
                                  std::to_string(p.n_query_heads));
-  if (j.contains("retrieval_window"))
-    p.retrieval_window = static_cast<std::uint32_t>(r.integer(j["retrieval_window"], "/retrieval_window", 1, 16));
+  if (j.contains("retrieval_windows")) {
+    const auto& w = j["retrieval_windows"];
+    r.expect_array(w, "/retrieval_windows", true);
+    p.retrieval_windows.clear();
+    for (std::size_t i = 0; i < w.size(); ++i)
+      p.retrieval_windows.push_back(
+          static_cast<std::uint32_t>(r.integer(w[i], "/retrieval_windows/" + std::to_string(i), 1, 32)));
+  }
   if (j.contains("retrieval_sharpness"))
     p.retrieval_sharpness = r.number(j["retrieval_sharpness"], "/retrieval_sharpness", 0.0, 1000.0);
   if (j.contains("sink_sharpness")) p.sink_sharpness = r.number(j["sink_sharpness"], "/sink_sharpness", 0.0, 1000.0);
@@ -140,7 +146,14 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
     t.shift = static_cast<std::uint32_t>(r.below(d));
     return t;
   };
-  const std::uint32_t slots = profile_.retrieval_window + 1;
+  const std::uint32_t slots = this->slots();
+  for (std::uint32_t l = 0; l < profile_.n_layers; ++l) {
+    std::uint32_t nth_retrieval = 0;
+    for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h)
+      windows_.push_back(profile_.roles[l][h] == head_role::retrieval
+                             ? profile_.retrieval_windows[nth_retrieval++ % profile_.retrieval_windows.size()]
+                             : 0);
+  }
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l)
     for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h) {
       for (std::uint32_t s = 0; s < slots; ++s) key_transforms_.push_back(make_transform());
@@ -154,10 +167,13 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
         query_weights_.push_back(static_cast<float>(1.0 + profile_.query_jitter * (2.0 * r.uniform() - 1.0)));
 }
 
+std::uint32_t synthetic_model::slots() const {
+  return *std::max_element(profile_.retrieval_windows.begin(), profile_.retrieval_windows.end()) + 1;
+}
+
 const synthetic_model::transform& synthetic_model::key_transform(std::uint32_t layer, std::uint32_t kv_head,
                                                                  std::uint32_t slot) const {
-  const std::uint32_t slots = profile_.retrieval_window + 1;
-  return key_transforms_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * slots + slot];
+  return key_transforms_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * slots() + slot];
 }
 
 const synthetic_model::transform& synthetic_model::value_transform(std::uint32_t layer, std::uint32_t kv_head) const {
@@ -191,7 +207,7 @@ void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std:
   switch (profile_.roles[layer][kv_head]) {
     case head_role::retrieval: {
       // key(p) encodes tokens p-1 ... p-window, each through its own slot transform.
-      for (std::uint32_t j = 1; j <= profile_.retrieval_window && j <= p; ++j)
+      for (std::uint32_t j = 1; j <= window(layer, kv_head) && j <= p; ++j)
         apply(key_transform(layer, kv_head, j), key_row(tokens[p - j]), 1.0f, key);
       if (p == 0) apply(key_transform(layer, kv_head, 0), key_row(tokens[0]), 1.0f, key);
       normalize(key, d, 1.0f);
@@ -212,7 +228,7 @@ void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std:
   }
 }
 
-void synthetic_model::append_range(std::span<const token> tokens, std::size_t first, kernels::kv_cache& cache) const {
+void synthetic_model::append_from(std::span<const token> tokens, std::size_t first, kernels::kv_cache& cache) const {
   const std::uint32_t d = profile_.head_dim;
   const std::size_t n = tokens.size() - first;
   const std::size_t pairs = static_cast<std::size_t>(profile_.n_layers) * profile_.n_kv_heads;
@@ -237,17 +253,17 @@ void synthetic_model::append_range(std::span<const token> tokens, std::size_t fi
 }
 
 void synthetic_model::prefill(std::span<const token> tokens, kernels::kv_cache& cache) const {
-  append_range(tokens, 0, cache);
+  append_from(tokens, 0, cache);
 }
 
 void synthetic_model::append_last(std::span<const token> tokens, kernels::kv_cache& cache) const {
-  append_range(tokens, tokens.size() - 1, cache);
+  append_from(tokens, tokens.size() - 1, cache);
 }
 
 void synthetic_model::queries(std::uint32_t layer, std::span<const token> tokens, float* out) const {
   const std::uint32_t d = profile_.head_dim;
   const std::uint32_t group = profile_.n_query_heads / profile_.n_kv_heads;
-  const std::uint32_t slots = profile_.retrieval_window + 1;
+  const std::uint32_t slots = this->slots();
   const std::size_t t = tokens.size();  // position being predicted
   for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q) {
     const std::uint32_t kv_head = q / group;
@@ -257,9 +273,10 @@ void synthetic_model::queries(std::uint32_t layer, std::span<const token> tokens
     // Queries carry sharpness * sqrt(d) in their norm so that scale * q.k = sharpness * cos.
     switch (profile_.roles[layer][kv_head]) {
       case head_role::retrieval:
-        for (std::uint32_t j = 1; j <= profile_.retrieval_window && j <= t; ++j)
+        for (std::uint32_t j = 1; j <= window(layer, kv_head) && j <= t; ++j)
           apply(key_transform(layer, kv_head, j), key_row(tokens[t - j]), w[j], o);
-        normalize(o, d, static_cast<float>(profile_.retrieval_sharpness * std::sqrt(d)));
+        // Every mismatched context token costs sharpness / 3 of logit, whatever the window.
+        normalize(o, d, static_cast<float>(profile_.retrieval_sharpness * window(layer, kv_head) / 3.0 * std::sqrt(d)));
         break;
       case head_role::sink: {
         const float* dir = &sink_directions_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * d];
@@ -273,7 +290,8 @@ void synthetic_model::queries(std::uint32_t layer, std::span<const token> tokens
   }
 }
 
-token synthetic_model::readout(const float* outputs) const {
+std::vector<std::pair<token, float>> synthetic_model::readout_candidates(const float* outputs, std::size_t k,
+                                                                         float* logit_sd) const {
   const std::uint32_t d = profile_.head_dim;
   const std::uint32_t group = profile_.n_query_heads / profile_.n_kv_heads;
   // Logits are value_table . sum_heads inverse_value_transform(output): each head's
@@ -285,19 +303,42 @@ token synthetic_model::readout(const float* outputs) const {
       apply_inverse(value_transform(l, q / group), o, 1.0f, residual.data());
     }
   const auto& vocab = vocabulary::standard();
-  token best = vocab.eos();
-  float best_logit = -std::numeric_limits<float>::infinity();
-  for (std::size_t t = 0; t < vocab.size(); ++t) {
-    if (vocab.is_special(static_cast<token>(t))) continue;
+  auto logit_of = [&](std::size_t t) {
     const float* row = value_row(static_cast<token>(t));
     float logit = 0;
     for (std::uint32_t i = 0; i < d; ++i) logit += row[i] * residual[i];
-    if (logit > best_logit) {
-      best_logit = logit;
-      best = static_cast<token>(t);
+    return logit;
+  };
+  std::vector<std::pair<token, float>> out;
+  double sum = 0, sum2 = 0, n = 0;
+  // Candidate i is the best token of what candidates 0 .. i-1 leave of the residual (their
+  // unit value vectors projected out), so a token that merely resembles a better one by
+  // chance does not pass for an answer of its own. Ties go to the lower token id.
+  for (std::size_t i = 0; i < k; ++i) {
+    token best = -1;
+    float best_logit = -std::numeric_limits<float>::infinity();
+    for (std::size_t t = 0; t < vocab.size(); ++t) {
+      if (vocab.is_special(static_cast<token>(t))) continue;  // special tokens are never predicted
+      const float logit = logit_of(t);
+      if (i == 0) {
+        sum += logit;
+        sum2 += static_cast<double>(logit) * logit;
+        n += 1;
+      }
+      if (logit > best_logit) {
+        best_logit = logit;
+        best = static_cast<token>(t);
+      }
     }
+    if (best < 0) break;
+    out.emplace_back(best, best_logit);
+    const float* row = value_row(best);
+    for (std::uint32_t j = 0; j < d; ++j) residual[j] -= best_logit * row[j];
   }
-  return best;
+  if (logit_sd) *logit_sd = n > 0 ? static_cast<float>(std::sqrt(std::max(0.0, sum2 / n - (sum / n) * (sum / n)))) : 0;
+  return out;
 }
+
+token synthetic_model::readout(const float* outputs) const { return readout_candidates(outputs, 1).front().first; }
 
 }  // namespace attnbench

@@ -37,7 +37,9 @@ struct model_profile {
   std::uint32_t n_kv_heads = 0;     // per layer
   std::uint32_t head_dim = 0;
   std::vector<std::vector<head_role>> roles;  // [layer][kv_head]
-  std::uint32_t retrieval_window = 3;         // tokens a retrieval key encodes
+  // Tokens a retrieval key encodes; the retrieval KV heads of a layer take these in turn
+  // (short windows match loosely, long ones pin a needle among look-alikes).
+  std::vector<std::uint32_t> retrieval_windows{3, 8};
   double retrieval_sharpness = 20.0;          // logit of an exact context match
   double sink_sharpness = 14.0;               // logit of the first token in a sink head
   double sink_value_scale = 0.05;             // norm of the first token's value in a sink head
@@ -61,11 +63,19 @@ class synthetic_model {
   void prefill(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
   // Appends K and V of the last position of tokens.
   void append_last(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
+  // Appends K and V of positions first ... tokens.size() - 1.
+  void append_from(std::span<const tasks::token> tokens, std::size_t first, kernels::kv_cache& cache) const;
   // Queries of one layer for predicting the token after tokens: [n_query_heads * head_dim].
   void queries(std::uint32_t layer, std::span<const tasks::token> tokens, float* out) const;
   // Next token from all attention outputs, [n_layers][n_query_heads][head_dim]; special
   // tokens are never predicted.
   tasks::token readout(const float* outputs) const;
+  // The k best next tokens with their logits, best first: the first is the argmax, each
+  // next one the best of what is left once the earlier ones' value vectors are projected
+  // out of the readout. *logit_sd, when given, gets the standard deviation of all tokens'
+  // logits (the noise floor of random embeddings).
+  std::vector<std::pair<tasks::token, float>> readout_candidates(const float* outputs, std::size_t k,
+                                                                 float* logit_sd = nullptr) const;
 
  private:
   // An orthogonal map of R^d (per-coordinate sign flip after a cyclic shift), cheap to
@@ -82,10 +92,15 @@ class synthetic_model {
   const float* value_row(tasks::token t) const { return &value_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
   void key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
                  float* key, float* value) const;
-  void append_range(std::span<const tasks::token> tokens, std::size_t first, kernels::kv_cache& cache) const;
+
+  std::uint32_t window(std::uint32_t layer, std::uint32_t kv_head) const {
+    return windows_[static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head];
+  }
+  std::uint32_t slots() const;  // key transforms per KV head: the longest window + 1
 
   model_profile profile_;
   std::uint64_t seed_;
+  std::vector<std::uint32_t> windows_;  // [layer][kv_head]: retrieval window, 0 for other roles
   float scale_;
   std::vector<float> key_table_, value_table_;  // [vocab * head_dim] random unit vectors
   std::vector<transform> key_transforms_;       // [layer][kv_head][slot], slot < window + 1

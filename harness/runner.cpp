@@ -26,6 +26,14 @@ std::atomic<bool> g_interrupt_requested{false};
 
 namespace {
 
+// Multi-answer steps: a runner-up whose logit is at least kBranchRatio of the best and
+// kBranchNoiseSd standard deviations of all logits (random embeddings put the largest of
+// ~3300 noise logits near 3.4) starts another continuation (see tasks::sample);
+// kBranchCandidates runners-up are read.
+constexpr float kBranchRatio = 0.3f;
+constexpr float kBranchNoiseSd = 4.0f;
+constexpr std::size_t kBranchCandidates = 4;
+
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
@@ -143,13 +151,13 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
 
   // Decode.
   std::vector<float> outputs(static_cast<std::size_t>(p.n_layers) * hq * d);
-  std::vector<tasks::token> generated;
   seen_stamps seen;
   std::vector<kernels::decode_counters> counters(hq);
   const std::size_t state_bytes = terminator ? terminator->state_size(group, d) : 0;
-  const auto t_decode = clock_type::now();
-  for (std::uint32_t step = 0; step < smp.max_new_tokens; ++step) {
-    if (g_interrupt_requested.load()) break;
+  std::uint32_t step = 0;  // decode steps of this sample, over all continuations
+
+  // One decode step: every layer attends, for the token after `tokens`, into outputs.
+  auto attend = [&] {
     for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
       model.queries(layer, tokens, queries.data());
       const attnbench_kv_layer_view& kv = cache.layer_view(layer);
@@ -198,24 +206,71 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
         t.context_token_heads += static_cast<double>(tokens.size()) * n_q;
       }
     }
-    const tasks::token next = model.readout(outputs.data());
-    generated.push_back(next);
+    ++step;
     ++t.steps;
-    if (std::find(smp.stop_tokens.begin(), smp.stop_tokens.end(), next) != smp.stop_tokens.end()) break;
-    if (step + 1 < smp.max_new_tokens) {
-      tokens.push_back(next);
-      model.append_last(tokens, cache);
+  };
+  auto is_stop = [&](tasks::token x) {
+    return std::find(smp.stop_tokens.begin(), smp.stop_tokens.end(), x) != smp.stop_tokens.end();
+  };
+  auto push = [&](tasks::token x) {
+    tokens.push_back(x);
+    model.append_last(tokens, cache);
+  };
+
+  // Generations: the prompt's, then one after each follow-up. Each decodes one or more
+  // continuations; a continuation is greedy after the tokens it was forked with.
+  std::vector<std::string> texts;
+  const auto t_decode = clock_type::now();
+  for (std::size_t gen = 0; gen <= smp.follow_ups.size() && !g_interrupt_requested.load(); ++gen) {
+    if (gen > 0) {
+      const auto& f = smp.follow_ups[gen - 1];
+      const std::size_t first = tokens.size();
+      tokens.insert(tokens.end(), f.begin(), f.end());
+      model.append_from(tokens, first, cache);
+    }
+    const std::size_t base = tokens.size();
+    std::vector<std::vector<tasks::token>> pending{{}};  // forced starts of continuations to decode
+    std::uint32_t forked = 1;
+    for (std::size_t c = 0; c < pending.size() && !g_interrupt_requested.load(); ++c) {
+      if (tokens.size() != base) {  // back to the generation's start
+        cache.truncate(base);
+        tokens.resize(base);
+      }
+      std::vector<tasks::token> out = pending[c];
+      for (tasks::token x : out) push(x);
+      while (out.size() < smp.max_new_tokens && !g_interrupt_requested.load()) {
+        attend();
+        float logit_sd = 0;
+        const auto candidates =
+            model.readout_candidates(outputs.data(), smp.branches > 1 ? kBranchCandidates : 1, &logit_sd);
+        const tasks::token next = candidates.front().first;
+        // Runners-up close to the best and clear of the noise floor start continuations.
+        for (std::size_t i = 1; i < candidates.size() && forked < smp.branches; ++i) {
+          const float logit = candidates[i].second;
+          if (logit < kBranchRatio * candidates.front().second || logit < kBranchNoiseSd * logit_sd) break;
+          if (is_stop(candidates[i].first)) continue;
+          auto fork = out;
+          fork.push_back(candidates[i].first);
+          pending.push_back(std::move(fork));
+          ++forked;
+        }
+        if (is_stop(next)) break;
+        out.push_back(next);
+        push(next);
+      }
+      texts.push_back(vocab.detokenize(out));
     }
   }
   t.decode_s += seconds_since(t_decode);
 
-  const std::string prediction = vocab.detokenize(generated);
+  std::string prediction;
+  for (const auto& x : texts) prediction += (prediction.empty() ? "" : ", ") + x;
   const double score = task.score(prediction, smp.references);
   t.scores.push_back(score);
   return ojson{{"prediction", prediction},
           {"references", smp.references},
           {"score", score},
-          {"generated_tokens", generated.size()},
+          {"generated_tokens", step},
           {"info", smp.info}};
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 using namespace attnbench::kernels;
@@ -82,6 +83,43 @@ TEST(KvCache, MetadataMatchesRecomputationAfterAppendsAndCompaction) {
     to_fp32(dtype, static_cast<const std::uint8_t*>(after_view.key_blocks[moved / bs]) + (moved % bs) * d * dtype_size(dtype),
             after.data(), d);
     EXPECT_EQ(before, after);
+  }
+}
+
+// Truncation (decoding several continuations of one prefix): tokens past the cut are
+// gone, the last block's metadata is rebuilt, and appends after it behave as if the cut
+// tokens had never been there.
+TEST(KvCache, TruncateKeepsThePrefixAndItsMetadata) {
+  const std::uint32_t d = 16, bs = 8;
+  for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16}) {
+    attnbench::rng r(5);
+    std::vector<float> k(50 * d), v(50 * d), k2(7 * d), v2(7 * d);
+    for (auto* vec : {&k, &v, &k2, &v2})
+      for (auto& x : *vec) x = static_cast<float>(r.normal());
+    std::vector<std::int64_t> pos(57);
+    std::iota(pos.begin(), pos.end(), 0);
+    kv_cache cut(1, 2, d, bs, dtype), fresh(1, 2, d, bs, dtype);
+    for (std::uint32_t h = 0; h < 2; ++h) {
+      cut.append(0, h, 50, pos.data(), k.data(), v.data());
+      fresh.append(0, h, 21, pos.data(), k.data(), v.data());
+    }
+    cut.truncate(21);  // mid-block: 21 = 2 * 8 + 5
+    for (std::uint32_t h = 0; h < 2; ++h) {
+      EXPECT_EQ(cut.n_tokens(0, h), 21u);
+      expect_metadata_matches(cut.layer_view(0).heads[h], d, bs, dtype);
+      cut.append(0, h, 7, pos.data() + 21, k2.data(), v2.data());
+      fresh.append(0, h, 7, pos.data() + 21, k2.data(), v2.data());
+      const auto &a = cut.layer_view(0).heads[h], &b = fresh.layer_view(0).heads[h];
+      ASSERT_EQ(a.n_blocks, b.n_blocks);
+      for (std::uint32_t blk = 0; blk < a.n_blocks; ++blk) {
+        const std::uint64_t rows = std::min<std::uint64_t>(bs, a.n_tokens - blk * bs);  // stale rows past the end
+        EXPECT_EQ(0, std::memcmp(a.key_blocks[blk], b.key_blocks[blk], rows * d * dtype_size(dtype)));
+        for (std::uint32_t i = 0; i < d; ++i) EXPECT_EQ(a.key_min[blk * d + i], b.key_min[blk * d + i]);
+      }
+      expect_metadata_matches(a, d, bs, dtype);
+    }
+    cut.truncate(100);  // longer than the cache: nothing changes
+    EXPECT_EQ(cut.n_tokens(0, 0), 28u);
   }
 }
 

@@ -69,3 +69,53 @@ TEST(NiahSingle1, DepthsParameterPlacesTheNeedle) {
   EXPECT_THROW(make_task("niah_single_1", {{"colour", 1}}), task_params_error);
   EXPECT_THROW(make_task("no_such_task", nlohmann::json::object()), std::out_of_range);
 }
+
+// Every RULER NIAH task: exact length, deterministic, every needle where the sample says
+// with its key and value, the references are the asked keys' values.
+TEST(RulerNiah, EveryTaskBuildsItsNeedlesAndReferences) {
+  const auto& v = vocabulary::standard();
+  const std::vector<std::string> names = {"niah_single_1",   "niah_single_2",   "niah_single_3",
+                                          "niah_multikey_1", "niah_multikey_2", "niah_multikey_3",
+                                          "niah_multivalue", "niah_multiquery"};
+  for (const auto& name : names) {
+    SCOPED_TRACE(name);
+    const auto task = make_task(name, nlohmann::json::object());
+    for (std::uint32_t n : {task->min_context_length(), 4096u, 5003u}) {
+      const sample a = task->make_sample(11, n);
+      EXPECT_EQ(a.prompt.size(), n);
+      EXPECT_EQ(a.prompt, task->make_sample(11, n).prompt);
+      const std::string text = v.detokenize(a.prompt);
+      const auto& needles = a.info["needles"];
+      ASSERT_FALSE(needles.empty());
+      for (const auto& nd : needles) {
+        const auto pos = nd["position"].get<std::size_t>();
+        const auto len = nd["tokens"].get<std::size_t>();
+        const std::string needle_text =
+            v.detokenize(std::span<const token>(a.prompt).subspan(pos, len));
+        EXPECT_NE(needle_text.find(nd["key"].get<std::string>() + " is: " + nd["value"].get<std::string>()),
+                  std::string::npos)
+            << needle_text;
+      }
+      // References: the values of the keys asked about, each present in the context.
+      std::size_t asked = 1 + a.follow_ups.size();
+      EXPECT_EQ(a.references.size(), asked * a.branches);
+      for (const auto& r : a.references) EXPECT_NE(text.find(r), std::string::npos) << r;
+    }
+  }
+  const sample mv = make_task("niah_multivalue", nlohmann::json::object())->make_sample(3, 4096);
+  EXPECT_EQ(mv.branches, 4u);
+  EXPECT_EQ(mv.info["needles"].size(), 4u);
+  const sample mq = make_task("niah_multiquery", nlohmann::json::object())->make_sample(3, 4096);
+  EXPECT_EQ(mq.follow_ups.size(), 3u);
+  const sample mk = make_task("niah_multikey_3", nlohmann::json::object())->make_sample(3, 4096);
+  EXPECT_EQ(mk.references[0].size(), 36u);  // a uuid
+  EXPECT_EQ(std::count(mk.references[0].begin(), mk.references[0].end(), '-'), 4);
+}
+
+TEST(Vocabulary, UuidsAndNumbersReadAsOneRun) {
+  const auto& v = vocabulary::standard();
+  std::vector<token> t;
+  for (char c : std::string("3f2a-09bc")) t.push_back(v.id(std::string(1, c)));
+  EXPECT_EQ(v.detokenize(t), "3f2a-09bc");
+  EXPECT_EQ(v.detokenize(v.tokenize("is: 1234567.")), "is: 1234567.");
+}

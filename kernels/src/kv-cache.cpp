@@ -193,6 +193,39 @@ void kv_cache::compact(std::uint32_t layer, std::uint32_t kv_head, const std::ui
   refresh_head_view(layer, kv_head);
 }
 
+void kv_cache::truncate(std::uint64_t n_keep) {
+  const std::size_t d = head_dim_;
+  std::vector<float> k(d), v(d);
+  for (std::uint32_t layer = 0; layer < n_layers_; ++layer)
+    for (std::uint32_t kvh = 0; kvh < n_kv_heads_; ++kvh) {
+      head_store& h = head(layer, kvh);
+      if (h.n_tokens <= n_keep) continue;
+      const auto blocks = static_cast<std::uint32_t>((n_keep + block_size_ - 1) / block_size_);
+      h.key_ptrs.resize(blocks);
+      h.value_ptrs.resize(blocks);
+      h.key_min.resize(blocks * d);
+      h.key_max.resize(blocks * d);
+      h.key_mean.resize(blocks * d);
+      h.value_norm_max.resize(blocks);
+      if (!h.positions.empty()) h.positions.resize(n_keep);
+      h.n_tokens = n_keep;
+      const auto in_last = static_cast<std::uint32_t>(n_keep % block_size_);
+      if (in_last != 0) {  // the last block lost tokens: refold the ones it keeps
+        const std::uint32_t b = blocks - 1;
+        std::fill_n(&h.key_min[b * d], d, std::numeric_limits<float>::infinity());
+        std::fill_n(&h.key_max[b * d], d, -std::numeric_limits<float>::infinity());
+        std::fill_n(&h.key_mean[b * d], d, 0.0f);
+        h.value_norm_max[b] = 0.0f;
+        for (std::uint32_t slot = 0; slot < in_last; ++slot) {
+          to_fp32(dtype_, key_block(h, b) + slot * row_bytes_, k.data(), d);
+          to_fp32(dtype_, value_block(h, b) + slot * row_bytes_, v.data(), d);
+          update_metadata(h, b, slot, k.data(), v.data());
+        }
+      }
+      refresh_head_view(layer, kvh);  // pages stay mapped: the next continuation reuses them
+    }
+}
+
 // Each head's view is refreshed on its own, so appends to different heads of one layer
 // may run on different threads.
 void kv_cache::refresh_head_view(std::uint32_t layer, std::uint32_t kvh) {

@@ -1,11 +1,17 @@
-// RULER's niah_single_1 analog: a noise haystack ("The grass is green. ..."), one needle
-// "One of the special magic numbers for KEY is: NNNNNNN." at a depth drawn from 40 even
-// points over 0-100%, a word key and a 7-digit number value (RULER: randint(10^6, 10^7-1)).
+// RULER's needle-in-a-haystack tasks. RULER's template and parameters (scripts/data/
+// synthetic/constants.py and synthetic.yaml in NVIDIA/RULER):
+//   needle    "One of the special magic {numbers|uuids|words} for {key} is: {value}."
+//   question  "What is the special magic {...} for {key} mentioned in the provided text?"
+//   haystacks noise ("The grass is green. The sky is blue. ..."), essays, or other needles
+//   keys      words (here: seeded pseudo-words), 7-digit numbers or uuids
+//   values    7-digit numbers (randint(10^6, 10^7 - 1)), words or uuids
+//   depths    each needle at one of 40 even points over 0-100%, distinct per sample
 //
-// The synthetic model has no semantics, so the answer prefix restates the needle's
-// frame ("... for KEY is:"); the value is then copied digit by digit by the induction
-// (retrieval) heads, which must find the one place in the context where that frame
-// occurs. A policy that drops the needle's block loses the answer.
+// The synthetic model has no semantics, so the answer prefix restates the needle's frame
+// ("... for KEY is:"); the value is then copied token by token by the retrieval
+// (induction) heads, which must find where that frame occurs. Several values for one key
+// (multivalue) are read as the top candidates of the first answer steps (sample.branches);
+// several keys (multiquery) are asked one after another (sample.follow_ups).
 #include "niah.hpp"
 
 #include <attnbench/kernels/random.hpp>
@@ -13,15 +19,109 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 namespace attnbench::tasks {
+
+const std::vector<niah_spec>& niah_specs() {
+  using H = haystack_kind;
+  using I = item_kind;
+  static const std::vector<niah_spec> specs = {
+      {"niah_single_1", H::noise, I::words, I::numbers, 1, 1, 1,
+       "RULER single needle: noise haystack, word key, 7-digit number value"},
+      {"niah_single_2", H::essay, I::words, I::numbers, 1, 1, 1,
+       "RULER single needle: essay haystack, word key, 7-digit number value"},
+      {"niah_single_3", H::essay, I::words, I::uuids, 1, 1, 1,
+       "RULER single needle: essay haystack, word key, uuid value"},
+      {"niah_multikey_1", H::essay, I::words, I::numbers, 4, 1, 1,
+       "RULER multi-key: essay haystack, the needle among 3 distractor needles with other keys"},
+      {"niah_multikey_2", H::needles, I::words, I::numbers, 1, 1, 1,
+       "RULER multi-key: the haystack is made of needles with other word keys"},
+      {"niah_multikey_3", H::needles, I::uuids, I::uuids, 1, 1, 1,
+       "RULER multi-key: the haystack is made of needles with other uuid keys, uuid values"},
+      {"niah_multivalue", H::essay, I::words, I::numbers, 1, 4, 1,
+       "RULER multi-value: 4 values for one key, all must be recalled"},
+      {"niah_multiquery", H::essay, I::words, I::numbers, 4, 1, 4,
+       "RULER multi-query: 4 keys asked for, all values must be recalled"},
+  };
+  return specs;
+}
+
 namespace {
 
 constexpr std::string_view kIntro =
-    "some special magic numbers are hidden within the following text . make sure to memorize it . "
-    "i will quiz you about the numbers afterwards .\n";
+    "some special magic {type} are hidden within the following text . make sure to memorize it . "
+    "i will quiz you about the {type} afterwards .\n";
 constexpr std::string_view kNoise =
     "the grass is green . the sky is blue . the sun is yellow . here we go . there and back again . ";
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string_view type_name(item_kind k) {
+  switch (k) {
+    case item_kind::words: return "words";
+    case item_kind::numbers: return "numbers";
+    case item_kind::uuids: return "uuids";
+  }
+  return "";
+}
+
+// Keys and values: a pseudo-word, a number of `digits` digits without a leading zero, or
+// a uuid (8-4-4-4-12 hex characters), as text and as tokens.
+struct item {
+  std::string text;
+  std::vector<token> tokens;
+};
+
+item make_item(item_kind kind, rng& r, std::uint32_t digits) {
+  const auto& v = vocabulary::standard();
+  item out;
+  switch (kind) {
+    case item_kind::words: {
+      const token t = v.pseudo_words()[r.below(v.pseudo_words().size())];
+      out.text = v.text(t);
+      out.tokens = {t};
+      break;
+    }
+    case item_kind::numbers: {
+      out.text = std::to_string(1 + r.below(9));
+      for (std::uint32_t i = 1; i < digits; ++i) out.text += std::to_string(r.below(10));
+      for (char c : out.text) out.tokens.push_back(v.id(std::string(1, c)));
+      break;
+    }
+    case item_kind::uuids: {
+      constexpr std::string_view hex = "0123456789abcdef";
+      for (int group : {8, 4, 4, 4, 12}) {
+        if (!out.text.empty()) out.text += '-';
+        for (int i = 0; i < group; ++i) out.text += hex[r.below(16)];
+      }
+      for (char c : out.text) out.tokens.push_back(v.id(std::string(1, c)));
+      break;
+    }
+  }
+  return out;
+}
+
+// Items of one kind that differ from each other and from `taken`.
+std::vector<item> distinct_items(item_kind kind, rng& r, std::uint32_t digits, std::size_t n,
+                                 std::set<std::string>& taken) {
+  std::vector<item> out;
+  while (out.size() < n) {
+    item it = make_item(kind, r, digits);
+    if (taken.insert(it.text).second) out.push_back(std::move(it));
+  }
+  return out;
+}
+
+std::vector<token> concat(std::initializer_list<std::span<const token>> parts) {
+  std::vector<token> out;
+  for (auto p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
 
 std::vector<double> default_depths() {
   std::vector<double> d(40);
@@ -29,10 +129,33 @@ std::vector<double> default_depths() {
   return d;
 }
 
+// An essay-like haystack: sentences of 6 to 18 English words with a period, words drawn
+// with Zipf-like frequencies, as seeded text.
+std::vector<token> essay(rng& r, std::size_t n) {
+  const auto& v = vocabulary::standard();
+  const auto& words = v.words();
+  const token period = v.id(".");
+  const token comma = v.id(",");
+  std::vector<token> out;
+  out.reserve(n + 20);
+  while (out.size() < n) {
+    const auto len = 6 + r.below(13);
+    for (std::uint64_t i = 0; i < len; ++i) {
+      // Zipf-like: index = floor(N^u) - 1 favours the first (common) words.
+      const double u = r.uniform();
+      const auto idx = static_cast<std::size_t>(std::pow(static_cast<double>(words.size()), u)) - 1;
+      out.push_back(words[std::min(idx, words.size() - 1)]);
+      if (i + 2 < len && r.below(9) == 0) out.push_back(comma);
+    }
+    out.push_back(period);
+  }
+  out.resize(n);
+  return out;
+}
+
 }  // namespace
 
-niah_single::niah_single(const nlohmann::json& params) : depths_(default_depths()) {
-  const auto& v = vocabulary::standard();
+niah_task::niah_task(const niah_spec& spec, const nlohmann::json& params) : spec_(spec), depths_(default_depths()) {
   for (const auto& [key, value] : params.items()) {
     if (key == "depths") {
       if (!value.is_array() || value.empty())
@@ -48,75 +171,155 @@ niah_single::niah_single(const nlohmann::json& params) : depths_(default_depths(
         throw task_params_error("/value_digits", "expected an integer in [1, 12], got " + value.dump());
       value_digits_ = value.get<std::uint32_t>();
     } else {
-      throw task_params_error("/" + key, "unknown parameter for niah_single_1 (known: depths, value_digits)");
+      throw task_params_error("/" + key, "unknown parameter for " + std::string(spec_.name) +
+                                             " (known: depths, value_digits)");
     }
   }
-  intro_ = v.tokenize(kIntro);
-  noise_ = v.tokenize(kNoise);
 }
 
-std::uint32_t niah_single::min_context_length() const {
-  // <bos>, intro, needle, question and answer prefix, with a few haystack tokens.
-  return static_cast<std::uint32_t>(1 + intro_.size() + 3 * 16 + value_digits_) + 32;
+std::uint32_t niah_task::min_context_length() const {
+  // <bos>, intro, needles, questions and answer prefixes (uuids are 36 tokens), with room
+  // for some haystack.
+  const std::uint32_t item = spec_.keys == item_kind::uuids || spec_.values == item_kind::uuids ? 36 : value_digits_;
+  const std::uint32_t needles = spec_.num_keys * spec_.num_values;
+  return 40 + needles * (14 + 2 * item) + spec_.num_queries * (30 + 2 * item) + 64;
 }
 
-sample niah_single::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
   if (context_length < min_context_length())
-    throw task_error("niah_single_1 needs a context of at least " + std::to_string(min_context_length()) +
+    throw task_error(std::string(spec_.name) + " needs a context of at least " + std::to_string(min_context_length()) +
                      " tokens, got " + std::to_string(context_length));
   const auto& v = vocabulary::standard();
   rng r(seed);
-
-  const token key = v.pseudo_words()[r.below(v.pseudo_words().size())];
-  std::string value = std::to_string(1 + r.below(9));
-  for (std::uint32_t i = 1; i < value_digits_; ++i) value += std::to_string(r.below(10));
-  const double depth = depths_[r.below(depths_.size())];
-  const std::string& key_text = v.text(key);
-
-  const auto needle = v.tokenize("one of the special magic numbers for " + key_text + " is : " + value + " . ");
-  const auto question = v.tokenize("\nwhat is the special magic number for " + key_text +
-                                   " mentioned in the provided text ?\nanswer : the special magic number for " +
-                                   key_text + " is :");
-
-  const std::size_t fixed = 1 + intro_.size() + needle.size() + question.size();
-  const std::size_t haystack_len = context_length - fixed;
-  std::vector<token> haystack(haystack_len);
-  for (std::size_t i = 0; i < haystack_len; ++i) haystack[i] = noise_[i % noise_.size()];
-
-  // Insert at the sentence boundary ('.') nearest to the requested depth, as RULER does.
-  const auto target = static_cast<std::size_t>(std::llround(depth / 100.0 * static_cast<double>(haystack_len)));
-  std::size_t insert_at = 0;
+  const std::string type(type_name(spec_.values));
   const token period = v.id(".");
-  for (std::size_t i = 0; i < haystack_len; ++i) {
-    const std::size_t boundary = i + 1;  // after a period
-    if (haystack[i] == period) {
-      const auto dist = [&](std::size_t b) { return b > target ? b - target : target - b; };
-      if (dist(boundary) < dist(insert_at)) insert_at = boundary;
+
+  // Keys, values and the needles that carry them.
+  std::set<std::string> taken;
+  const auto keys = distinct_items(spec_.keys, r, value_digits_, spec_.num_keys, taken);
+  std::vector<std::vector<item>> values;
+  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
+    values.push_back(distinct_items(spec_.values, r, value_digits_, spec_.num_values, taken));
+  const auto needle_head = v.tokenize("one of the special magic " + type + " for");
+  const auto needle_mid = v.tokenize("is :");
+  const auto needle_end = v.tokenize(" . ");
+  auto needle = [&](const item& key, const item& value) {
+    return concat({needle_head, key.tokens, needle_mid, value.tokens, needle_end});
+  };
+  std::vector<std::vector<token>> needles;
+  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
+    for (std::uint32_t j = 0; j < spec_.num_values; ++j) needles.push_back(needle(keys[k], values[k][j]));
+
+  // Question and answer prefixes: the first in the prompt, the others after each answer.
+  const auto intro = v.tokenize(replace_all(std::string(kIntro), "{type}", type));
+  auto answer_prefix = [&](const item& key) {
+    return concat({v.tokenize("the special magic " + type + " for"), key.tokens, needle_mid});
+  };
+  std::vector<token> question = v.tokenize("\nwhat " + std::string(spec_.num_values > 1 ? "are all" : "is") +
+                                           " the special magic " + type + " for");
+  for (std::uint32_t q = 0; q < spec_.num_queries; ++q) {
+    if (q > 0) question.push_back(v.id(q + 1 == spec_.num_queries ? "and" : ","));
+    question.insert(question.end(), keys[q].tokens.begin(), keys[q].tokens.end());
+  }
+  const auto question_end = v.tokenize("mentioned in the provided text ?\nanswer :");
+  question.insert(question.end(), question_end.begin(), question_end.end());
+  const auto first_prefix = answer_prefix(keys[0]);
+  question.insert(question.end(), first_prefix.begin(), first_prefix.end());
+
+  std::size_t needle_tokens = 0;
+  for (const auto& n : needles) needle_tokens += n.size();
+  const std::size_t fixed = 1 + intro.size() + needle_tokens + question.size();
+  if (fixed + 16 > context_length)
+    throw task_error(std::string(spec_.name) + ": needles and question take " + std::to_string(fixed) +
+                     " tokens, more than the context of " + std::to_string(context_length));
+  const std::size_t haystack_len = context_length - fixed;
+
+  // The haystack, cut at needle boundaries ('.').
+  std::vector<token> haystack;
+  switch (spec_.haystack) {
+    case haystack_kind::noise: {
+      const auto noise = v.tokenize(kNoise);
+      haystack.resize(haystack_len);
+      for (std::size_t i = 0; i < haystack_len; ++i) haystack[i] = noise[i % noise.size()];
+      break;
+    }
+    case haystack_kind::essay: haystack = essay(r, haystack_len); break;
+    case haystack_kind::needles: {
+      // Needles with other keys and values, as many as fit; the rest is padding.
+      while (true) {
+        const auto k = distinct_items(spec_.keys, r, value_digits_, 1, taken);
+        const auto val = make_item(spec_.values, r, value_digits_);
+        const auto n = needle(k[0], val);
+        if (haystack.size() + n.size() > haystack_len) break;
+        haystack.insert(haystack.end(), n.begin(), n.end());
+      }
+      while (haystack.size() < haystack_len) haystack.push_back(period);
+      break;
     }
   }
-  if (target >= haystack_len) insert_at = haystack_len;
+
+  // Depths: distinct points for the needles (RULER samples them without replacement when
+  // there are enough), each insertion at the sentence boundary nearest to it.
+  std::vector<double> pool = depths_;
+  std::vector<double> depth(needles.size());
+  for (std::size_t i = 0; i < needles.size(); ++i) {
+    if (pool.empty()) pool = depths_;
+    const auto at = r.below(pool.size());
+    depth[i] = pool[at];
+    pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  std::vector<std::size_t> boundaries{0};
+  for (std::size_t i = 0; i < haystack_len; ++i)
+    if (haystack[i] == period) boundaries.push_back(i + 1);
+  auto nearest_boundary = [&](double d) {
+    const auto target = static_cast<std::size_t>(std::llround(d / 100.0 * static_cast<double>(haystack_len)));
+    if (target >= haystack_len) return haystack_len;
+    std::size_t best = 0;
+    for (std::size_t b : boundaries)
+      if ((b > target ? b - target : target - b) < (best > target ? best - target : target - best)) best = b;
+    return best;
+  };
+  std::vector<std::pair<std::size_t, std::size_t>> inserts;  // (haystack offset, needle index)
+  for (std::size_t i = 0; i < needles.size(); ++i) inserts.emplace_back(nearest_boundary(depth[i]), i);
+  std::stable_sort(inserts.begin(), inserts.end());
 
   sample s;
   s.prompt.reserve(context_length);
   s.prompt.push_back(v.bos());
-  s.prompt.insert(s.prompt.end(), intro_.begin(), intro_.end());
-  s.prompt.insert(s.prompt.end(), haystack.begin(), haystack.begin() + static_cast<std::ptrdiff_t>(insert_at));
-  const std::size_t needle_position = s.prompt.size();
-  s.prompt.insert(s.prompt.end(), needle.begin(), needle.end());
-  s.prompt.insert(s.prompt.end(), haystack.begin() + static_cast<std::ptrdiff_t>(insert_at), haystack.end());
+  s.prompt.insert(s.prompt.end(), intro.begin(), intro.end());
+  nlohmann::json needle_info = nlohmann::json::array();
+  std::size_t from = 0;
+  for (const auto& [offset, i] : inserts) {
+    s.prompt.insert(s.prompt.end(), haystack.begin() + static_cast<std::ptrdiff_t>(from),
+                    haystack.begin() + static_cast<std::ptrdiff_t>(offset));
+    from = offset;
+    const std::uint32_t k = static_cast<std::uint32_t>(i) / spec_.num_values;
+    needle_info.push_back({{"position", s.prompt.size()},
+                           {"tokens", needles[i].size()},
+                           {"depth_percent", depth[i]},
+                           {"key", keys[k].text},
+                           {"value", values[k][i % spec_.num_values].text}});
+    s.prompt.insert(s.prompt.end(), needles[i].begin(), needles[i].end());
+  }
+  s.prompt.insert(s.prompt.end(), haystack.begin() + static_cast<std::ptrdiff_t>(from), haystack.end());
   s.prompt.insert(s.prompt.end(), question.begin(), question.end());
 
-  s.references = {value};
-  s.max_new_tokens = value_digits_ + 3;
+  for (std::uint32_t q = 0; q < spec_.num_queries; ++q)
+    for (const auto& val : values[q]) s.references.push_back(val.text);
+  for (std::uint32_t q = 1; q < spec_.num_queries; ++q) {
+    auto follow = concat({v.tokenize(". "), answer_prefix(keys[q])});
+    s.follow_ups.push_back(std::move(follow));
+  }
+  s.branches = spec_.num_values;
+  const std::uint32_t value_len = spec_.values == item_kind::uuids ? 36 : spec_.values == item_kind::words ? 1
+                                                                                                           : value_digits_;
+  s.max_new_tokens = value_len + 3;
   s.stop_tokens = {period, v.newline(), v.eos()};
-  s.info = {{"depth_percent", depth},
-            {"needle_position", needle_position},
-            {"needle_tokens", needle.size()},
-            {"key", key_text}};
+  s.info = {{"needles", needle_info}, {"depth_percent", depth[0]}, {"needle_position", needle_info[0]["position"]}};
   return s;
 }
 
-double niah_single::score(std::string_view prediction, const std::vector<std::string>& references) const {
+double niah_task::score(std::string_view prediction, const std::vector<std::string>& references) const {
   return string_match_all(prediction, references);
 }
 

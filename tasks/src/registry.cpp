@@ -5,14 +5,18 @@
 namespace attnbench::tasks {
 
 const std::vector<task_info>& task_catalogue() {
-  static const std::vector<task_info> catalogue = {
-      {"niah_single_1", "RULER single needle: noise haystack, word key, 7-digit number value (string_match_all)"},
-  };
+  static const std::vector<task_info> catalogue = [] {
+    std::vector<task_info> out;
+    for (const auto& spec : niah_specs())
+      out.push_back({std::string(spec.name), std::string(spec.description) + " (string_match_all)"});
+    return out;
+  }();
   return catalogue;
 }
 
 std::unique_ptr<task> make_task(std::string_view name, const nlohmann::json& params) {
-  if (name == "niah_single_1") return std::make_unique<niah_single>(params);
+  for (const auto& spec : niah_specs())
+    if (spec.name == name) return std::make_unique<niah_task>(spec, params);
   throw std::out_of_range("unknown task '" + std::string(name) + "'");
 }
 

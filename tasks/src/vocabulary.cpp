@@ -10,21 +10,47 @@ namespace {
 // English words of the haystacks and prompt templates (RULER's noise haystack and
 // needle templates, lowercased).
 constexpr std::string_view kWords[] = {
-    "the", "grass", "is", "green", "sky", "blue", "sun", "yellow", "here", "we", "go",
-    "there", "and", "back", "again", "one", "of", "special", "magic", "numbers", "number",
-    "for", "what", "mentioned", "in", "provided", "text", "some", "are", "hidden",
-    "within", "following", "make", "sure", "to", "memorize", "it", "i", "will", "quiz",
-    "you", "about", "afterwards", "answer", "words", "word", "uuids", "uuid", "value",
-    "values", "key", "keys", "all", "a", "list", "most", "common", "frequent", "variable",
-    "assigned", "question", "document", "based", "on", "only", "give", "me", "find"};
+    "the", "grass", "is", "green", "sky", "blue", "sun", "yellow", "here", "we", "go", "there",
+    "and", "back", "again", "one", "of", "special", "magic", "numbers", "number", "for", "what",
+    "mentioned", "in", "provided", "text", "some", "are", "hidden", "within", "following",
+    "make", "sure", "to", "memorize", "it", "i", "will", "quiz", "you", "about", "afterwards",
+    "answer", "words", "word", "uuids", "uuid", "value", "values", "key", "keys", "all", "a",
+    "list", "most", "common", "frequent", "variable", "assigned", "question", "document",
+    "based", "on", "only", "give", "me", "find",
+    // Essay-like haystacks (RULER uses Paul Graham's essays): common English words.
+    "people", "time", "work", "startup", "startups", "idea", "ideas", "good", "great", "new",
+    "way", "thing", "things", "made", "know", "think", "want", "like", "more", "less", "than",
+    "that", "this", "they", "them", "their", "when", "why", "how", "if", "or", "but", "not",
+    "no", "so", "as", "at", "by", "with", "from", "be", "been", "was", "were", "has", "have",
+    "had", "do", "does", "did", "can", "could", "would", "should", "may", "might", "must",
+    "just", "also", "even", "very", "much", "many", "few", "other", "any", "each", "every",
+    "first", "last", "long", "short", "hard", "easy", "right", "wrong", "old", "young", "big",
+    "small", "best", "better", "worse", "money", "company", "companies", "founder", "founders",
+    "investor", "investors", "product", "users", "user", "market", "school", "program",
+    "programs", "language", "languages", "write", "writing", "writer", "essay", "essays",
+    "read", "reading", "learn", "learned", "problem", "problems", "answers", "world", "life",
+    "year", "years", "day", "days", "part", "place", "case", "point", "fact", "reason", "kind",
+    "sort", "lot", "end", "start", "look", "seem", "seems", "turn", "turns", "out", "up",
+    "down", "into", "over", "after", "before", "because", "though", "while", "where", "who",
+    "which", "those", "these", "then", "now", "still", "never", "always", "often", "usually",
+    "probably", "actually", "really", "rather", "enough", "together", "someone", "something",
+    "nothing", "everyone", "anything", "working", "build", "building", "grow", "growth", "fast",
+    "slow", "change", "changes", "questions", "city", "lives", "live", "works", "born",
+    "capital", "color", "favorite", "partner", "friend", "owns", "owner", "variables", "var",
+    "count", "total", "passage", "passages", "summary", "said",
+};
 
 constexpr std::string_view kPunctuation = ".,:;?!'\"()-";
 constexpr std::size_t kPseudoWords = 3000;
 constexpr std::uint64_t kPseudoWordSeed = 0x61747462656e6368ull;  // "attbench"
 
 bool attaches_left(std::string_view s) {
-  return s == "." || s == "," || s == ":" || s == ";" || s == "?" || s == "!" || s == ")";
+  return s == "." || s == "," || s == ":" || s == ";" || s == "?" || s == "!" || s == ")" || s == "-";
 }
+
+// Digits and single letters glue into one run ("4", "f", "2" -> "4f2"): numbers and the
+// hex characters of uuids.
+bool is_char_token(token_class k) { return k == token_class::digit || k == token_class::letter; }
 
 }  // namespace
 
@@ -50,7 +76,7 @@ vocabulary::vocabulary() {
   for (char c = 'a'; c <= 'z'; ++c)
     if (!ids_.count(std::string(1, c))) add(std::string(1, c), token_class::letter);
   for (auto w : kWords)
-    if (!ids_.count(std::string(w))) add(std::string(w), token_class::word);
+    if (!ids_.count(std::string(w))) words_.push_back(add(std::string(w), token_class::word));
 
   // Pseudo-words: 2 to 4 consonant-vowel syllables, deduplicated against everything.
   constexpr std::string_view consonants = "bdfgklmnprstvz";
@@ -111,7 +137,8 @@ std::string vocabulary::detokenize(std::span<const token> tokens) const {
     const std::string& s = text(t);
     const bool glue = out.empty() || out.back() == '\n' || attaches_left(s) ||
                       (prev >= 0 && text(prev) == "(") ||
-                      (prev >= 0 && kind(prev) == token_class::digit && kind(t) == token_class::digit);
+                      (prev >= 0 && text(prev) == "-") ||
+                      (prev >= 0 && is_char_token(kind(prev)) && is_char_token(kind(t)));
     if (!glue) out += ' ';
     out += s;
     prev = t;

@@ -39,6 +39,11 @@ class kv_cache {
   // them to the front, recomputing every block's metadata and returning freed pages.
   void compact(std::uint32_t layer, std::uint32_t kv_head, const std::uint32_t* keep, std::size_t n_keep);
 
+  // Drops every token of every head past the first n_keep (a head with fewer keeps all):
+  // for decoding several continuations of one prefix. Rebuilds the last block's metadata;
+  // pages stay mapped for the tokens appended next.
+  void truncate(std::uint64_t n_keep);
+
   // The view of one layer; its contents are valid until the next append or compact on
   // that layer.
   const attnbench_kv_layer_view& layer_view(std::uint32_t layer);

@@ -16,11 +16,19 @@
 
 namespace attnbench::tasks {
 
+// How a sample is decoded: the prompt, then a generation; then for each follow-up, its
+// tokens and another generation. A generation emits up to max_new_tokens tokens and ends
+// at a stop token, which is not kept. With branches > 1 a generation reads the top
+// candidates of its steps: where the readout's runner-up is close to the best, the
+// runner-up starts another continuation, until `branches` continuations exist (several
+// values for one key). The prediction is every continuation's text, joined by ", ".
 struct sample {
   std::vector<token> prompt;  // starts with <bos>; exactly the requested context length
+  std::vector<std::vector<token>> follow_ups;
+  std::uint32_t branches = 1;
   std::vector<std::string> references;
-  std::uint32_t max_new_tokens = 16;
-  std::vector<token> stop_tokens;  // generation ends after emitting one of these
+  std::uint32_t max_new_tokens = 16;  // per continuation
+  std::vector<token> stop_tokens;
   nlohmann::json info = nlohmann::json::object();  // needle depth and position, key, ...
 };
 

@@ -32,10 +32,12 @@ class vocabulary {
   // Splits text into tokens: words by whitespace, each punctuation mark and each digit
   // its own token, "\n" as <nl>. Case-insensitive.
   std::vector<token> tokenize(std::string_view text) const;
-  // Joins tokens into text: no space before closing punctuation or between digits.
+  // Joins tokens into text: no space before closing punctuation or around '-', none
+  // between digits and single letters (numbers and uuids read as one run).
   std::string detokenize(std::span<const token> tokens) const;
 
   const std::vector<token>& pseudo_words() const { return pseudo_words_; }
+  const std::vector<token>& words() const { return words_; }  // English words
   const std::vector<token>& digits() const { return digits_; }
 
   token bos() const { return bos_; }
@@ -49,7 +51,7 @@ class vocabulary {
   std::vector<std::string> strings_;
   std::vector<token_class> kinds_;
   std::unordered_map<std::string, token> ids_;
-  std::vector<token> pseudo_words_, digits_;
+  std::vector<token> pseudo_words_, digits_, words_;
   token bos_ = 0, eos_ = 0, newline_ = 0;
 };
 
