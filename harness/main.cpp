@@ -198,7 +198,7 @@ int cmd_list(plugin_registry& registry, bool as_json) {
     std::printf("  not loaded: %s\n", b["error"].get<std::string>().c_str());
   std::printf("tasks:\n");
   for (const auto& t : out["tasks"])
-    std::printf("  %-14s %s\n", t["name"].get<std::string>().c_str(), t["description"].get<std::string>().c_str());
+    std::printf("  %-16s %s\n", t["name"].get<std::string>().c_str(), t["description"].get<std::string>().c_str());
   std::printf("model profiles:\n");
   for (const auto& p : out["profiles"])
     std::printf("  %-14s %u layers, %u query heads, %u KV heads, head dim %u  %s\n",
