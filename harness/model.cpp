@@ -146,7 +146,8 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
     t.shift = static_cast<std::uint32_t>(r.below(d));
     return t;
   };
-  const std::uint32_t slots = this->slots();
+  slots_ = *std::max_element(profile_.retrieval_windows.begin(), profile_.retrieval_windows.end()) + 1;
+  const std::uint32_t slots = slots_;
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l) {
     std::uint32_t nth_retrieval = 0;
     for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h)
@@ -167,13 +168,9 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
         query_weights_.push_back(static_cast<float>(1.0 + profile_.query_jitter * (2.0 * r.uniform() - 1.0)));
 }
 
-std::uint32_t synthetic_model::slots() const {
-  return *std::max_element(profile_.retrieval_windows.begin(), profile_.retrieval_windows.end()) + 1;
-}
-
 const synthetic_model::transform& synthetic_model::key_transform(std::uint32_t layer, std::uint32_t kv_head,
                                                                  std::uint32_t slot) const {
-  return key_transforms_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * slots() + slot];
+  return key_transforms_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * slots_ + slot];
 }
 
 const synthetic_model::transform& synthetic_model::value_transform(std::uint32_t layer, std::uint32_t kv_head) const {
@@ -263,7 +260,7 @@ void synthetic_model::append_last(std::span<const token> tokens, kernels::kv_cac
 void synthetic_model::queries(std::uint32_t layer, std::span<const token> tokens, float* out) const {
   const std::uint32_t d = profile_.head_dim;
   const std::uint32_t group = profile_.n_query_heads / profile_.n_kv_heads;
-  const std::uint32_t slots = this->slots();
+  const std::uint32_t slots = slots_;
   const std::size_t t = tokens.size();  // position being predicted
   for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q) {
     const std::uint32_t kv_head = q / group;

@@ -96,11 +96,11 @@ class synthetic_model {
   std::uint32_t window(std::uint32_t layer, std::uint32_t kv_head) const {
     return windows_[static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head];
   }
-  std::uint32_t slots() const;  // key transforms per KV head: the longest window + 1
 
   model_profile profile_;
   std::uint64_t seed_;
   std::vector<std::uint32_t> windows_;  // [layer][kv_head]: retrieval window, 0 for other roles
+  std::uint32_t slots_;                 // key transforms per KV head: the longest window + 1
   float scale_;
   std::vector<float> key_table_, value_table_;  // [vocab * head_dim] random unit vectors
   std::vector<transform> key_transforms_;       // [layer][kv_head][slot], slot < window + 1

@@ -230,7 +230,6 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
     }
     const std::size_t base = tokens.size();
     std::vector<std::vector<tasks::token>> pending{{}};  // forced starts of continuations to decode
-    std::uint32_t forked = 1;
     for (std::size_t c = 0; c < pending.size() && !g_interrupt_requested.load(); ++c) {
       if (tokens.size() != base) {  // back to the generation's start
         cache.truncate(base);
@@ -245,14 +244,13 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
             model.readout_candidates(outputs.data(), smp.branches > 1 ? kBranchCandidates : 1, &logit_sd);
         const tasks::token next = candidates.front().first;
         // Runners-up close to the best and clear of the noise floor start continuations.
-        for (std::size_t i = 1; i < candidates.size() && forked < smp.branches; ++i) {
+        for (std::size_t i = 1; i < candidates.size() && pending.size() < smp.branches; ++i) {
           const float logit = candidates[i].second;
           if (logit < kBranchRatio * candidates.front().second || logit < kBranchNoiseSd * logit_sd) break;
           if (is_stop(candidates[i].first)) continue;
           auto fork = out;
           fork.push_back(candidates[i].first);
           pending.push_back(std::move(fork));
-          ++forked;
         }
         if (is_stop(next)) break;
         out.push_back(next);
