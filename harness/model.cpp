@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 
 namespace attnbench {
 
@@ -19,6 +20,8 @@ const char* head_role_name(head_role role) {
   switch (role) {
     case head_role::retrieval: return "retrieval";
     case head_role::sink: return "sink";
+    case head_role::local: return "local";
+    case head_role::aggregation: return "aggregation";
   }
   return "unknown";
 }
@@ -40,7 +43,16 @@ nlohmann::json model_profile::to_json() const {
           {"retrieval_sharpness", retrieval_sharpness},
           {"sink_sharpness", sink_sharpness},
           {"sink_value_scale", sink_value_scale},
-          {"query_jitter", query_jitter}};
+          {"query_jitter", query_jitter},
+          {"retrieval_rest", retrieval_rest},
+          {"local_sharpness", local_sharpness},
+          {"local_span", local_span},
+          {"local_value_scale", local_value_scale},
+          {"aggregation_sharpness", aggregation_sharpness},
+          {"aggregation_value_scale", aggregation_value_scale},
+          {"aggregation_repeat_gain", aggregation_repeat_gain},
+          {"aggregation_cues", aggregation_cues},
+          {"aggregation_cue_window", aggregation_cue_window}};
 }
 
 model_profile load_profile(const std::filesystem::path& file) {
@@ -49,9 +61,11 @@ model_profile load_profile(const std::filesystem::path& file) {
   r.expect_object(j, "");
   r.reject_unknown_keys(j, "", {"name", "description", "n_layers", "n_query_heads", "n_kv_heads", "head_dim", "roles",
                                 "retrieval_windows", "retrieval_sharpness", "sink_sharpness", "sink_value_scale",
-                                "query_jitter"});
+                                "query_jitter", "retrieval_rest", "local_sharpness", "local_span", "local_value_scale",
+                                "aggregation_sharpness", "aggregation_value_scale", "aggregation_repeat_gain", "aggregation_cues",
+                                "aggregation_cue_window"});
   auto required = [&](const char* key) -> const nlohmann::json& {
-    if (!j.contains(key)) r.fail("/" + std::string(key), "required field is missing");
+    if (!j.contains(key)) r.fail(std::string("/").append(key), "required field is missing");
     return j.at(key);
   };
   model_profile p;
@@ -77,6 +91,30 @@ model_profile load_profile(const std::filesystem::path& file) {
   if (j.contains("sink_value_scale"))
     p.sink_value_scale = r.number(j["sink_value_scale"], "/sink_value_scale", 0.0, 100.0);
   if (j.contains("query_jitter")) p.query_jitter = r.number(j["query_jitter"], "/query_jitter", 0.0, 1.0);
+  auto optional_number = [&](const char* key, double& field, double lo, double hi) {
+    if (j.contains(key)) field = r.number(j[key], std::string("/").append(key), lo, hi);
+  };
+  optional_number("retrieval_rest", p.retrieval_rest, 0.0, 1000.0);
+  optional_number("local_sharpness", p.local_sharpness, 0.0, 1000.0);
+  optional_number("local_span", p.local_span, 2.0, 1e9);
+  optional_number("local_value_scale", p.local_value_scale, 0.0, 100.0);
+  optional_number("aggregation_sharpness", p.aggregation_sharpness, 0.0, 1000.0);
+  optional_number("aggregation_value_scale", p.aggregation_value_scale, 0.0, 1000.0);
+  optional_number("aggregation_repeat_gain", p.aggregation_repeat_gain, 0.0, 100.0);
+  if (j.contains("aggregation_cue_window"))
+    p.aggregation_cue_window =
+        static_cast<std::uint32_t>(r.integer(j["aggregation_cue_window"], "/aggregation_cue_window", 1, 4096));
+  if (j.contains("aggregation_cues")) {
+    const auto& c = j["aggregation_cues"];
+    r.expect_array(c, "/aggregation_cues", false);
+    p.aggregation_cues.clear();
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      const std::string ptr = "/aggregation_cues/" + std::to_string(i);
+      std::string word = r.string(c[i], ptr);
+      if (!vocabulary::standard().contains(word)) r.fail(ptr, "\"" + word + "\" is not a vocabulary word");
+      p.aggregation_cues.push_back(std::move(word));
+    }
+  }
 
   // roles: one array of n_kv_heads role names used by every layer, or one such array per layer.
   const auto& roles = required("roles");
@@ -91,7 +129,11 @@ model_profile load_profile(const std::filesystem::path& file) {
       const std::string name = r.string(arr[i], ptr + "/" + std::to_string(i));
       if (name == "retrieval") out.push_back(head_role::retrieval);
       else if (name == "sink") out.push_back(head_role::sink);
-      else r.fail(ptr + "/" + std::to_string(i), "unknown head role \"" + name + "\" (known: retrieval, sink)");
+      else if (name == "local") out.push_back(head_role::local);
+      else if (name == "aggregation") out.push_back(head_role::aggregation);
+      else
+        r.fail(ptr + "/" + std::to_string(i),
+               "unknown head role \"" + name + "\" (known: retrieval, sink, local, aggregation)");
     }
     return out;
   };
@@ -119,6 +161,13 @@ void random_unit(rng& r, float* out, std::uint32_t d) {
   for (std::uint32_t i = 0; i < d; ++i) out[i] *= inv;
 }
 
+// v -= (v . dir) dir for a unit dir.
+void project_out(float* v, const float* dir, std::uint32_t d) {
+  double dot = 0;
+  for (std::uint32_t i = 0; i < d; ++i) dot += static_cast<double>(v[i]) * dir[i];
+  for (std::uint32_t i = 0; i < d; ++i) v[i] -= static_cast<float>(dot) * dir[i];
+}
+
 void normalize(float* v, std::uint32_t d, float target_norm) {
   double norm2 = 0;
   for (std::uint32_t i = 0; i < d; ++i) norm2 += static_cast<double>(v[i]) * v[i];
@@ -136,8 +185,12 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
   rng r(hash_combine(seed, 0x6d6f64656cull));  // "model"
   key_table_.resize(vocab * d);
   value_table_.resize(vocab * d);
-  for (std::size_t t = 0; t < vocab; ++t) random_unit(r, &key_table_[t * d], d);
-  for (std::size_t t = 0; t < vocab; ++t) random_unit(r, &value_table_[t * d], d);
+  // Embeddings come from streams of their own, token by token, so a vocabulary that grows
+  // at its end leaves earlier tokens' embeddings and every head's maps as they were.
+  rng rk(hash_combine(seed, 0x6b657973ull));    // "keys"
+  rng rv(hash_combine(seed, 0x76616c756573ull));  // "values"
+  for (std::size_t t = 0; t < vocab; ++t) random_unit(rk, &key_table_[t * d], d);
+  for (std::size_t t = 0; t < vocab; ++t) random_unit(rv, &value_table_[t * d], d);
 
   auto make_transform = [&] {
     transform t;
@@ -166,6 +219,39 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
     for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q)
       for (std::uint32_t s = 0; s < slots; ++s)
         query_weights_.push_back(static_cast<float>(1.0 + profile_.query_jitter * (2.0 * r.uniform() - 1.0)));
+  // Drawn after everything above, so adding roles left the older heads' numbers as they were.
+  for (std::uint32_t l = 0; l < profile_.n_layers; ++l)
+    for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h) {
+      category_directions_.resize(category_directions_.size() + d);
+      float* c = &category_directions_[category_directions_.size() - d];
+      random_unit(r, c, d);
+      project_out(c, direction(sink_directions_, l, h), d);
+      normalize(c, d, 1.0f);
+    }
+  // Local heads' rotary frequencies: log-spaced from 1 radian per token down to one turn
+  // per local_span tokens, so q.k falls from its peak over a few tens of tokens.
+  const std::uint32_t pairs = d / 2;
+  const double slowest = 2.0 * 3.141592653589793 / profile_.local_span;
+  for (std::uint32_t i = 0; i < pairs; ++i)
+    thetas_.push_back(std::pow(slowest, pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 0.0));
+  for (const auto& w : profile_.aggregation_cues) cues_.push_back(vocabulary::standard().id(w));
+}
+
+void synthetic_model::rotary(const float* u, double position, float scale, float* dst) const {
+  const std::uint32_t pairs = profile_.head_dim / 2;
+  for (std::uint32_t i = 0; i < pairs; ++i) {
+    const double a = position * thetas_[i];
+    const double c = std::cos(a), s = std::sin(a);
+    dst[2 * i] = scale * static_cast<float>(c * u[2 * i] - s * u[2 * i + 1]);
+    dst[2 * i + 1] = scale * static_cast<float>(s * u[2 * i] + c * u[2 * i + 1]);
+  }
+}
+
+bool synthetic_model::aggregation_cued(std::span<const token> tokens) const {
+  const std::size_t n = std::min<std::size_t>(tokens.size(), profile_.aggregation_cue_window);
+  for (std::size_t i = tokens.size() - n; i < tokens.size(); ++i)
+    if (std::find(cues_.begin(), cues_.end(), tokens[i]) != cues_.end()) return true;
+  return false;
 }
 
 const synthetic_model::transform& synthetic_model::key_transform(std::uint32_t layer, std::uint32_t kv_head,
@@ -196,39 +282,92 @@ void synthetic_model::apply_inverse(const transform& t, const float* src, float 
 }
 
 void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,
-                                std::size_t p, float* key, float* value) const {
+                                std::size_t p, std::uint32_t earlier, float* key, float* value) const {
   const std::uint32_t d = profile_.head_dim;
   std::fill(key, key + d, 0.0f);
   std::fill(value, value + d, 0.0f);
   const transform& vt = value_transform(layer, kv_head);
+  const float* sink = direction(sink_directions_, layer, kv_head);
+  const auto small = static_cast<float>(profile_.sink_value_scale);
+  const vocabulary& vocab = vocabulary::standard();
   switch (profile_.roles[layer][kv_head]) {
     case head_role::retrieval: {
+      if (p == 0) {  // where the head rests when nothing matches
+        std::copy(sink, sink + d, key);
+        apply(vt, value_row(tokens[p]), small, value);
+        break;
+      }
       // key(p) encodes tokens p-1 ... p-window, each through its own slot transform.
       for (std::uint32_t j = 1; j <= window(layer, kv_head) && j <= p; ++j)
         apply(key_transform(layer, kv_head, j), key_row(tokens[p - j]), 1.0f, key);
-      if (p == 0) apply(key_transform(layer, kv_head, 0), key_row(tokens[0]), 1.0f, key);
+      project_out(key, sink, d);
       normalize(key, d, 1.0f);
       apply(vt, value_row(tokens[p]), 1.0f, value);
       break;
     }
     case head_role::sink: {
-      const float* dir = &sink_directions_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * d];
       if (p == 0) {
-        std::copy(dir, dir + d, key);
-        apply(vt, value_row(tokens[p]), static_cast<float>(profile_.sink_value_scale), value);
+        std::copy(sink, sink + d, key);
+        apply(vt, value_row(tokens[p]), small, value);
       } else {
         apply(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
         apply(vt, value_row(tokens[p]), 1.0f, value);
       }
       break;
     }
+    case head_role::local: {
+      rotary(sink, static_cast<double>(p), 1.0f, key);
+      apply(vt, value_row(tokens[p]), static_cast<float>(profile_.local_value_scale), value);
+      break;
+    }
+    case head_role::aggregation: {
+      const float* category = direction(category_directions_, layer, kv_head);
+      const auto kind = vocab.kind(tokens[p]);
+      if (p == 0) {
+        std::copy(sink, sink + d, key);
+        apply(vt, value_row(tokens[p]), small, value);
+        break;
+      }
+      if (kind == tasks::token_class::word || kind == tasks::token_class::pseudo_word) {
+        // Repeated words weigh more: logit = sharpness + gain * ln(1 + earlier occurrences).
+        const double gain = profile_.aggregation_sharpness > 0
+                                ? profile_.aggregation_repeat_gain / profile_.aggregation_sharpness
+                                : 0.0;
+        const auto f = static_cast<float>(1.0 + gain * std::log1p(static_cast<double>(earlier)));
+        for (std::uint32_t i = 0; i < d; ++i) key[i] = f * category[i];
+      } else {
+        apply(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
+        project_out(key, sink, d);
+        project_out(key, category, d);
+        normalize(key, d, 1.0f);
+      }
+      apply(vt, value_row(tokens[p]), static_cast<float>(profile_.aggregation_value_scale), value);
+      break;
+    }
   }
+}
+
+bool synthetic_model::has_role(head_role role) const {
+  for (const auto& layer : profile_.roles)
+    if (std::find(layer.begin(), layer.end(), role) != layer.end()) return true;
+  return false;
 }
 
 void synthetic_model::append_from(std::span<const token> tokens, std::size_t first, kernels::kv_cache& cache) const {
   const std::uint32_t d = profile_.head_dim;
   const std::size_t n = tokens.size() - first;
   const std::size_t pairs = static_cast<std::size_t>(profile_.n_layers) * profile_.n_kv_heads;
+  // Earlier occurrences of each appended token, for aggregation heads: one pass over the
+  // sequence per call (a decode step appends one token).
+  std::vector<std::uint32_t> earlier(n, 0);
+  if (has_role(head_role::aggregation)) {
+    std::unordered_map<token, std::uint32_t> counts;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      auto& c = counts[tokens[i]];
+      if (i >= first) earlier[i - first] = c;
+      ++c;
+    }
+  }
   tbb::parallel_for(std::size_t{0}, pairs, [&](std::size_t idx) {
     const auto layer = static_cast<std::uint32_t>(idx / profile_.n_kv_heads);
     const auto kv_head = static_cast<std::uint32_t>(idx % profile_.n_kv_heads);
@@ -242,7 +381,7 @@ void synthetic_model::append_from(std::span<const token> tokens, std::size_t fir
       for (std::size_t i = 0; i < count; ++i) {
         const std::size_t p = first + start + i;
         positions[i] = static_cast<std::int64_t>(p);
-        key_value(layer, kv_head, tokens, p, &keys[i * d], &values[i * d]);
+        key_value(layer, kv_head, tokens, p, earlier[p - first], &keys[i * d], &values[i * d]);
       }
       cache.append(layer, kv_head, count, positions.data(), keys.data(), values.data());
     }
@@ -267,28 +406,46 @@ void synthetic_model::queries(std::uint32_t layer, std::span<const token> tokens
     float* o = out + static_cast<std::size_t>(q) * d;
     std::fill(o, o + d, 0.0f);
     const float* w = &query_weights_[(static_cast<std::size_t>(layer) * profile_.n_query_heads + q) * slots];
+    const float* sink = direction(sink_directions_, layer, kv_head);
     // Queries carry sharpness * sqrt(d) in their norm so that scale * q.k = sharpness * cos.
     switch (profile_.roles[layer][kv_head]) {
-      case head_role::retrieval:
+      case head_role::retrieval: {
         for (std::uint32_t j = 1; j <= window(layer, kv_head) && j <= t; ++j)
           apply(key_transform(layer, kv_head, j), key_row(tokens[t - j]), w[j], o);
         // Every mismatched context token costs sharpness / 3 of logit, whatever the window.
+        project_out(o, sink, d);
         normalize(o, d, static_cast<float>(profile_.retrieval_sharpness * window(layer, kv_head) / 3.0 * std::sqrt(d)));
+        // The rest grows with the window as the query's norm does: random keys reach
+        // logits of about 3.5 noise sd (0.3 * the exact-match logit) somewhere in a long
+        // context, and the rest must stay above them.
+        const auto rest = static_cast<float>(profile_.retrieval_rest * window(layer, kv_head) / 3.0 * std::sqrt(d));
+        for (std::uint32_t i = 0; i < d; ++i) o[i] += rest * sink[i];
         break;
+      }
       case head_role::sink: {
-        const float* dir = &sink_directions_[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * d];
-        for (std::uint32_t i = 0; i < d; ++i) o[i] = dir[i];
+        for (std::uint32_t i = 0; i < d; ++i) o[i] = sink[i];
         // A little dependence on the last token, different for each head of the group.
         apply(key_transform(layer, kv_head, 1), key_row(tokens[t - 1]), 0.2f * w[1], o);
         normalize(o, d, static_cast<float>(profile_.sink_sharpness * std::sqrt(d)));
+        break;
+      }
+      case head_role::local:
+        rotary(sink, static_cast<double>(t), static_cast<float>(profile_.local_sharpness * w[0] * std::sqrt(d)), o);
+        break;
+      case head_role::aggregation: {
+        const bool cued = aggregation_cued(tokens);
+        const float* target = cued ? direction(category_directions_, layer, kv_head) : sink;
+        for (std::uint32_t i = 0; i < d; ++i) o[i] = target[i];
+        apply(key_transform(layer, kv_head, 1), key_row(tokens[t - 1]), 0.2f * w[1], o);
+        normalize(o, d,
+                  static_cast<float>((cued ? profile_.aggregation_sharpness : profile_.sink_sharpness) * std::sqrt(d)));
         break;
       }
     }
   }
 }
 
-std::vector<std::pair<token, float>> synthetic_model::readout_candidates(const float* outputs, std::size_t k,
-                                                                         float* logit_sd) const {
+std::vector<synthetic_model::candidate> synthetic_model::readout_candidates(const float* outputs, std::size_t k) const {
   const std::uint32_t d = profile_.head_dim;
   const std::uint32_t group = profile_.n_query_heads / profile_.n_kv_heads;
   // Logits are value_table . sum_heads inverse_value_transform(output): each head's
@@ -300,42 +457,97 @@ std::vector<std::pair<token, float>> synthetic_model::readout_candidates(const f
       apply_inverse(value_transform(l, q / group), o, 1.0f, residual.data());
     }
   const auto& vocab = vocabulary::standard();
-  auto logit_of = [&](std::size_t t) {
-    const float* row = value_row(static_cast<token>(t));
-    float logit = 0;
-    for (std::uint32_t i = 0; i < d; ++i) logit += row[i] * residual[i];
-    return logit;
-  };
-  std::vector<std::pair<token, float>> out;
-  double sum = 0, sum2 = 0, n = 0;
-  // Candidate i is the best token of what candidates 0 .. i-1 leave of the residual (their
-  // unit value vectors projected out), so a token that merely resembles a better one by
-  // chance does not pass for an answer of its own. Ties go to the lower token id.
-  for (std::size_t i = 0; i < k; ++i) {
+  // Several answers superposed in one d-dimensional residual (a multi-value key, the ten
+  // most common words) are separated by orthogonal matching pursuit: each round takes
+  // the token whose value embedding best matches what is left, then refits all chosen
+  // tokens' amplitudes by least squares, so that random overlaps between embeddings
+  // (cosines of 0.3 to 0.4 among thousands of 128-dimensional vectors) neither pass for
+  // answers nor hide them. A candidate's logit is its fitted amplitude; with k = 1 that is
+  // the plain argmax logit. Ties go to the lower token id.
+  std::vector<token> chosen;
+  std::vector<double> amplitude;
+  std::vector<float> left = residual;
+  auto scan = [&](bool pick, double* sd) {
     token best = -1;
     float best_logit = -std::numeric_limits<float>::infinity();
+    double sum = 0, sum2 = 0, n = 0;
     for (std::size_t t = 0; t < vocab.size(); ++t) {
-      if (vocab.is_special(static_cast<token>(t))) continue;  // special tokens are never predicted
-      const float logit = logit_of(t);
-      if (i == 0) {
+      const float* row = value_row(static_cast<token>(t));
+      float logit = 0;
+      for (std::uint32_t j = 0; j < d; ++j) logit += row[j] * left[j];
+      if (!vocab.is_special(static_cast<token>(t))) {
         sum += logit;
         sum2 += static_cast<double>(logit) * logit;
         n += 1;
       }
-      if (logit > best_logit) {
+      // The first pick is the plain argmax over answers, as greedy decoding reads it.
+      if (pick && logit > best_logit && !(chosen.empty() && vocab.is_special(static_cast<token>(t))) &&
+          std::find(chosen.begin(), chosen.end(), static_cast<token>(t)) == chosen.end()) {
         best_logit = logit;
         best = static_cast<token>(t);
       }
     }
+    const double mean = sum / n;
+    *sd = std::sqrt(std::max(0.0, sum2 / n - mean * mean));
+    return best;
+  };
+  // Special tokens take part in the fit (heads resting on <bos> leave its small value in
+  // the readout, and only <bos> should explain it) but are never answers.
+  std::size_t answers = 0;
+  while (answers < k) {
+    double sd = 0;
+    const token best = scan(true, &sd);
     if (best < 0) break;
-    out.emplace_back(best, best_logit);
-    const float* row = value_row(best);
-    for (std::uint32_t j = 0; j < d; ++j) residual[j] -= best_logit * row[j];
+    chosen.push_back(best);
+    if (!vocab.is_special(best)) ++answers;
+    // Least squares over the chosen embeddings: solve G a = b by Gaussian elimination.
+    const std::size_t m = chosen.size();
+    std::vector<double> g(m * m), rhs(m);
+    for (std::size_t x = 0; x < m; ++x) {
+      const float* rx = value_row(chosen[x]);
+      for (std::size_t y = 0; y < m; ++y) {
+        const float* ry = value_row(chosen[y]);
+        double dot = 0;
+        for (std::uint32_t j = 0; j < d; ++j) dot += static_cast<double>(rx[j]) * ry[j];
+        g[x * m + y] = dot;
+      }
+      double dot = 0;
+      for (std::uint32_t j = 0; j < d; ++j) dot += static_cast<double>(rx[j]) * residual[j];
+      rhs[x] = dot;
+    }
+    for (std::size_t c = 0; c < m; ++c) {
+      std::size_t piv = c;
+      for (std::size_t x = c + 1; x < m; ++x)
+        if (std::abs(g[x * m + c]) > std::abs(g[piv * m + c])) piv = x;
+      for (std::size_t y = 0; y < m; ++y) std::swap(g[c * m + y], g[piv * m + y]);
+      std::swap(rhs[c], rhs[piv]);
+      for (std::size_t x = c + 1; x < m; ++x) {
+        const double f = g[x * m + c] / g[c * m + c];
+        for (std::size_t y = c; y < m; ++y) g[x * m + y] -= f * g[c * m + y];
+        rhs[x] -= f * rhs[c];
+      }
+    }
+    amplitude.assign(m, 0.0);
+    for (std::size_t c = m; c-- > 0;) {
+      double v = rhs[c];
+      for (std::size_t y = c + 1; y < m; ++y) v -= g[c * m + y] * amplitude[y];
+      amplitude[c] = v / g[c * m + c];
+    }
+    left = residual;
+    for (std::size_t x = 0; x < m; ++x) {
+      const float* rx = value_row(chosen[x]);
+      for (std::uint32_t j = 0; j < d; ++j) left[j] -= static_cast<float>(amplitude[x]) * rx[j];
+    }
   }
-  if (logit_sd) *logit_sd = n > 0 ? static_cast<float>(std::sqrt(std::max(0.0, sum2 / n - (sum / n) * (sum / n)))) : 0;
+  // The noise floor: what is left once every candidate is fitted.
+  double sd = 0;
+  scan(false, &sd);
+  std::vector<candidate> out;
+  for (std::size_t x = 0; x < chosen.size(); ++x)
+    if (!vocab.is_special(chosen[x])) out.push_back({chosen[x], static_cast<float>(amplitude[x]), static_cast<float>(sd)});
   return out;
 }
 
-token synthetic_model::readout(const float* outputs) const { return readout_candidates(outputs, 1).front().first; }
+token synthetic_model::readout(const float* outputs) const { return readout_candidates(outputs, 1).front().token; }
 
 }  // namespace attnbench

@@ -3,12 +3,19 @@
 // that turns all heads' attention outputs into the next token. See DESIGN.md section 6
 // and docs/model.md.
 //
-// Head roles in this version:
+// Head roles (docs/model.md has the numbers):
 //  - retrieval (induction): the key at position p encodes the `window` tokens before p,
 //    the value encodes the token at p, the query encodes the last `window` tokens; an
-//    exact match of the context copies the token that followed it.
+//    exact match of the context copies the token that followed it. With no match the
+//    head rests on the first token, whose value is small.
 //  - sink: the first position's key aligns with the head's query and takes most of the
 //    attention mass while carrying a small value; other keys are random.
+//  - local: keys and queries carry only rotary phases, so attention decays with distance
+//    and covers the last few tens of tokens.
+//  - aggregation: every word token's key is the head's category direction; when a cue
+//    word ("most") is among the last tokens, the query points there and the output is
+//    the frequency-weighted mean of the words' values; otherwise it rests on the first
+//    token like a sink.
 // Every K/V is computed in closed form from tokens: no attention output feeds a later
 // layer, so all layers see the same token sequence.
 #pragma once
@@ -26,7 +33,7 @@
 
 namespace attnbench {
 
-enum class head_role : std::uint8_t { retrieval, sink };
+enum class head_role : std::uint8_t { retrieval, sink, local, aggregation };
 
 const char* head_role_name(head_role role);
 
@@ -44,6 +51,15 @@ struct model_profile {
   double sink_sharpness = 14.0;               // logit of the first token in a sink head
   double sink_value_scale = 0.05;             // norm of the first token's value in a sink head
   double query_jitter = 0.1;                  // relative spread of query weights inside a GQA group
+  double retrieval_rest = 12.0;               // logit of the first token in a retrieval head, x window / 3
+  double local_sharpness = 12.0;              // logit of the previous token in a local head
+  double local_span = 256.0;                  // slowest rotary period of a local head, in tokens
+  double local_value_scale = 0.1;             // norm of a local head's values
+  double aggregation_sharpness = 10.0;        // logit of a word token in a cued aggregation head
+  double aggregation_value_scale = 4.0;       // norm of an aggregation head's values
+  double aggregation_repeat_gain = 1.5;       // logit added per ln(1 + earlier occurrences of the word)
+  std::vector<std::string> aggregation_cues{"most"};  // words that switch aggregation heads on
+  std::uint32_t aggregation_cue_window = 16;          // ... when among this many last tokens
 
   nlohmann::json to_json() const;
 };
@@ -70,12 +86,16 @@ class synthetic_model {
   // Next token from all attention outputs, [n_layers][n_query_heads][head_dim]; special
   // tokens are never predicted.
   tasks::token readout(const float* outputs) const;
-  // The k best next tokens with their logits, best first: the first is the argmax, each
-  // next one the best of what is left once the earlier ones' value vectors are projected
-  // out of the readout. *logit_sd, when given, gets the standard deviation of all tokens'
-  // logits (the noise floor of random embeddings).
-  std::vector<std::pair<tasks::token, float>> readout_candidates(const float* outputs, std::size_t k,
-                                                                 float* logit_sd = nullptr) const;
+  // The k best next tokens in the order found: the first is the argmax, each next one the
+  // best match to what the earlier ones leave of the readout (orthogonal matching pursuit;
+  // logit is the fitted amplitude). noise_sd is the standard deviation of all tokens'
+  // logits against what all k leave: the noise floor of random embeddings.
+  struct candidate {
+    tasks::token token;
+    float logit;
+    float noise_sd;
+  };
+  std::vector<candidate> readout_candidates(const float* outputs, std::size_t k) const;
 
  private:
   // An orthogonal map of R^d (per-coordinate sign flip after a cyclic shift), cheap to
@@ -90,8 +110,19 @@ class synthetic_model {
   const transform& value_transform(std::uint32_t layer, std::uint32_t kv_head) const;
   const float* key_row(tasks::token t) const { return &key_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
   const float* value_row(tasks::token t) const { return &value_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
+  // earlier: how often tokens[p] occurred before p (what a duplicate-token head of an
+  // earlier layer would report), used by aggregation heads.
   void key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
-                 float* key, float* value) const;
+                 std::uint32_t earlier, float* key, float* value) const;
+  bool has_role(head_role role) const;
+
+
+  const float* direction(const std::vector<float>& table, std::uint32_t layer, std::uint32_t kv_head) const {
+    return &table[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * profile_.head_dim];
+  }
+  // dst = scale * (cos, sin rotation of u by position * theta_i on coordinate pairs).
+  void rotary(const float* u, double position, float scale, float* dst) const;
+  bool aggregation_cued(std::span<const tasks::token> tokens) const;
 
   std::uint32_t window(std::uint32_t layer, std::uint32_t kv_head) const {
     return windows_[static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head];
@@ -106,6 +137,9 @@ class synthetic_model {
   std::vector<transform> key_transforms_;       // [layer][kv_head][slot], slot < window + 1
   std::vector<transform> value_transforms_;     // [layer][kv_head]
   std::vector<float> sink_directions_;          // [layer][kv_head][head_dim] unit
+  std::vector<float> category_directions_;      // [layer][kv_head][head_dim] unit, orthogonal to the sink's
+  std::vector<double> thetas_;                  // [head_dim / 2] rotary frequencies of local heads
+  std::vector<tasks::token> cues_;              // aggregation cue tokens
   std::vector<float> query_weights_;            // [layer][query_head][slot]
 };
 

@@ -26,13 +26,11 @@ std::atomic<bool> g_interrupt_requested{false};
 
 namespace {
 
-// Multi-answer steps: a runner-up whose logit is at least kBranchRatio of the best and
-// kBranchNoiseSd standard deviations of all logits (random embeddings put the largest of
-// ~3300 noise logits near 3.4) starts another continuation (see tasks::sample);
-// kBranchCandidates runners-up are read.
-constexpr float kBranchRatio = 0.3f;
-constexpr float kBranchNoiseSd = 4.0f;
-constexpr std::size_t kBranchCandidates = 4;
+// Multi-answer steps: a runner-up whose logit is at least the sample's branch_ratio of the
+// best and kBranchNoiseSd standard deviations of the logits left in its round (random
+// embeddings put the largest of ~11000 noise logits near 4.1) starts another continuation
+// (see tasks::sample).
+constexpr float kBranchNoiseSd = 4.5f;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -220,12 +218,15 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
   // Generations: the prompt's, then one after each follow-up. Each decodes one or more
   // continuations; a continuation is greedy after the tokens it was forked with.
   std::vector<std::string> texts;
+  std::vector<tasks::token> last_answer;  // the previous generation's first continuation
   const auto t_decode = clock_type::now();
   for (std::size_t gen = 0; gen <= smp.follow_ups.size() && !g_interrupt_requested.load(); ++gen) {
     if (gen > 0) {
-      const auto& f = smp.follow_ups[gen - 1];
       const std::size_t first = tokens.size();
-      tokens.insert(tokens.end(), f.begin(), f.end());
+      for (tasks::token x : smp.follow_ups[gen - 1]) {
+        if (x == tasks::kLastAnswer) tokens.insert(tokens.end(), last_answer.begin(), last_answer.end());
+        else tokens.push_back(x);
+      }
       model.append_from(tokens, first, cache);
     }
     const std::size_t base = tokens.size();
@@ -239,17 +240,17 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       for (tasks::token x : out) push(x);
       while (out.size() < smp.max_new_tokens && !g_interrupt_requested.load()) {
         attend();
-        float logit_sd = 0;
-        const auto candidates =
-            model.readout_candidates(outputs.data(), smp.branches > 1 ? kBranchCandidates : 1, &logit_sd);
-        const tasks::token next = candidates.front().first;
+        // One candidate more than branches, in case one of them is a stop token.
+        const auto candidates = model.readout_candidates(outputs.data(), smp.branches > 1 ? smp.branches + 1 : 1);
+        const tasks::token next = candidates.front().token;
         // Runners-up close to the best and clear of the noise floor start continuations.
         for (std::size_t i = 1; i < candidates.size() && pending.size() < smp.branches; ++i) {
-          const float logit = candidates[i].second;
-          if (logit < kBranchRatio * candidates.front().second || logit < kBranchNoiseSd * logit_sd) break;
-          if (is_stop(candidates[i].first)) continue;
+          const float logit = candidates[i].logit;
+          if (logit < smp.branch_ratio * candidates.front().logit || logit < kBranchNoiseSd * candidates[i].noise_sd)
+            break;
+          if (is_stop(candidates[i].token)) continue;
           auto fork = out;
-          fork.push_back(candidates[i].first);
+          fork.push_back(candidates[i].token);
           pending.push_back(std::move(fork));
         }
         if (is_stop(next)) break;
@@ -257,6 +258,7 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
         push(next);
       }
       texts.push_back(vocab.detokenize(out));
+      if (c == 0) last_answer = out;
     }
   }
   t.decode_s += seconds_since(t_decode);

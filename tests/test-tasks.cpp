@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 using namespace attnbench::tasks;
@@ -118,4 +119,80 @@ TEST(Vocabulary, UuidsAndNumbersReadAsOneRun) {
   for (char c : std::string("3f2a-09bc")) t.push_back(v.id(std::string(1, c)));
   EXPECT_EQ(v.detokenize(t), "3f2a-09bc");
   EXPECT_EQ(v.detokenize(v.tokenize("is: 1234567.")), "is: 1234567.");
+}
+
+// vt, cwe, fwe, qa_1, qa_2: exact length at several sizes, deterministic, and each
+// sample's answers are what its context says they are.
+TEST(RulerOther, EveryTaskBuildsItsContextAndReferences) {
+  const auto& v = vocabulary::standard();
+  for (const std::string name : {"vt", "cwe", "fwe", "qa_1", "qa_2"}) {
+    SCOPED_TRACE(name);
+    const auto task = make_task(name, nlohmann::json::object());
+    EXPECT_EQ(task->metric(), name.starts_with("qa") ? "string_match_part" : "string_match_all");
+    for (std::uint32_t n : {task->min_context_length(), 4096u, 5003u}) {
+      SCOPED_TRACE(n);
+      const sample a = task->make_sample(11, n);
+      EXPECT_EQ(a.prompt.size(), n);
+      EXPECT_EQ(a.prompt, task->make_sample(11, n).prompt);
+      EXPECT_NE(a.prompt, task->make_sample(12, n).prompt);
+      ASSERT_FALSE(a.references.empty());
+      const std::string text = v.detokenize(a.prompt);
+      for (const auto& r : a.references) EXPECT_NE(text.find(r), std::string::npos) << r;
+      if (a.info.contains("needles"))
+        for (const auto& nd : a.info["needles"]) {
+          const auto piece = std::span<const token>(a.prompt).subspan(nd["position"].get<std::size_t>(),
+                                                                       nd["tokens"].get<std::size_t>());
+          EXPECT_EQ(v.detokenize(piece), nd["text"].get<std::string>());
+        }
+    }
+  }
+  EXPECT_THROW(make_task("vt", {{"num_hops", 0}}), task_params_error);
+  EXPECT_THROW(make_task("cwe", {{"freq_ucw", 30}}), task_params_error);
+  EXPECT_THROW(make_task("fwe", {{"alpha", 1.0}}), task_params_error);
+  EXPECT_THROW(make_task("qa_1", {{"hops", 2}}), task_params_error);
+  EXPECT_THROW(make_task("cwe", nlohmann::json::object())->make_sample(1, 100), task_error);
+}
+
+// vt: the chain runs from the value through every reference, in text order.
+TEST(RulerOther, VariableTrackingChainsFromTheValue) {
+  const auto& v = vocabulary::standard();
+  const sample s = make_task("vt", {{"num_hops", 3}})->make_sample(5, 2048);
+  ASSERT_EQ(s.references.size(), 4u);
+  ASSERT_EQ(s.follow_ups.size(), 3u);
+  const auto& needles = s.info["needles"];
+  ASSERT_EQ(needles.size(), 4u);
+  EXPECT_EQ(needles[0]["text"], "the value " + s.info["value"].get<std::string>() + " is assigned to var " +
+                                    s.references[0] + ".");
+  for (std::size_t k = 1; k < 4; ++k) {
+    EXPECT_EQ(needles[k]["text"], "var " + s.references[k - 1] + " is assigned to var " + s.references[k] + ".");
+    EXPECT_GT(needles[k]["position"].get<std::size_t>(), needles[k - 1]["position"].get<std::size_t>());
+  }
+  // Each follow-up restates the model's own last answer.
+  EXPECT_EQ(std::count(s.follow_ups[0].begin(), s.follow_ups[0].end(), kLastAnswer), 1);
+  (void)v;
+}
+
+// cwe and fwe: the references are exactly the most frequent words of the context.
+TEST(RulerOther, WordExtractionReferencesAreTheMostFrequentWords) {
+  const auto& v = vocabulary::standard();
+  for (const std::string name : {"cwe", "fwe"}) {
+    SCOPED_TRACE(name);
+    const sample s = make_task(name, nlohmann::json::object())->make_sample(9, 8192);
+    std::map<token, int> counts;
+    for (token t : s.prompt)
+      if (v.kind(t) == token_class::pseudo_word) ++counts[t];
+    std::vector<std::pair<int, token>> ranked;
+    for (auto [t, c] : counts) ranked.emplace_back(c, t);
+    std::sort(ranked.rbegin(), ranked.rend());
+    const std::size_t k = s.references.size();
+    ASSERT_EQ(k, name == "cwe" ? 10u : 3u);
+    EXPECT_EQ(s.branches, k);
+    EXPECT_GT(ranked[k - 1].first, ranked[k].first);  // a clear cut after the k-th
+    std::set<std::string> top;
+    for (std::size_t i = 0; i < k; ++i) top.insert(v.text(ranked[i].second));
+    EXPECT_EQ(top, std::set<std::string>(s.references.begin(), s.references.end()));
+    if (name == "cwe") {
+      EXPECT_EQ(ranked[0].first, 30);
+    }
+  }
 }

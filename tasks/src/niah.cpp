@@ -13,6 +13,7 @@
 // (multivalue) are read as the top candidates of the first answer steps (sample.branches);
 // several keys (multiquery) are asked one after another (sample.follow_ups).
 #include "niah.hpp"
+#include "text.hpp"
 
 #include <attnbench/kernels/random.hpp>
 #include <attnbench/tasks/scoring.hpp>
@@ -52,120 +53,13 @@ namespace {
 constexpr std::string_view kIntro =
     "some special magic {type} are hidden within the following text . make sure to memorize it . "
     "i will quiz you about the {type} afterwards .\n";
-constexpr std::string_view kNoise =
-    "the grass is green . the sky is blue . the sun is yellow . here we go . there and back again . ";
-
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-    s.replace(at, from.size(), to);
-  return s;
-}
-
-std::string_view type_name(item_kind k) {
-  switch (k) {
-    case item_kind::words: return "words";
-    case item_kind::numbers: return "numbers";
-    case item_kind::uuids: return "uuids";
-  }
-  return "";
-}
-
-// Keys and values: a pseudo-word, a number of `digits` digits without a leading zero, or
-// a uuid (8-4-4-4-12 hex characters), as text and as tokens.
-struct item {
-  std::string text;
-  std::vector<token> tokens;
-};
-
-item make_item(item_kind kind, rng& r, std::uint32_t digits) {
-  const auto& v = vocabulary::standard();
-  item out;
-  switch (kind) {
-    case item_kind::words: {
-      const token t = v.pseudo_words()[r.below(v.pseudo_words().size())];
-      out.text = v.text(t);
-      out.tokens = {t};
-      break;
-    }
-    case item_kind::numbers: {
-      out.text = std::to_string(1 + r.below(9));
-      for (std::uint32_t i = 1; i < digits; ++i) out.text += std::to_string(r.below(10));
-      for (char c : out.text) out.tokens.push_back(v.id(std::string(1, c)));
-      break;
-    }
-    case item_kind::uuids: {
-      constexpr std::string_view hex = "0123456789abcdef";
-      for (int group : {8, 4, 4, 4, 12}) {
-        if (!out.text.empty()) out.text += '-';
-        for (int i = 0; i < group; ++i) out.text += hex[r.below(16)];
-      }
-      for (char c : out.text) out.tokens.push_back(v.id(std::string(1, c)));
-      break;
-    }
-  }
-  return out;
-}
-
-// Items of one kind that differ from each other and from `taken`.
-std::vector<item> distinct_items(item_kind kind, rng& r, std::uint32_t digits, std::size_t n,
-                                 std::set<std::string>& taken) {
-  std::vector<item> out;
-  while (out.size() < n) {
-    item it = make_item(kind, r, digits);
-    if (taken.insert(it.text).second) out.push_back(std::move(it));
-  }
-  return out;
-}
-
-std::vector<token> concat(std::initializer_list<std::span<const token>> parts) {
-  std::vector<token> out;
-  for (auto p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-std::vector<double> default_depths() {
-  std::vector<double> d(40);
-  for (int i = 0; i < 40; ++i) d[i] = 100.0 * i / 39.0;  // numpy.linspace(0, 100, 40)
-  return d;
-}
-
-// An essay-like haystack: sentences of 6 to 18 English words with a period, words drawn
-// with Zipf-like frequencies, as seeded text.
-std::vector<token> essay(rng& r, std::size_t n) {
-  const auto& v = vocabulary::standard();
-  const auto& words = v.words();
-  const token period = v.id(".");
-  const token comma = v.id(",");
-  std::vector<token> out;
-  out.reserve(n + 20);
-  while (out.size() < n) {
-    const auto len = 6 + r.below(13);
-    for (std::uint64_t i = 0; i < len; ++i) {
-      // Zipf-like: index = floor(N^u) - 1 favours the first (common) words.
-      const double u = r.uniform();
-      const auto idx = static_cast<std::size_t>(std::pow(static_cast<double>(words.size()), u)) - 1;
-      out.push_back(words[std::min(idx, words.size() - 1)]);
-      if (i + 2 < len && r.below(9) == 0) out.push_back(comma);
-    }
-    out.push_back(period);
-  }
-  out.resize(n);
-  return out;
-}
 
 }  // namespace
 
 niah_task::niah_task(const niah_spec& spec, const nlohmann::json& params) : spec_(spec), depths_(default_depths()) {
   for (const auto& [key, value] : params.items()) {
     if (key == "depths") {
-      if (!value.is_array() || value.empty())
-        throw task_params_error("/depths", "expected a non-empty array of percentages, got " + value.dump());
-      depths_.clear();
-      for (std::size_t i = 0; i < value.size(); ++i) {
-        if (!value[i].is_number() || value[i].get<double>() < 0 || value[i].get<double>() > 100)
-          throw task_params_error("/depths/" + std::to_string(i), "expected a number in [0, 100], got " + value[i].dump());
-        depths_.push_back(value[i].get<double>());
-      }
+      depths_ = parse_depths(value);
     } else if (key == "value_digits") {
       if (!value.is_number_integer() || value.get<int>() < 1 || value.get<int>() > 12)
         throw task_params_error("/value_digits", "expected an integer in [1, 12], got " + value.dump());
@@ -237,12 +131,7 @@ sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) 
   // The haystack, cut at needle boundaries ('.').
   std::vector<token> haystack;
   switch (spec_.haystack) {
-    case haystack_kind::noise: {
-      const auto noise = v.tokenize(kNoise);
-      haystack.resize(haystack_len);
-      for (std::size_t i = 0; i < haystack_len; ++i) haystack[i] = noise[i % noise.size()];
-      break;
-    }
+    case haystack_kind::noise: haystack = noise(haystack_len); break;
     case haystack_kind::essay: haystack = essay(r, haystack_len); break;
     case haystack_kind::needles: {
       // Needles with other keys and values, as many as fit; the rest is padding.
@@ -260,48 +149,21 @@ sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) 
 
   // Depths: distinct points for the needles (RULER samples them without replacement when
   // there are enough), each insertion at the sentence boundary nearest to it.
-  std::vector<double> pool = depths_;
-  std::vector<double> depth(needles.size());
-  for (std::size_t i = 0; i < needles.size(); ++i) {
-    if (pool.empty()) pool = depths_;
-    const auto at = r.below(pool.size());
-    depth[i] = pool[at];
-    pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(at));
-  }
-  std::vector<std::size_t> boundaries{0};
-  for (std::size_t i = 0; i < haystack_len; ++i)
-    if (haystack[i] == period) boundaries.push_back(i + 1);
-  auto nearest_boundary = [&](double d) {
-    const auto target = static_cast<std::size_t>(std::llround(d / 100.0 * static_cast<double>(haystack_len)));
-    if (target >= haystack_len) return haystack_len;
-    std::size_t best = 0;
-    for (std::size_t b : boundaries)
-      if ((b > target ? b - target : target - b) < (best > target ? best - target : target - best)) best = b;
-    return best;
-  };
-  std::vector<std::pair<std::size_t, std::size_t>> inserts;  // (haystack offset, needle index)
-  for (std::size_t i = 0; i < needles.size(); ++i) inserts.emplace_back(nearest_boundary(depth[i]), i);
-  std::stable_sort(inserts.begin(), inserts.end());
-
+  const std::vector<double> depth = draw_depths(r, depths_, needles.size());
   sample s;
   s.prompt.reserve(context_length);
   s.prompt.push_back(v.bos());
   s.prompt.insert(s.prompt.end(), intro.begin(), intro.end());
+  const auto positions = interleave(s.prompt, haystack, needles, depth, period);
   nlohmann::json needle_info = nlohmann::json::array();
-  std::size_t from = 0;
-  for (const auto& [offset, i] : inserts) {
-    s.prompt.insert(s.prompt.end(), haystack.begin() + static_cast<std::ptrdiff_t>(from),
-                    haystack.begin() + static_cast<std::ptrdiff_t>(offset));
-    from = offset;
+  for (std::size_t i = 0; i < needles.size(); ++i) {
     const std::uint32_t k = static_cast<std::uint32_t>(i) / spec_.num_values;
-    needle_info.push_back({{"position", s.prompt.size()},
+    needle_info.push_back({{"position", positions[i]},
                            {"tokens", needles[i].size()},
                            {"depth_percent", depth[i]},
                            {"key", keys[k].text},
                            {"value", values[k][i % spec_.num_values].text}});
-    s.prompt.insert(s.prompt.end(), needles[i].begin(), needles[i].end());
   }
-  s.prompt.insert(s.prompt.end(), haystack.begin() + static_cast<std::ptrdiff_t>(from), haystack.end());
   s.prompt.insert(s.prompt.end(), question.begin(), question.end());
 
   for (std::uint32_t q = 0; q < spec_.num_queries; ++q)

@@ -3,12 +3,11 @@
 // parameters (haystack kind, key and value kinds, needle counts).
 #pragma once
 
+#include "text.hpp"
+
 #include <attnbench/tasks/task.hpp>
 
 namespace attnbench::tasks {
-
-enum class haystack_kind { noise, essay, needles };
-enum class item_kind { words, numbers, uuids };
 
 struct niah_spec {
   std::string_view name;

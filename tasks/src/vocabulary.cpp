@@ -40,8 +40,18 @@ constexpr std::string_view kWords[] = {
     "count", "total", "passage", "passages", "summary", "said",
 };
 
+// Words added after the pseudo-words, so that the ids (and the model's embeddings) of
+// everything before them stayed as they were: the templates of vt, cwe, fwe and qa.
+constexpr std::string_view kLaterWords[] = {
+    "above", "according", "chain", "chains", "assignment", "track", "below", "numbered",
+    "appear", "others", "ones", "appearing", "top", "coded", "frequency", "three",
+    "frequently", "appeared", "provide", "explanation", "please", "ignore", "dots", "given",
+    "documents", "output", "director", "film", "founded", "birthplace", "anthem", "mayor",
+    "river", "live", "does", "where", "following", "then",
+};
+
 constexpr std::string_view kPunctuation = ".,:;?!'\"()-";
-constexpr std::size_t kPseudoWords = 3000;
+constexpr std::size_t kPseudoWords = 8000;
 constexpr std::uint64_t kPseudoWordSeed = 0x61747462656e6368ull;  // "attbench"
 
 bool attaches_left(std::string_view s) {
@@ -91,6 +101,8 @@ vocabulary::vocabulary() {
     }
     if (!ids_.count(w)) pseudo_words_.push_back(add(std::move(w), token_class::pseudo_word));
   }
+  for (auto w : kLaterWords)
+    if (!ids_.count(std::string(w))) words_.push_back(add(std::string(w), token_class::word));
 }
 
 token vocabulary::id(std::string_view word) const {

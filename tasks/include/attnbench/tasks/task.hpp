@@ -21,11 +21,18 @@ namespace attnbench::tasks {
 // at a stop token, which is not kept. With branches > 1 a generation reads the top
 // candidates of its steps: where the readout's runner-up is close to the best, the
 // runner-up starts another continuation, until `branches` continuations exist (several
-// values for one key). The prediction is every continuation's text, joined by ", ".
+// values for one key). "Close" means a logit of at least branch_ratio of the best (0 for
+// questions that name how many answers they want) and clear of the noise floor. The
+// prediction is every continuation's text, joined by ", ".
+// In a follow-up, stands for the tokens the previous generation produced (its first
+// continuation): a prompt that restates the model's own answer, right or wrong.
+inline constexpr token kLastAnswer = -1;
+
 struct sample {
   std::vector<token> prompt;  // starts with <bos>; exactly the requested context length
   std::vector<std::vector<token>> follow_ups;
   std::uint32_t branches = 1;
+  float branch_ratio = 0.3f;
   std::vector<std::string> references;
   std::uint32_t max_new_tokens = 16;  // per continuation
   std::vector<token> stop_tokens;
