@@ -7,6 +7,7 @@
 #include "plugin-loader.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
 #include <attnbench/kernels/probe.hpp>
@@ -96,6 +97,20 @@ void print_table(const nlohmann::ordered_json& cells) {
   }
 }
 
+// RULER's table: one row per policy and terminator, the mean of the tasks per length,
+// then the mean over lengths.
+void print_ruler(const nlohmann::ordered_json& ruler) {
+  std::printf("\nRULER score (per length: mean over tasks; then mean over lengths)\n%-14s %-12s", "policy",
+              "terminator");
+  for (const auto& l : ruler[0]["lengths"]) std::printf(" %8u", l["context_length"].get<unsigned>());
+  std::printf(" %8s\n", "mean");
+  for (const auto& r : ruler) {
+    std::printf("%-14s %-12s", r["policy"].get<std::string>().c_str(), r["terminator"].get<std::string>().c_str());
+    for (const auto& l : r["lengths"]) std::printf(" %8.1f", l["score"].get<double>());
+    std::printf(" %8.1f%s\n", r["mean"].get<double>(), r["complete"].get<bool>() ? "" : "  (not all 13 tasks)");
+  }
+}
+
 int cmd_run(const std::string& config_file, const std::vector<std::string>& sets, std::string out_dir, bool resume,
             plugin_registry& registry) {
   loaded_run run = load_everything(config_file, sets, registry);
@@ -131,6 +146,10 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
   run_cells(inputs, writer);
 
   print_table(writer.document()["cells"]);
+  if (const auto ruler = ruler_summary(writer.document()["cells"]); !ruler.empty()) {
+    writer.set_summary("ruler", ruler);
+    print_ruler(ruler);
+  }
   std::printf("results: %s\n", writer.dir().string().c_str());
   return exit_ok;
 }

@@ -161,16 +161,25 @@ void random_unit(rng& r, float* out, std::uint32_t d) {
   for (std::uint32_t i = 0; i < d; ++i) out[i] *= inv;
 }
 
+// a . b in double, four chains so that the adds overlap; a fixed order, so the same bits
+// everywhere.
+double dot4(const float* a, const float* b, std::uint32_t d) {
+  double part[4] = {0, 0, 0, 0};
+  std::uint32_t i = 0;
+  for (; i + 4 <= d; i += 4)
+    for (std::uint32_t j = 0; j < 4; ++j) part[j] += static_cast<double>(a[i + j]) * b[i + j];
+  for (; i < d; ++i) part[0] += static_cast<double>(a[i]) * b[i];
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
 // v -= (v . dir) dir for a unit dir.
 void project_out(float* v, const float* dir, std::uint32_t d) {
-  double dot = 0;
-  for (std::uint32_t i = 0; i < d; ++i) dot += static_cast<double>(v[i]) * dir[i];
+  const double dot = dot4(v, dir, d);
   for (std::uint32_t i = 0; i < d; ++i) v[i] -= static_cast<float>(dot) * dir[i];
 }
 
 void normalize(float* v, std::uint32_t d, float target_norm) {
-  double norm2 = 0;
-  for (std::uint32_t i = 0; i < d; ++i) norm2 += static_cast<double>(v[i]) * v[i];
+  const double norm2 = dot4(v, v, d);
   if (norm2 == 0) return;
   const auto f = static_cast<float>(target_norm / std::sqrt(norm2));
   for (std::uint32_t i = 0; i < d; ++i) v[i] *= f;
@@ -234,14 +243,32 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
   const double slowest = 2.0 * 3.141592653589793 / profile_.local_span;
   for (std::uint32_t i = 0; i < pairs; ++i)
     thetas_.push_back(std::pow(slowest, pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 0.0));
+  // cos and sin of (k << 8 * level) * theta for k < 256, so that any position's phases
+  // come from four table rows and three complex products instead of d / 2 calls to sincos.
+  rotary_table_.resize(std::size_t{kRotaryLevels} * 256 * pairs * 2);
+  for (std::uint32_t level = 0; level < kRotaryLevels; ++level)
+    for (std::uint32_t k = 0; k < 256; ++k)
+      for (std::uint32_t i = 0; i < pairs; ++i) {
+        const double a = static_cast<double>(std::uint64_t{k} << (8 * level)) * thetas_[i];
+        double* e = &rotary_table_[((std::size_t{level} * 256 + k) * pairs + i) * 2];
+        e[0] = std::cos(a);
+        e[1] = std::sin(a);
+      }
   for (const auto& w : profile_.aggregation_cues) cues_.push_back(vocabulary::standard().id(w));
 }
 
 void synthetic_model::rotary(const float* u, double position, float scale, float* dst) const {
   const std::uint32_t pairs = profile_.head_dim / 2;
+  const auto p = static_cast<std::uint64_t>(position);
   for (std::uint32_t i = 0; i < pairs; ++i) {
-    const double a = position * thetas_[i];
-    const double c = std::cos(a), s = std::sin(a);
+    double c = 1.0, s = 0.0;
+    for (std::uint32_t level = 0; level < kRotaryLevels; ++level) {
+      const std::uint64_t k = (p >> (8 * level)) & 255u;
+      const double* e = &rotary_table_[((std::size_t{level} * 256 + k) * pairs + i) * 2];
+      const double nc = c * e[0] - s * e[1];
+      s = s * e[0] + c * e[1];
+      c = nc;
+    }
     dst[2 * i] = scale * static_cast<float>(c * u[2 * i] - s * u[2 * i + 1]);
     dst[2 * i + 1] = scale * static_cast<float>(s * u[2 * i] + c * u[2 * i + 1]);
   }
@@ -263,22 +290,38 @@ const synthetic_model::transform& synthetic_model::value_transform(std::uint32_t
   return value_transforms_[static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head];
 }
 
+namespace {
+
+// The cyclic shift is two straight runs, so the loops vectorise; compiled for AVX-512,
+// AVX2 and baseline x86-64 and picked at load time. Elementwise (no reordered sums) and
+// without contraction into FMA (CMake sets -ffp-contract=off here), so every version
+// gives the same bits.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ATTNBENCH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ATTNBENCH_CLONES
+#endif
+
+ATTNBENCH_CLONES void shifted_axpy(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
+                                   const float* __restrict src, float scale, float* __restrict dst) {
+  for (std::uint32_t i = 0; i < d - s; ++i) dst[i] += scale * sign[i] * src[i + s];
+  for (std::uint32_t i = d - s; i < d; ++i) dst[i] += scale * sign[i] * src[i + s - d];
+}
+
+ATTNBENCH_CLONES void shifted_axpy_inverse(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
+                                           const float* __restrict src, float scale, float* __restrict dst) {
+  for (std::uint32_t i = 0; i < d - s; ++i) dst[i + s] += scale * sign[i] * src[i];
+  for (std::uint32_t i = d - s; i < d; ++i) dst[i + s - d] += scale * sign[i] * src[i];
+}
+
+}  // namespace
+
 void synthetic_model::apply(const transform& t, const float* src, float scale, float* dst) const {
-  const std::uint32_t d = profile_.head_dim;
-  for (std::uint32_t i = 0; i < d; ++i) {
-    std::uint32_t j = i + t.shift;
-    if (j >= d) j -= d;
-    dst[i] += scale * t.signs[i] * src[j];
-  }
+  shifted_axpy(profile_.head_dim, t.shift, t.signs.data(), src, scale, dst);
 }
 
 void synthetic_model::apply_inverse(const transform& t, const float* src, float scale, float* dst) const {
-  const std::uint32_t d = profile_.head_dim;
-  for (std::uint32_t i = 0; i < d; ++i) {
-    std::uint32_t j = i + t.shift;
-    if (j >= d) j -= d;
-    dst[j] += scale * t.signs[i] * src[i];
-  }
+  shifted_axpy_inverse(profile_.head_dim, t.shift, t.signs.data(), src, scale, dst);
 }
 
 void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,

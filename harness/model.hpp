@@ -121,7 +121,7 @@ class synthetic_model {
     return &table[(static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head) * profile_.head_dim];
   }
   // dst = scale * (cos, sin rotation of u by position * theta_i on coordinate pairs).
-  void rotary(const float* u, double position, float scale, float* dst) const;
+  void rotary(const float* u, double position, float scale, float* dst) const;  // position < 2^32
   bool aggregation_cued(std::span<const tasks::token> tokens) const;
 
   std::uint32_t window(std::uint32_t layer, std::uint32_t kv_head) const {
@@ -139,6 +139,8 @@ class synthetic_model {
   std::vector<float> sink_directions_;          // [layer][kv_head][head_dim] unit
   std::vector<float> category_directions_;      // [layer][kv_head][head_dim] unit, orthogonal to the sink's
   std::vector<double> thetas_;                  // [head_dim / 2] rotary frequencies of local heads
+  static constexpr std::uint32_t kRotaryLevels = 4;  // positions below 2^32
+  std::vector<double> rotary_table_;            // [level][256][head_dim / 2][cos, sin]
   std::vector<tasks::token> cues_;              // aggregation cue tokens
   std::vector<float> query_weights_;            // [layer][query_head][slot]
 };

@@ -103,6 +103,11 @@ void results_writer::set_meta(const std::string& key, const json& value) {
   write_results();
 }
 
+void results_writer::set_summary(const std::string& key, const json& value) {
+  doc_["summary"][key] = value;
+  write_results();
+}
+
 void results_writer::add_cell(const json& cell, const std::vector<json>& samples) {
   const fs::path path = dir_ / "samples.jsonl";
   {

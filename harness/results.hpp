@@ -29,6 +29,8 @@ class results_writer {
   const nlohmann::ordered_json& document() const { return doc_; }
   // Sets one field of the meta block and rewrites results.json.
   void set_meta(const std::string& key, const nlohmann::ordered_json& value);
+  // Sets one field of the summary block (suite scores) and rewrites results.json.
+  void set_summary(const std::string& key, const nlohmann::ordered_json& value);
 
  private:
   void write_results();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 namespace attnbench {
 
@@ -102,14 +103,17 @@ std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view
 }  // namespace
 
 ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sample& smp, policy_instance& policy,
-                const terminator_instance* terminator, cell_totals& t) {
+                const terminator_instance* terminator, cell_totals& t, kernels::kv_cache* reuse) {
   const synthetic_model& model = in.model;
   const model_profile& p = model.profile();
   const std::uint32_t d = p.head_dim, hq = p.n_query_heads, hkv = p.n_kv_heads, group = hq / hkv;
   const auto& vocab = tasks::vocabulary::standard();
   const std::size_t elem = kernels::dtype_size(in.config.dtype);
 
-  kernels::kv_cache cache(p.n_layers, hkv, d, in.config.block_size, in.config.dtype);
+  std::optional<kernels::kv_cache> own;
+  if (reuse) reuse->truncate(0);
+  else own.emplace(p.n_layers, hkv, d, in.config.block_size, in.config.dtype);
+  kernels::kv_cache& cache = reuse ? *reuse : *own;
   std::vector<tasks::token> tokens = smp.prompt;
   std::vector<float> queries(static_cast<std::size_t>(hq) * d);
 
@@ -144,7 +148,8 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       }
     }
   }
-  t.prefill_s += seconds_since(t_prefill);
+  const double prefill_s = seconds_since(t_prefill);
+  t.prefill_s += prefill_s;
   t.resident_bytes += static_cast<double>(cache.resident_bytes());
 
   // Decode.
@@ -261,7 +266,8 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       if (c == 0) last_answer = out;
     }
   }
-  t.decode_s += seconds_since(t_decode);
+  const double decode_s = seconds_since(t_decode);
+  t.decode_s += decode_s;
 
   std::string prediction;
   for (const auto& x : texts) prediction += (prediction.empty() ? "" : ", ") + x;
@@ -271,6 +277,8 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
           {"references", smp.references},
           {"score", score},
           {"generated_tokens", step},
+          {"prefill_ms", 1e3 * prefill_s},
+          {"decode_ms", 1e3 * decode_s},
           {"info", smp.info}};
 }
 
@@ -431,6 +439,8 @@ void run_cells(const run_inputs& in, results_writer& writer) {
     const auto t0 = clock_type::now();
     cell_totals totals;
     std::vector<ojson> rows;
+    kernels::kv_cache cache(in.model.profile().n_layers, in.model.profile().n_kv_heads, in.model.profile().head_dim,
+                            c.block_size, c.dtype);
     for (std::uint32_t s = 0; s < c.samples; ++s) {
       check_interrupt(writer);
       // The sample depends on the task, length, seed and index only: every policy sees
@@ -438,7 +448,7 @@ void run_cells(const run_inputs& in, results_writer& writer) {
       const std::uint64_t sample_seed =
           hash_combine(hash_combine(hash_combine(seed, string_hash(task_spec.name)), length), s);
       const tasks::sample smp = task->make_sample(sample_seed, length);
-      ojson row = run_sample(in, *task, smp, policy, terminator.get(), totals);
+      ojson row = run_sample(in, *task, smp, policy, terminator.get(), totals, &cache);
       check_interrupt(writer);  // a sample cut short by Ctrl-C is not recorded
       ojson line = {{"cell", id},
                    {"task", task_spec.label},

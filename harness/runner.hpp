@@ -64,9 +64,12 @@ struct cell_totals {
 
 // Runs one sample through prefill, the policy's plans, the decode kernel and the
 // readout; adds to totals and returns the sample's row for samples.jsonl (prediction,
-// references, score, info).
+// references, score, info). With `cache` (of the model's shape and the config's dtype and
+// block size) the sample reuses its pages, emptied first: the pages of a long context
+// are then zeroed by the system once per cell, not once per sample.
 nlohmann::ordered_json run_sample(const run_inputs& inputs, const tasks::task& task, const tasks::sample& sample,
-                                  policy_instance& policy, const terminator_instance* terminator, cell_totals& totals);
+                                  policy_instance& policy, const terminator_instance* terminator, cell_totals& totals,
+                                  kernels::kv_cache* cache = nullptr);
 
 // Runs every cell not already in the writer; returns when all are done. Throws
 // harness_error(exit_interrupted) when interrupted, after the last finished cell is written.

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace attnbench::kernels;
@@ -41,6 +42,10 @@ TEST(Dtype, BulkConversionMatchesScalar) {
   attnbench::rng r(9);
   std::vector<float> src(1000), back(1000);
   for (auto& x : src) x = static_cast<float>(r.normal());
+  // Edges of fp16 (overflow, subnormals, exact ties) for the hardware converter.
+  const float edges[] = {65504.0f, 65519.0f, 65520.0f, -1e6f, 1e-8f, 6e-8f, 2.9802322e-8f, 3e-5f,
+                         1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, -0.0f, 0.0f};
+  std::copy(std::begin(edges), std::end(edges), src.begin() + 3);
   for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16}) {
     std::vector<std::uint8_t> buf(src.size() * dtype_size(dtype));
     from_fp32(dtype, src.data(), buf.data(), src.size());

@@ -117,7 +117,7 @@ TEST(SyntheticModel, DenseAnswersEveryRulerTaskOnTheDefaultProfile) {
       for (int i = 0; i < samples; ++i) {
         const auto row = h.run(*task, task->make_sample(500 + i, n));
         total += row["score"].get<double>();
-        if (row["score"].get<double>() < 100.0) misses += "\n" + row.dump();
+        if (row["score"].get<double>() < 100.0) misses.append("\n").append(row.dump());
       }
       EXPECT_GE(total / samples, 95.0) << name << " at " << n << misses;
     }
