@@ -3,9 +3,13 @@
 // early (a terminator) and the answer is lost.
 #include "test-helpers.hpp"
 
+#include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/dtype.hpp>
 
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
 
 using namespace attnbench;
 using namespace attnbench::testing;
@@ -122,4 +126,79 @@ TEST(SyntheticModel, DenseAnswersEveryRulerTaskOnTheDefaultProfile) {
       EXPECT_GE(total / samples, 95.0) << name << " at " << n << misses;
     }
   }
+}
+
+// RULER-style window: a policy that keeps the first block and the last 8 blocks answers a
+// needle inside them and loses one in between.
+TEST(SyntheticModel, SinkAndWindowPolicyFindsOnlyNeedlesItKeeps) {
+  harness_fixture h("tiny", "sink_window", {{"sink_blocks", 1}, {"window_blocks", 8}});
+  for (const auto& [depth, inside] : std::vector<std::pair<double, bool>>{{0, true}, {50, false}, {100, true}}) {
+    const auto task = tasks::make_task("niah_single_1", {{"depths", {depth}}});
+    for (int i = 0; i < 3; ++i) {
+      const auto s = task->make_sample(40 + i, 4096);
+      const auto row = h.run(*task, s);
+      const auto position = s.info["needle_position"].get<std::size_t>();
+      EXPECT_EQ(position < 64 || position >= 4096 - 8 * 64, inside) << position;
+      EXPECT_EQ(row["score"].get<double>(), inside ? 100.0 : 0.0) << "depth " << depth << ": " << row.dump();
+    }
+  }
+}
+
+// Sink heads put most of their mass on the first token, whose value is small: without it
+// their outputs change by far more than their own size. Retrieval heads that found the
+// needle barely notice.
+TEST(SyntheticModel, DroppingTheFirstTokenChangesSinkHeadsMarkedly) {
+  const model_profile p = profile("default");
+  const synthetic_model m(p, 1);
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  const auto s = task->make_sample(3, 4096);
+  kernels::kv_cache cache(p.n_layers, p.n_kv_heads, p.head_dim, 64, ATTNBENCH_DTYPE_FP16);
+  m.prefill(s.prompt, cache);
+  const std::uint32_t d = p.head_dim, hq = p.n_query_heads, group = hq / p.n_kv_heads;
+  std::vector<std::uint32_t> rest(s.prompt.size() - 1);
+  std::iota(rest.begin(), rest.end(), 1u);
+  std::vector<float> q(static_cast<std::size_t>(hq) * d);
+  const std::uint32_t layer = 0;
+  m.queries(layer, s.prompt, q.data());
+  auto attend = [&](bool drop_first) {
+    std::vector<attnbench_plan_entry> entries(p.n_kv_heads);
+    for (auto& e : entries)
+      e = drop_first ? attnbench_plan_entry{ATTNBENCH_PLAN_TOKENS, static_cast<std::uint32_t>(rest.size()), rest.data(),
+                                            nullptr}
+                     : attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr};
+    const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, p.n_kv_heads, entries.data()};
+    std::vector<float> out(q.size());
+    std::vector<kernels::decode_counters> counters(hq);
+    kernels::layer_decode_args a;
+    a.queries = q.data();
+    a.n_query_heads = hq;
+    a.scale = m.scale();
+    a.kv = &cache.layer_view(layer);
+    a.plan = &plan;
+    a.out = out.data();
+    EXPECT_EQ(kernels::decode_layer(a, counters.data(), nullptr), ATTNBENCH_STATUS_OK);
+    return out;
+  };
+  const auto full = attend(false), dropped = attend(true);
+  auto relative_change = [&](std::uint32_t qh) {
+    double diff = 0, norm = 0;
+    for (std::uint32_t i = 0; i < d; ++i) {
+      diff += std::pow(full[qh * d + i] - dropped[qh * d + i], 2);
+      norm += std::pow(full[qh * d + i], 2);
+    }
+    return std::sqrt(diff / norm);
+  };
+  int sinks = 0, retrievals = 0;
+  for (std::uint32_t qh = 0; qh < hq; ++qh) {
+    const head_role role = p.roles[layer][qh / group];
+    if (role == head_role::sink) {
+      EXPECT_GT(relative_change(qh), 1.0) << "query head " << qh;
+      ++sinks;
+    } else if (role == head_role::retrieval) {
+      EXPECT_LT(relative_change(qh), 0.05) << "query head " << qh;
+      ++retrievals;
+    }
+  }
+  EXPECT_GT(sinks, 0);
+  EXPECT_GT(retrievals, 0);
 }
