@@ -7,6 +7,7 @@
 #include "plugin-loader.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "stats.hpp"
 #include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
@@ -165,6 +166,60 @@ int cmd_validate(const std::string& config_file, const std::vector<std::string>&
   return exit_ok;
 }
 
+struct stats_options {
+  std::string task, json_out;
+  std::uint32_t length = 0, samples = 2, steps = 8;
+};
+
+int cmd_stats(const std::string& config_file, const std::vector<std::string>& sets, const stats_options& o,
+              plugin_registry& registry) {
+  const loaded_run run = load_everything(config_file, sets, registry);
+  const run_config& config = run.config;
+  std::string name = o.task.empty() ? config.tasks.front().name : o.task;
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& t : config.tasks)
+    if (t.name == name || t.label == name) name = t.name, params = t.params;
+  std::unique_ptr<tasks::task> task;
+  try {
+    task = tasks::make_task(name, params);
+  } catch (const std::out_of_range&) {
+    throw usage_error("--task: unknown task '" + name + "' (attnbench list shows the tasks)");
+  }
+  stats_request req;
+  req.context_length = o.length ? o.length : config.context_lengths.front();
+  req.samples = o.samples;
+  req.steps = o.steps;
+  req.seed = config.seeds.front();
+  req.dtype = config.dtype;
+  req.block_size = config.block_size;
+  if (req.context_length < task->min_context_length())
+    throw usage_error("--length: " + name + " needs at least " + std::to_string(task->min_context_length()) +
+                      " tokens, got " + std::to_string(req.context_length));
+  const synthetic_model model(run.profile, config.model_seed);
+  nlohmann::ordered_json out = head_statistics(model, *task, req);
+  out["profile"] = run.profile.name;
+  out["task"] = name;
+  std::printf("head statistics: profile %s, task %s, %u tokens, %u samples x up to %u decode steps\n",
+              run.profile.name.c_str(), name.c_str(), req.context_length, req.samples, req.steps);
+  std::printf("%-12s %5s %16s %12s %14s %12s %10s\n", "role", "heads", "first-token mass", "tokens 90%",
+              "(min - max)", "query cosine", "logit sd");
+  for (const auto& [role, r] : out["roles"].items())
+    std::printf("%-12s %5u %16.3f %12.1f %6.0f - %-7.0f %12.3f %10.2f\n", role.c_str(), r["heads"].get<unsigned>(),
+                r["first_token_mass"].get<double>(), r["tokens_for_90pct"].get<double>(),
+                r["tokens_for_90pct_min"].get<double>(), r["tokens_for_90pct_max"].get<double>(),
+                r["query_cosine"].get<double>(), r["logit_sd"].get<double>());
+  const auto& spread = out["logit_sd_spread"];
+  std::printf("logit sd over heads: %.2f to %.2f (x%.1f)\n", spread["min"].get<double>(), spread["max"].get<double>(),
+              spread["max_over_min"].get<double>());
+  if (!o.json_out.empty()) {
+    std::ofstream f(o.json_out);
+    f << out.dump(2) << "\n";
+    if (!f) throw output_error("cannot write " + o.json_out);
+    std::printf("per-head figures: %s\n", o.json_out.c_str());
+  }
+  return exit_ok;
+}
+
 int cmd_list(plugin_registry& registry, bool as_json) {
   json out = {{"plugins", json::array()}, {"broken", json::array()}, {"tasks", json::array()},
               {"search_path", json::array()}};
@@ -268,6 +323,20 @@ int main(int argc, char** argv) {
   validate->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
   validate->footer(kExitCodes);
 
+  stats_options stats_opts;
+  auto* stats = app.add_subcommand(
+      "stats", "Measure the model's heads (first-token mass, tokens for 90% of the mass, query cosine, logit spread)");
+  stats->add_option("config", config_file, "Config file (JSON): profile, dtype, seed, and the default task and length")
+      ->required()
+      ->type_name("CONFIG");
+  stats->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
+  stats->add_option("--task", stats_opts.task, "Task (default: the config's first)");
+  stats->add_option("--length", stats_opts.length, "Context length in tokens (default: the config's first)");
+  stats->add_option("--samples", stats_opts.samples, "Samples (default 2)")->check(CLI::Range(1, 1000));
+  stats->add_option("--steps", stats_opts.steps, "Decode steps measured per sample (default 8)")->check(CLI::Range(1, 4096));
+  stats->add_option("--json", stats_opts.json_out, "Also write every head's figures to this file")->type_name("FILE");
+  stats->footer(kExitCodes);
+
   auto* list = app.add_subcommand("list", "List the plugins found, the tasks and the model profiles");
   list->add_flag("--json", list_json, "Print JSON instead of a table");
   list->footer(kExitCodes);
@@ -289,6 +358,7 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(config_file, sets, out_dir, resume, registry);
     if (*validate) return cmd_validate(config_file, sets, registry);
     if (*list) return cmd_list(registry, list_json);
+    if (*stats) return cmd_stats(config_file, sets, stats_opts, registry);
   } catch (const harness_error& e) {
     spdlog::error("{}", e.what());
     return e.code;

@@ -237,12 +237,13 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
       project_out(c, direction(sink_directions_, l, h), d);
       normalize(c, d, 1.0f);
     }
-  // Local heads' rotary frequencies: log-spaced from 1 radian per token down to one turn
-  // per local_span tokens, so q.k falls from its peak over a few tens of tokens.
+  // Local heads' rotary frequencies: periods log-spaced from local_span / 8 to
+  // 4 * local_span tokens, so q.k stays near its peak over the last tens of tokens, falls
+  // over the next hundreds and is noise beyond.
   const std::uint32_t pairs = d / 2;
-  const double slowest = 2.0 * 3.141592653589793 / profile_.local_span;
+  const double fastest = 2.0 * 3.141592653589793 / (profile_.local_span / 8.0);
   for (std::uint32_t i = 0; i < pairs; ++i)
-    thetas_.push_back(std::pow(slowest, pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 0.0));
+    thetas_.push_back(fastest * std::pow(1.0 / 32.0, pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 0.0));
   // cos and sin of (k << 8 * level) * theta for k < 256, so that any position's phases
   // come from four table rows and three complex products instead of d / 2 calls to sincos.
   rotary_table_.resize(std::size_t{kRotaryLevels} * 256 * pairs * 2);

@@ -53,7 +53,7 @@ struct model_profile {
   double query_jitter = 0.1;                  // relative spread of query weights inside a GQA group
   double retrieval_rest = 12.0;               // logit of the first token in a retrieval head, x window / 3
   double local_sharpness = 12.0;              // logit of the previous token in a local head
-  double local_span = 256.0;                  // slowest rotary period of a local head, in tokens
+  double local_span = 256.0;                  // local rotary periods run from span / 8 to 4 * span tokens
   double local_value_scale = 0.1;             // norm of a local head's values
   double aggregation_sharpness = 10.0;        // logit of a word token in a cued aggregation head
   double aggregation_value_scale = 4.0;       // norm of an aggregation head's values

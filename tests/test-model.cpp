@@ -3,6 +3,8 @@
 // early (a terminator) and the answer is lost.
 #include "test-helpers.hpp"
 
+#include "stats.hpp"
+
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/dtype.hpp>
 
@@ -201,4 +203,28 @@ TEST(SyntheticModel, DroppingTheFirstTokenChangesSinkHeadsMarkedly) {
   }
   EXPECT_GT(sinks, 0);
   EXPECT_GT(retrievals, 0);
+}
+
+// The statistics tell the roles apart the way DESIGN.md section 6 describes them.
+TEST(SyntheticModel, HeadStatisticsSeparateTheRoles) {
+  const synthetic_model m(profile("default"), 1);
+  const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
+  stats_request req;
+  req.context_length = 2048;
+  req.samples = 1;
+  req.steps = 3;
+  const auto s = head_statistics(m, *task, req);
+  const auto& roles = s["roles"];
+  ASSERT_TRUE(roles.contains("sink") && roles.contains("retrieval") && roles.contains("local"));
+  EXPECT_GT(roles["sink"]["first_token_mass"].get<double>(), 0.5);
+  EXPECT_LT(roles["retrieval"]["first_token_mass"].get<double>(), 0.1);  // the needle is found
+  EXPECT_LE(roles["retrieval"]["tokens_for_90pct"].get<double>(), 2.0);
+  EXPECT_GT(roles["local"]["tokens_for_90pct"].get<double>(), 4.0);  // several recent tokens
+  EXPECT_LT(roles["local"]["tokens_for_90pct"].get<double>(), 1000.0);
+  EXPECT_EQ(s["heads"].size(), 8u * 32u);
+  for (const auto& h : s["heads"]) {
+    EXPECT_GE(h["first_token_mass"].get<double>(), 0.0);
+    EXPECT_LE(h["first_token_mass"].get<double>(), 1.0 + 1e-9);
+    EXPECT_GE(h["tokens_for_90pct"].get<double>(), 1.0);
+  }
 }
