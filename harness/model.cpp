@@ -401,15 +401,21 @@ void synthetic_model::append_from(std::span<const token> tokens, std::size_t fir
   const std::uint32_t d = profile_.head_dim;
   const std::size_t n = tokens.size() - first;
   const std::size_t pairs = static_cast<std::size_t>(profile_.n_layers) * profile_.n_kv_heads;
-  // Earlier occurrences of each appended token, for aggregation heads: one pass over the
-  // sequence per call (a decode step appends one token).
+  // Earlier occurrences of each appended token, for aggregation heads. A decode step
+  // appends a token or a few: count them directly; a prefill counts all in one pass.
   std::vector<std::uint32_t> earlier(n, 0);
   if (has_role(head_role::aggregation)) {
-    std::unordered_map<token, std::uint32_t> counts;
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      auto& c = counts[tokens[i]];
-      if (i >= first) earlier[i - first] = c;
-      ++c;
+    if (n <= 8) {
+      for (std::size_t i = 0; i < n; ++i)
+        earlier[i] = static_cast<std::uint32_t>(
+            std::count(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(first + i), tokens[first + i]));
+    } else {
+      std::unordered_map<token, std::uint32_t> counts;
+      for (std::size_t i = 0; i < tokens.size(); ++i) {
+        auto& c = counts[tokens[i]];
+        if (i >= first) earlier[i - first] = c;
+        ++c;
+      }
     }
   }
   tbb::parallel_for(std::size_t{0}, pairs, [&](std::size_t idx) {
@@ -538,8 +544,8 @@ std::vector<synthetic_model::candidate> synthetic_model::readout_candidates(cons
   // Special tokens take part in the fit (heads resting on <bos> leave its small value in
   // the readout, and only <bos> should explain it) but are never answers.
   std::size_t answers = 0;
+  double sd = 0;  // of the latest scan
   while (answers < k) {
-    double sd = 0;
     const token best = scan(true, &sd);
     if (best < 0) break;
     chosen.push_back(best);
@@ -583,9 +589,9 @@ std::vector<synthetic_model::candidate> synthetic_model::readout_candidates(cons
       for (std::uint32_t j = 0; j < d; ++j) left[j] -= static_cast<float>(amplitude[x]) * rx[j];
     }
   }
-  // The noise floor: what is left once every candidate is fitted.
-  double sd = 0;
-  scan(false, &sd);
+  // The noise floor: what is left once every candidate is fitted. A greedy step (k = 1)
+  // never compares against it, so it keeps the first scan's figure and skips a pass.
+  if (k > 1) scan(false, &sd);
   std::vector<candidate> out;
   for (std::size_t x = 0; x < chosen.size(); ++x)
     if (!vocab.is_special(chosen[x])) out.push_back({chosen[x], static_cast<float>(amplitude[x]), static_cast<float>(sd)});

@@ -89,7 +89,8 @@ class synthetic_model {
   // The k best next tokens in the order found: the first is the argmax, each next one the
   // best match to what the earlier ones leave of the readout (orthogonal matching pursuit;
   // logit is the fitted amplitude). noise_sd is the standard deviation of all tokens'
-  // logits against what all k leave: the noise floor of random embeddings.
+  // logits against what all k leave: the noise floor of random embeddings (with k = 1,
+  // against the whole readout).
   struct candidate {
     tasks::token token;
     float logit;

@@ -39,6 +39,10 @@ nlohmann::ordered_json head_statistics(const synthetic_model& model, const tasks
   std::vector<head_sums> sums(static_cast<std::size_t>(p.n_layers) * hq);
   kernels::kv_cache cache(p.n_layers, hkv, d, req.block_size, req.dtype);
   const std::size_t row_bytes = static_cast<std::size_t>(d) * kernels::dtype_size(req.dtype);
+  // Dense plans for the outputs that feed the readout.
+  const std::vector<attnbench_plan_entry> entries(hkv, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+  const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, hkv, entries.data()};
+  std::vector<kernels::decode_counters> counters(hq);
 
   for (std::uint32_t s = 0; s < req.samples; ++s) {
     const tasks::sample smp = task.make_sample(hash_combine(req.seed, s), req.context_length);
@@ -95,9 +99,6 @@ nlohmann::ordered_json head_statistics(const synthetic_model& model, const tasks
           }
         }
         // This layer's attention outputs, for the readout.
-        std::vector<attnbench_plan_entry> entries(hkv, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-        const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, hkv, entries.data()};
-        std::vector<kernels::decode_counters> counters(hq);
         kernels::layer_decode_args a;
         a.queries = queries.data();
         a.n_query_heads = hq;

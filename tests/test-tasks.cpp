@@ -155,7 +155,6 @@ TEST(RulerOther, EveryTaskBuildsItsContextAndReferences) {
 
 // vt: the chain runs from the value through every reference, in text order.
 TEST(RulerOther, VariableTrackingChainsFromTheValue) {
-  const auto& v = vocabulary::standard();
   const sample s = make_task("vt", {{"num_hops", 3}})->make_sample(5, 2048);
   ASSERT_EQ(s.references.size(), 4u);
   ASSERT_EQ(s.follow_ups.size(), 3u);
@@ -169,7 +168,6 @@ TEST(RulerOther, VariableTrackingChainsFromTheValue) {
   }
   // Each follow-up restates the model's own last answer.
   EXPECT_EQ(std::count(s.follow_ups[0].begin(), s.follow_ups[0].end(), kLastAnswer), 1);
-  (void)v;
 }
 
 // cwe and fwe: the references are exactly the most frequent words of the context.

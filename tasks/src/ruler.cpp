@@ -388,9 +388,15 @@ sample qa_task::make_sample(std::uint64_t seed, std::uint32_t context_length) co
     if (i < 2) return fact(other, entity, answer_words());
     return fact(kAttributes[r.below(std::size(kAttributes))], word(), answer_words());
   };
-  std::vector<document> docs;
+  // The gold documents first, so that the distractors fill what they leave.
+  std::vector<document> golden;
   std::size_t size = 0;
-  for (std::size_t g = 0; g < gold.size(); ++g) size += make_document(r, gold[g]).paragraph.size() + 6;
+  for (std::size_t g = 0; g < gold.size(); ++g) {
+    golden.push_back(make_document(r, gold[g]));
+    golden.back().gold = static_cast<int>(g);
+    size += golden.back().paragraph.size() + 6;
+  }
+  std::vector<document> docs;
   while (true) {
     document d = make_document(r, distractor(docs.size()));
     if (size + d.paragraph.size() + 6 > budget) break;
@@ -403,11 +409,8 @@ sample qa_task::make_sample(std::uint64_t seed, std::uint32_t context_length) co
   for (std::size_t g = 0; g < gold.size(); ++g)
     at.emplace_back(static_cast<std::size_t>(std::llround(depth[g] / 100.0 * static_cast<double>(docs.size()))), g);
   std::stable_sort(at.begin(), at.end());
-  for (std::size_t i = at.size(); i-- > 0;) {
-    document d = make_document(r, gold[at[i].second]);
-    d.gold = static_cast<int>(at[i].second);
-    docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(at[i].first), std::move(d));
-  }
+  for (std::size_t i = at.size(); i-- > 0;)
+    docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(at[i].first), std::move(golden[at[i].second]));
   // Numbered headers; drop trailing distractors until everything fits, then pad.
   auto emitted = [&] {
     std::size_t n = 0;
