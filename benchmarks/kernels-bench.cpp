@@ -1,5 +1,6 @@
 // Kernel benchmarks, registered from tables. Names are hierarchical:
 //   probe/threads:T                         read bandwidth of a buffer larger than the caches
+//   mac/threads:T                           fp32 multiply-adds per second (the arithmetic ceiling)
 //   decode/DTYPE/gqaG/ctx:N/threads:T       one decode step of one layer, 8 KV heads x 128
 //   score/DTYPE/gqaG/ctx:N/threads:1        q.k of one GQA group over N keys (one KV head)
 //   topk/n:N/k:K                            top-k of N scores; fraction_of_score_pass is its
@@ -10,7 +11,9 @@
 // the step's bytes per second over a probe pass (same thread count) run just before that
 // step; and same_memory_ratio: the same against a plain read of the very K/V blocks the
 // step reads (on this VM a buffer's bandwidth depends on where it was allocated, so this
-// is the ratio that compares like with like). Score cases use three probe passes before and three after their loop. Run with
+// is the ratio that compares like with like); fma_busy: the share of the step the
+// multiply-adds alone would take at the rate mac/threads:T measures; arith_ceiling: the
+// probe_ratio that arithmetic alone would allow. Score cases use three probe passes before and three after their loop. Run with
 // --benchmark_repetitions=5 and read the medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
@@ -57,6 +60,14 @@ std::vector<double> probe_passes(int threads, int passes) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// fp32 multiply-adds per second with `threads` threads, measured once per thread count.
+double mac_rate(int threads) {
+  static std::map<int, double> rates;
+  auto [it, fresh] = rates.try_emplace(threads, 0.0);
+  if (fresh) it->second = measure_mac_rate(threads, 5);
+  return it->second;
 }
 
 // Caches are built once per (dtype, context) and shared by the cases that read them.
@@ -153,6 +164,13 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
   state.counters["probe_bytes_per_s"] = median(probe_rates);
   state.counters["probe_ratio"] = median(ratios);
   state.counters["same_memory_ratio"] = median(same_memory_ratios);
+  // The arithmetic side: 2 x group x head_dim multiply-adds per token and KV head. At
+  // the machine's multiply-add rate they take arith_s; fma_busy is that share of a step,
+  // and arith_ceiling the probe_ratio a step limited by arithmetic alone would reach.
+  const double macs = 2.0 * group * kHeadDim * static_cast<double>(ctx) * kKvHeads;
+  const double arith_s = macs / mac_rate(threads);
+  state.counters["fma_busy"] = arith_s / per_step;
+  state.counters["arith_ceiling"] = bytes / arith_s / median(probe_rates);
   if (hook && n >= 2) {
     const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
     state.counters["hook_overhead"] = a / b - 1.0;
@@ -227,6 +245,12 @@ void probe_case(benchmark::State& state, int threads) {
       benchmark::Counter(static_cast<double>(probe_buffer().bytes()), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void mac_case(benchmark::State& state, int threads) {
+  double rate = 0;
+  for (auto _ : state) rate = measure_mac_rate(threads, 1);
+  state.counters["macs_per_s"] = rate;
+}
+
 const char* dtype_label(attnbench_dtype d) { return d == ATTNBENCH_DTYPE_FP16 ? "fp16" : d == ATTNBENCH_DTYPE_BF16 ? "bf16" : "fp32"; }
 
 }  // namespace
@@ -246,6 +270,10 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("probe/threads:" + std::to_string(threads)).c_str(), probe_case, threads)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(("mac/threads:" + std::to_string(threads)).c_str(), mac_case, threads)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   for (auto dtype : {ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16})
     for (std::uint32_t group : {1u, 4u, 8u})
       for (std::uint32_t ctx : {4096u, 16384u, 32768u, 65536u, 131072u})

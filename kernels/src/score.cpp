@@ -54,11 +54,30 @@ attnbench_status score_keys(const score_args& a) {
   // the next piece's rows are prefetched while this one is scored.
   const std::uint64_t piece = a.block_size;
   rows.resize(2 * piece);
+  // Row pointers without a division per row: a range advances a block offset, a token
+  // list shifts when block_size is a power of two (the default).
+  const bool pow2 = (a.block_size & (a.block_size - 1)) == 0;
+  const unsigned shift = pow2 ? static_cast<unsigned>(__builtin_ctz(a.block_size)) : 0;
   auto fill = [&](std::uint64_t start, const void** dst) {
     const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(piece, a.count - start));
-    for (std::uint32_t j = 0; j < n; ++j) {
-      const std::uint64_t t = a.tokens ? a.tokens[start + j] : a.first + start + j;
-      dst[j] = static_cast<const std::byte*>(a.kv->key_blocks[t / a.block_size]) + (t % a.block_size) * row_bytes;
+    if (!a.tokens) {
+      std::uint64_t t = a.first + start;
+      std::uint64_t b = t / a.block_size, o = t % a.block_size;
+      for (std::uint32_t j = 0; j < n; ++j) {
+        dst[j] = static_cast<const std::byte*>(a.kv->key_blocks[b]) + o * row_bytes;
+        if (++o == a.block_size) o = 0, ++b;
+      }
+    } else if (pow2) {
+      const std::uint64_t mask = a.block_size - 1;
+      for (std::uint32_t j = 0; j < n; ++j) {
+        const std::uint64_t t = a.tokens[start + j];
+        dst[j] = static_cast<const std::byte*>(a.kv->key_blocks[t >> shift]) + (t & mask) * row_bytes;
+      }
+    } else {
+      for (std::uint32_t j = 0; j < n; ++j) {
+        const std::uint64_t t = a.tokens[start + j];
+        dst[j] = static_cast<const std::byte*>(a.kv->key_blocks[t / a.block_size]) + (t % a.block_size) * row_bytes;
+      }
     }
     return n;
   };

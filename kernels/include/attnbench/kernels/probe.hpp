@@ -35,4 +35,11 @@ double read_layer_once(const attnbench_kv_layer_view& layer, int threads, std::s
 // Read bandwidth in bytes/s: the median of `repetitions` passes after one warm-up pass.
 double measure_read_bandwidth(std::size_t bytes, int repetitions, int threads);
 
+// fp32 multiply-adds per second that `threads` threads (0: all) retire with the kernels'
+// SIMD target (16 independent chains, registers only): the arithmetic ceiling. Median of
+// `repetitions` passes of about 10 ms after one warm-up pass. Decode with G query heads
+// per KV head costs 2 G head_dim multiply-adds per token, against 2 head_dim x dtype
+// bytes read, so bytes/s can never exceed rate x dtype_bytes / G.
+double measure_mac_rate(int threads, int repetitions);
+
 }  // namespace attnbench::kernels
