@@ -53,7 +53,7 @@ json resolve_plugin_list(const json_reader& r, const json& list, const std::stri
 json resolve(const json& raw, const json_reader& r, const fs::path& file) {
   r.expect_object(raw, "");
   r.reject_unknown_keys(raw, "", {"name", "description", "model", "tasks", "context_lengths", "policies",
-                                  "terminators", "seeds", "samples", "threads", "memory_limit_gib"});
+                                  "terminators", "seeds", "samples", "batch", "threads", "memory_limit_gib"});
   json out = json::object();
   out["name"] = raw.contains("name") ? r.string(raw["name"], "/name") : file.stem().string();
   out["description"] = raw.contains("description") ? r.string(raw["description"], "/description") : "";
@@ -135,6 +135,7 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file) {
   }
   out["seeds"] = seeds_out;
   out["samples"] = raw.contains("samples") ? r.integer(raw["samples"], "/samples", 1, 1000000) : 10;
+  out["batch"] = raw.contains("batch") ? r.integer(raw["batch"], "/batch", 1, 256) : 1;
   out["threads"] = raw.contains("threads") ? r.integer(raw["threads"], "/threads", 0, 1024) : 0;
   out["memory_limit_gib"] =
       raw.contains("memory_limit_gib") ? r.number(raw["memory_limit_gib"], "/memory_limit_gib", 0.0, 1e6) : 0.0;
@@ -224,6 +225,7 @@ run_config load_config(const fs::path& file, const std::vector<std::string>& ove
   c.terminators = plugins(resolved["terminators"]);
   for (const auto& s : resolved["seeds"]) c.seeds.push_back(s);
   c.samples = resolved["samples"];
+  c.batch = resolved["batch"];
   c.threads = resolved["threads"];
   c.memory_limit_gib = resolved["memory_limit_gib"];
   return c;

@@ -42,6 +42,7 @@ struct run_config {
   std::vector<plugin_spec> terminators;
   std::vector<std::uint64_t> seeds;
   std::uint32_t samples = 10;
+  std::uint32_t batch = 1;          // sequences decoded together, each with its own cache
   std::uint32_t threads = 0;        // 0: all cores
   double memory_limit_gib = 0;      // 0: the machine's available memory
 };

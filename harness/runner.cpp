@@ -13,8 +13,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <coroutine>
+#include <map>
+#include <exception>
 #include <numeric>
 #include <optional>
+#include <span>
+#include <utility>
 
 namespace attnbench {
 
@@ -102,28 +107,79 @@ std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view
 
 }  // namespace
 
-ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sample& smp, policy_instance& policy,
-                const terminator_instance* terminator, cell_totals& t, kernels::kv_cache* reuse) {
-  const synthetic_model& model = in.model;
-  const model_profile& p = model.profile();
-  const std::uint32_t d = p.head_dim, hq = p.n_query_heads, hkv = p.n_kv_heads, group = hq / hkv;
-  const auto& vocab = tasks::vocabulary::standard();
-  const std::size_t elem = kernels::dtype_size(in.config.dtype);
+namespace {
 
-  std::optional<kernels::kv_cache> own;
-  if (reuse) reuse->truncate(0);
-  else own.emplace(p.n_layers, hkv, d, in.config.block_size, in.config.dtype);
-  kernels::kv_cache& cache = reuse ? *reuse : *own;
-  std::vector<tasks::token> tokens = smp.prompt;
-  std::vector<float> queries(static_cast<std::size_t>(hq) * d);
+// A sequence's decode as a coroutine: it suspends at every decode step, so that the
+// steps of a batch's sequences run together (attend_batch) while each keeps its own
+// control flow (continuations, follow-ups, stop tokens).
+class sequence_task {
+ public:
+  struct promise_type {
+    std::exception_ptr error;
+    sequence_task get_return_object() {
+      return sequence_task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { error = std::current_exception(); }
+  };
+  explicit sequence_task(std::coroutine_handle<promise_type> h) : h_(h) {}
+  sequence_task(sequence_task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  sequence_task& operator=(sequence_task&&) = delete;
+  ~sequence_task() {
+    if (h_) h_.destroy();
+  }
+  bool done() const { return h_.done(); }
+  // Runs to the next decode step or to the end; rethrows what the body threw.
+  void resume() {
+    h_.resume();
+    if (h_.promise().error) std::rethrow_exception(std::exchange(h_.promise().error, nullptr));
+  }
 
-  // Prefill: K/V in closed form, then the policy may evict.
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+// One sample of a batch: its tokens, cache, policy instance and per-step buffers.
+struct sequence {
+  const tasks::sample* smp = nullptr;
+  kernels::kv_cache* cache = nullptr;
+  policy_instance* policy = nullptr;
+  std::vector<tasks::token> tokens;
+  std::vector<float> queries;                      // [hq * d], the layer being planned
+  std::vector<float> outputs;                      // [layers * hq * d], the last step's
+  std::vector<kernels::decode_counters> counters;  // [hq]
+  attnbench_plan plan{};
+  seen_stamps seen;
+  std::uint32_t step = 0;  // decode steps, over all continuations
+  std::vector<std::string> texts;
+  double prefill_s = 0, decode_s = 0;
+  double selection_s = 0;  // in the policy's plan calls
+  double prepare_s = 0;    // faulting in the cache's pages
+};
+
+// The most tokens a sample's sequence can hold: its prompt, every follow-up (a restated
+// answer counts max_new_tokens) and max_new_tokens per continuation of each generation.
+std::uint64_t max_tokens(const tasks::sample& smp) {
+  std::uint64_t n = smp.prompt.size();
+  for (const auto& f : smp.follow_ups)
+    for (tasks::token x : f) n += x == tasks::kLastAnswer ? smp.max_new_tokens : 1;
+  return n + (smp.follow_ups.size() + 1) * static_cast<std::uint64_t>(smp.max_new_tokens) * std::max<std::size_t>(1, smp.branches);
+}
+
+// Prefill: K/V in closed form, then the policy may evict.
+void prefill_sequence(const run_inputs& in, sequence& s, cell_totals& t) {
+  const model_profile& p = in.model.profile();
+  const std::uint32_t hq = p.n_query_heads, hkv = p.n_kv_heads;
+  kernels::kv_cache& cache = *s.cache;
+  policy_instance& policy = *s.policy;
   const auto t_prefill = clock_type::now();
-  model.prefill(tokens, cache);
+  in.model.prefill(s.tokens, cache);
   if (policy.has_on_prefill()) {
     for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
-      model.queries(layer, tokens, queries.data());
-      const attnbench_prefill_request req{layer, hq, tokens.size(), queries.data(), model.scale(), 0,
+      in.model.queries(layer, s.tokens, s.queries.data());
+      const attnbench_prefill_request req{layer, hq, s.tokens.size(), s.queries.data(), in.model.scale(), 0,
                                           &cache.layer_view(layer)};
       const attnbench_plan keep = policy.on_prefill(req);
       if (keep.n_entries == 0) continue;
@@ -148,70 +204,92 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       }
     }
   }
-  const double prefill_s = seconds_since(t_prefill);
-  t.prefill_s += prefill_s;
+  s.prefill_s = seconds_since(t_prefill);
+  t.prefill_s += s.prefill_s;
   t.resident_bytes += static_cast<double>(cache.resident_bytes());
+}
 
-  // Decode.
-  std::vector<float> outputs(static_cast<std::size_t>(p.n_layers) * hq * d);
-  seen_stamps seen;
-  std::vector<kernels::decode_counters> counters(hq);
+// One decode step of every sequence in `batch`, for the token after its tokens: layer by
+// layer, each sequence's policy plans, then all of the layer's traversals (sequences x
+// KV heads) run in one parallel region, into each sequence's outputs.
+void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const terminator_instance* terminator,
+                  cell_totals& t) {
+  const synthetic_model& model = in.model;
+  const model_profile& p = model.profile();
+  const std::uint32_t d = p.head_dim, hq = p.n_query_heads, hkv = p.n_kv_heads, group = hq / hkv;
+  const std::size_t elem = kernels::dtype_size(in.config.dtype);
   const std::size_t state_bytes = terminator ? terminator->state_size(group, d) : 0;
-  std::uint32_t step = 0;  // decode steps of this sample, over all continuations
-
-  // One decode step: every layer attends, for the token after `tokens`, into outputs.
-  auto attend = [&] {
-    for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
-      model.queries(layer, tokens, queries.data());
-      const attnbench_kv_layer_view& kv = cache.layer_view(layer);
-      const attnbench_plan_request req{layer, hq, step, tokens.size() - 1, queries.data(), model.scale(), 0, &kv};
+  std::vector<attnbench_status> status(batch.size());
+  std::vector<std::string> errors(batch.size());
+  for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
+    // Queries and plans, sequences in parallel (each has its own policy instance).
+    tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
+      sequence& s = *batch[i];
+      model.queries(layer, s.tokens, s.queries.data());
+      const attnbench_kv_layer_view& kv = s.cache->layer_view(layer);
+      const attnbench_plan_request req{layer, hq, s.step, s.tokens.size() - 1, s.queries.data(), model.scale(), 0, &kv};
       const auto t_sel = clock_type::now();
-      const attnbench_plan plan = policy.plan(req);
-      t.selection_s += seconds_since(t_sel);
-      if (const std::string problem = check_plan(plan, kv, hq, seen); !problem.empty())
-        throw plugin_error(policy.library().label() + ": invalid plan at layer " + std::to_string(layer) + ", step " +
-                           std::to_string(step) + ": " + problem);
-
-      const bool per_query = plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
-      const std::uint32_t traversals = per_query ? hq : hkv;
-      const std::uint32_t n_q = per_query ? 1 : group;
+      s.plan = s.policy->plan(req);
+      s.selection_s += seconds_since(t_sel);
+      if (const std::string problem = check_plan(s.plan, kv, hq, s.seen); !problem.empty())
+        throw plugin_error(s.policy->library().label() + ": invalid plan at layer " + std::to_string(layer) +
+                           ", step " + std::to_string(s.step) + ": " + problem);
+    });
+    const auto t_att = clock_type::now();
+    tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
+      sequence& s = *batch[i];
       kernels::layer_decode_args la;
-      la.queries = queries.data();
+      la.queries = s.queries.data();
       la.n_query_heads = hq;
       la.scale = model.scale();
-      la.kv = &kv;
-      la.plan = &plan;
-      la.out = outputs.data() + static_cast<std::size_t>(layer) * hq * d;
+      la.kv = &s.cache->layer_view(layer);
+      la.plan = &s.plan;
+      la.out = s.outputs.data() + static_cast<std::size_t>(layer) * hq * d;
       if (terminator) {
         la.terminator = terminator->ops();
         la.terminator_instance = terminator->handle();
         la.terminator_state_size = state_bytes;
         la.terminator_last_error = terminator->library().descriptor().last_error;
       }
-      const auto t_att = clock_type::now();
-      std::string kernel_error;
-      const attnbench_status status = kernels::decode_layer(la, counters.data(), &kernel_error);
-      if (status != ATTNBENCH_STATUS_OK) {
+      status[i] = kernels::decode_layer(la, s.counters.data(), &errors[i]);
+    });
+    t.attention_s += seconds_since(t_att);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      sequence& s = *batch[i];
+      if (status[i] != ATTNBENCH_STATUS_OK) {
         // Plans were checked above, so a failure here is the terminator's reset.
         if (terminator)
           throw plugin_error(terminator->library().label() + ": reset failed at layer " + std::to_string(layer) +
-                             ": " + (kernel_error.empty() ? "(the plugin gave no message)" : kernel_error));
-        throw plugin_error("decode kernel rejected the plan of " + policy.library().label());
+                             ": " + (errors[i].empty() ? "(the plugin gave no message)" : errors[i]));
+        throw plugin_error("decode kernel rejected the plan of " + s.policy->library().label());
       }
-      t.attention_s += seconds_since(t_att);
-      for (std::uint32_t i = 0; i < traversals; ++i) {
-        const auto& c = counters[i];
+      const bool per_query = s.plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
+      const std::uint32_t traversals = per_query ? hq : hkv;
+      const std::uint32_t n_q = per_query ? 1 : group;
+      for (std::uint32_t j = 0; j < traversals; ++j) {
+        const auto& c = s.counters[j];
         t.blocks_planned += c.blocks_planned;
         t.blocks_visited += c.blocks_visited;
         t.k_bytes += c.tokens_visited * d * elem;
         t.v_bytes += c.tokens_visited * d * elem;
         t.attended_token_heads += static_cast<double>(c.tokens_visited) * n_q;
-        t.context_token_heads += static_cast<double>(tokens.size()) * n_q;
+        t.context_token_heads += static_cast<double>(s.tokens.size()) * n_q;
       }
     }
-    ++step;
-    ++t.steps;
-  };
+  }
+  for (sequence* s : batch) ++s->step;
+  t.steps += batch.size();
+}
+
+// A sample's generations: the prompt's, then one after each follow-up. Each decodes one
+// or more continuations; a continuation is greedy after the tokens it was forked with.
+// Suspends before every decode step; attend_batch fills s.outputs meanwhile.
+sequence_task decode_sequence(const run_inputs& in, sequence& s) {
+  const synthetic_model& model = in.model;
+  const tasks::sample& smp = *s.smp;
+  const auto& vocab = tasks::vocabulary::standard();
+  std::vector<tasks::token>& tokens = s.tokens;
+  kernels::kv_cache& cache = *s.cache;
   auto is_stop = [&](tasks::token x) {
     return std::find(smp.stop_tokens.begin(), smp.stop_tokens.end(), x) != smp.stop_tokens.end();
   };
@@ -219,12 +297,7 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
     tokens.push_back(x);
     model.append_last(tokens, cache);
   };
-
-  // Generations: the prompt's, then one after each follow-up. Each decodes one or more
-  // continuations; a continuation is greedy after the tokens it was forked with.
-  std::vector<std::string> texts;
   std::vector<tasks::token> last_answer;  // the previous generation's first continuation
-  const auto t_decode = clock_type::now();
   for (std::size_t gen = 0; gen <= smp.follow_ups.size() && !g_interrupt_requested.load(); ++gen) {
     if (gen > 0) {
       const std::size_t first = tokens.size();
@@ -244,9 +317,9 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
       std::vector<tasks::token> out = pending[c];
       for (tasks::token x : out) push(x);
       while (out.size() < smp.max_new_tokens && !g_interrupt_requested.load()) {
-        attend();
+        co_await std::suspend_always{};  // the batch's decode step
         // One candidate more than branches, in case one of them is a stop token.
-        const auto candidates = model.readout_candidates(outputs.data(), smp.branches > 1 ? smp.branches + 1 : 1);
+        const auto candidates = model.readout_candidates(s.outputs.data(), smp.branches > 1 ? smp.branches + 1 : 1);
         const tasks::token next = candidates.front().token;
         // Runners-up close to the best and clear of the noise floor start continuations.
         for (std::size_t i = 1; i < candidates.size() && pending.size() < smp.branches; ++i) {
@@ -262,27 +335,123 @@ ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sam
         out.push_back(next);
         push(next);
       }
-      texts.push_back(vocab.detokenize(out));
+      s.texts.push_back(vocab.detokenize(out));
       if (c == 0) last_answer = out;
     }
   }
-  const double decode_s = seconds_since(t_decode);
-  t.decode_s += decode_s;
+}
 
-  std::string prediction;
-  for (const auto& x : texts) prediction += (prediction.empty() ? "" : ", ") + x;
-  const double score = task.score(prediction, smp.references);
-  t.scores.push_back(score);
-  return ojson{{"prediction", prediction},
-          {"references", smp.references},
-          {"score", score},
-          {"generated_tokens", step},
-          {"prefill_ms", 1e3 * prefill_s},
-          {"decode_ms", 1e3 * decode_s},
-          {"info", smp.info}};
+}  // namespace
+
+std::vector<ojson> run_batch(const run_inputs& in, const tasks::task& task, std::span<const tasks::sample> samples,
+                             std::span<policy_instance* const> policies, const terminator_instance* terminator,
+                             cell_totals& t, std::span<kernels::kv_cache* const> caches) {
+  const model_profile& p = in.model.profile();
+  const std::uint32_t d = p.head_dim, hq = p.n_query_heads;
+  const std::size_t n = samples.size();
+  if (policies.size() != n || caches.size() != n)
+    throw std::invalid_argument("run_batch: one policy instance and one cache per sample");
+  std::vector<sequence> seqs(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sequence& s = seqs[i];
+    s.smp = &samples[i];
+    s.cache = caches[i];
+    s.cache->truncate(0);
+    s.policy = policies[i];
+    s.tokens = samples[i].prompt;
+    s.queries.resize(static_cast<std::size_t>(hq) * d);
+    s.outputs.resize(static_cast<std::size_t>(p.n_layers) * hq * d);
+    s.counters.resize(hq);
+    // Fault in the pages this sample's K/V can reach before anything is timed: on a VM a
+    // fresh huge page takes about a millisecond to zero, which belongs to neither K/V
+    // generation nor decoding (a reused cache has its pages already).
+    const auto t_prepare = clock_type::now();
+    s.cache->prefault(max_tokens(samples[i]));
+    s.prepare_s = seconds_since(t_prepare);
+    prefill_sequence(in, s, t);
+  }
+
+  // Decode: every sequence runs to its first step; then each round is one batched step
+  // of the sequences still decoding. A sequence's decode_ms is the time until it ended.
+  const auto t_decode = clock_type::now();
+  std::vector<sequence_task> bodies;
+  bodies.reserve(n);
+  std::vector<sequence*> stepping;
+  for (std::size_t i = 0; i < n; ++i) {
+    bodies.push_back(decode_sequence(in, seqs[i]));
+    bodies[i].resume();
+    if (bodies[i].done()) seqs[i].decode_s = seconds_since(t_decode);
+  }
+  for (;;) {
+    stepping.clear();
+    for (std::size_t i = 0; i < n; ++i)
+      if (!bodies[i].done()) stepping.push_back(&seqs[i]);
+    if (stepping.empty()) break;
+    attend_batch(in, stepping, terminator, t);
+    // Readouts and appends, sequences in parallel (the model is read-only).
+    tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
+      if (bodies[i].done()) return;
+      bodies[i].resume();
+      if (bodies[i].done()) seqs[i].decode_s = seconds_since(t_decode);
+    });
+  }
+  t.decode_s += seconds_since(t_decode);
+  for (const sequence& s : seqs) t.selection_s += s.selection_s;
+
+  std::vector<ojson> rows;
+  for (const sequence& s : seqs) {
+    std::string prediction;
+    for (const auto& x : s.texts) prediction += (prediction.empty() ? "" : ", ") + x;
+    const double score = task.score(prediction, s.smp->references);
+    t.scores.push_back(score);
+    rows.push_back(ojson{{"prediction", prediction},
+                         {"references", s.smp->references},
+                         {"score", score},
+                         {"generated_tokens", s.step},
+                         {"prepare_ms", 1e3 * s.prepare_s},
+                         {"prefill_ms", 1e3 * s.prefill_s},
+                         {"decode_ms", 1e3 * s.decode_s},
+                         {"info", s.smp->info}});
+  }
+  return rows;
+}
+
+ojson run_sample(const run_inputs& in, const tasks::task& task, const tasks::sample& smp, policy_instance& policy,
+                 const terminator_instance* terminator, cell_totals& t, kernels::kv_cache* reuse) {
+  const model_profile& p = in.model.profile();
+  std::optional<kernels::kv_cache> own;
+  if (!reuse) own.emplace(p.n_layers, p.n_kv_heads, p.head_dim, in.config.block_size, in.config.dtype);
+  kernels::kv_cache* cache = reuse ? reuse : &*own;
+  policy_instance* policies[] = {&policy};
+  kernels::kv_cache* caches[] = {cache};
+  return std::move(run_batch(in, task, std::span(&smp, 1), policies, terminator, t, caches).front());
 }
 
 namespace {
+
+// A policy's stats over a batch's instances: per key, the mean of the instances' numbers
+// (with batch 1, the instance's stats as they are). Non-numbers come from the first
+// instance that reports the key.
+nlohmann::json mean_stats(const std::vector<std::unique_ptr<policy_instance>>& policies) {
+  if (policies.size() == 1) return policies.front()->stats();
+  nlohmann::json out = nlohmann::json::object();
+  std::map<std::string, std::pair<double, int>> sums;
+  for (const auto& policy : policies) {
+    const nlohmann::json stats = policy->stats();
+    if (!stats.is_object()) continue;
+    for (const auto& [k, v] : stats.items()) {
+      if (v.is_number()) {
+        auto& [sum, count] = sums[k];
+        sum += v.get<double>();
+        ++count;
+      } else if (!out.contains(k)) {
+        out[k] = v;
+      }
+    }
+  }
+  for (const auto& [k, sc] : sums) out[k] = sc.first / sc.second;
+  return out;
+}
 
 ojson cell_metrics(const cell_totals& t, double probe) {
   const double n = static_cast<double>(t.scores.size());
@@ -393,8 +562,11 @@ std::uint64_t estimate_cell_bytes(const run_config& c, const model_profile& p, s
   const std::uint64_t per_token = 2ull * p.head_dim * kernels::dtype_size(c.dtype) + sizeof(std::int64_t);
   const std::uint64_t blocks = (tokens + c.block_size - 1) / c.block_size;
   const std::uint64_t per_head = tokens * per_token + blocks * (5ull * p.head_dim * sizeof(float) + 64);
-  // The prompt and scratch are small next to the cache; 10% headroom covers them.
-  return static_cast<std::uint64_t>(static_cast<double>(per_head * p.n_layers * p.n_kv_heads) * 1.1) + (64ull << 20);
+  // The prompt and scratch are small next to the cache; 10% headroom covers them. A
+  // batch holds one cache per sequence.
+  const std::uint64_t sequences = std::max<std::uint32_t>(1, std::min(c.batch, c.samples));
+  return static_cast<std::uint64_t>(static_cast<double>(per_head * p.n_layers * p.n_kv_heads) * 1.1) * sequences +
+         (64ull << 20);
 }
 
 void check_memory(const run_config& c, const model_profile& p) {
@@ -405,9 +577,9 @@ void check_memory(const run_config& c, const model_profile& p) {
   if (static_cast<double>(need) > limit) {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "%s: a cell at context length %u on profile '%s' needs about %.2f GiB, more than %s (%.2f GiB); "
-                  "use shorter context_lengths, a smaller profile or dtype, or raise memory_limit_gib",
-                  c.file.string().c_str(), longest, p.name.c_str(), double(need) / double(1ull << 30),
+                  "%s: a cell at context length %u on profile '%s' (batch %u) needs about %.2f GiB, more than %s (%.2f GiB); "
+                  "use shorter context_lengths, a smaller profile, dtype or batch, or raise memory_limit_gib",
+                  c.file.string().c_str(), longest, p.name.c_str(), std::min(c.batch, c.samples), double(need) / double(1ull << 30),
                   configured ? "memory_limit_gib" : "90% of the memory available now", limit / double(1ull << 30));
     throw resource_error(buf);
   }
@@ -431,7 +603,16 @@ void run_cells(const run_inputs& in, results_writer& writer) {
     const auto task = tasks::make_task(task_spec.name, task_spec.params);
     const std::uint32_t length = c.context_lengths[key.length];
     const std::uint64_t seed = c.seeds[key.seed];
-    policy_instance policy(in.plugins.policies[key.policy], c.policies[key.policy].params, info);
+    // One policy instance and one cache per sequence of a batch, reused by the cell's
+    // batches; the terminator instance is shared (its per-traversal state is not).
+    const std::uint32_t batch = std::min(c.batch, c.samples);
+    std::vector<std::unique_ptr<policy_instance>> policies;
+    std::vector<std::unique_ptr<kernels::kv_cache>> caches;
+    for (std::uint32_t i = 0; i < batch; ++i) {
+      policies.push_back(
+          std::make_unique<policy_instance>(in.plugins.policies[key.policy], c.policies[key.policy].params, info));
+      caches.push_back(std::make_unique<kernels::kv_cache>(p.n_layers, p.n_kv_heads, p.head_dim, c.block_size, c.dtype));
+    }
     std::unique_ptr<terminator_instance> terminator;
     if (in.plugins.terminators[key.terminator])
       terminator = std::make_unique<terminator_instance>(in.plugins.terminators[key.terminator],
@@ -439,29 +620,39 @@ void run_cells(const run_inputs& in, results_writer& writer) {
     const auto t0 = clock_type::now();
     cell_totals totals;
     std::vector<ojson> rows;
-    kernels::kv_cache cache(in.model.profile().n_layers, in.model.profile().n_kv_heads, in.model.profile().head_dim,
-                            c.block_size, c.dtype);
-    for (std::uint32_t s = 0; s < c.samples; ++s) {
+    for (std::uint32_t first = 0; first < c.samples; first += batch) {
       check_interrupt(writer);
-      // The sample depends on the task, length, seed and index only: every policy sees
-      // the same samples.
-      const std::uint64_t sample_seed =
-          hash_combine(hash_combine(hash_combine(seed, string_hash(task_spec.name)), length), s);
-      const tasks::sample smp = task->make_sample(sample_seed, length);
-      ojson row = run_sample(in, *task, smp, policy, terminator.get(), totals, &cache);
-      check_interrupt(writer);  // a sample cut short by Ctrl-C is not recorded
-      ojson line = {{"cell", id},
-                   {"task", task_spec.label},
-                   {"context_length", length},
-                   {"policy", c.policies[key.policy].label},
-                   {"terminator", c.terminators[key.terminator].label},
-                   {"seed", seed},
-                   {"sample", s}};
-      line.update(row);
-      rows.push_back(std::move(line));
+      const std::uint32_t n = std::min(batch, c.samples - first);
+      // A sample depends on the task, length, seed and index only: every policy and
+      // every batch size sees the same samples.
+      std::vector<tasks::sample> samples;
+      for (std::uint32_t s = first; s < first + n; ++s) {
+        const std::uint64_t sample_seed =
+            hash_combine(hash_combine(hash_combine(seed, string_hash(task_spec.name)), length), s);
+        samples.push_back(task->make_sample(sample_seed, length));
+      }
+      std::vector<policy_instance*> policy_ptrs;
+      std::vector<kernels::kv_cache*> cache_ptrs;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        policy_ptrs.push_back(policies[i].get());
+        cache_ptrs.push_back(caches[i].get());
+      }
+      std::vector<ojson> batch_rows = run_batch(in, *task, samples, policy_ptrs, terminator.get(), totals, cache_ptrs);
+      check_interrupt(writer);  // a batch cut short by Ctrl-C is not recorded
+      for (std::uint32_t i = 0; i < n; ++i) {
+        ojson line = {{"cell", id},
+                      {"task", task_spec.label},
+                      {"context_length", length},
+                      {"policy", c.policies[key.policy].label},
+                      {"terminator", c.terminators[key.terminator].label},
+                      {"seed", seed},
+                      {"sample", first + i}};
+        line.update(batch_rows[i]);
+        rows.push_back(std::move(line));
+      }
     }
     ojson metrics = cell_metrics(totals, in.read_bandwidth_bytes_per_s);
-    metrics["policy_stats"] = policy.stats();
+    metrics["policy_stats"] = mean_stats(policies);
     metrics["terminator_stats"] = terminator ? ojson(terminator->stats()) : ojson::object();
     const ojson cell = {{"id", id},
                        {"task", task_spec.name},

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,8 @@ struct cell_key {
 std::vector<cell_key> expand_grid(const run_config& config);
 std::string cell_id(const run_config& config, const cell_key& key);
 
-// Bytes a cell needs at most (K/V and metadata of the full context, with headroom), and
+// Bytes a cell needs at most (K/V and metadata of the full context for each sequence of a
+// batch, with headroom), and
 // the check against the configured or available memory. Throws resource_error.
 std::uint64_t estimate_cell_bytes(const run_config& config, const model_profile& profile, std::uint32_t context_length);
 void check_memory(const run_config& config, const model_profile& profile);
@@ -62,11 +64,20 @@ struct cell_totals {
   std::uint64_t steps = 0;
 };
 
-// Runs one sample through prefill, the policy's plans, the decode kernel and the
-// readout; adds to totals and returns the sample's row for samples.jsonl (prediction,
-// references, score, info). With `cache` (of the model's shape and the config's dtype and
-// block size) the sample reuses its pages, emptied first: the pages of a long context
-// are then zeroed by the system once per cell, not once per sample.
+// Runs a batch of samples through prefill, the policy's plans, the decode kernel and the
+// readout, sample i with policies[i] and caches[i] (of the model's shape and the config's
+// dtype and block size; emptied first, so a cell's pages are zeroed by the system once,
+// not once per sample). Every decode step runs the step of all sequences still decoding,
+// layer by layer, in one parallel region. Adds to totals (decode_s: the batch's wall
+// time) and returns one row per sample for samples.jsonl (prediction, references,
+// score, generated_tokens, prefill_ms, decode_ms: time until the sequence ended, info).
+std::vector<nlohmann::ordered_json> run_batch(const run_inputs& inputs, const tasks::task& task,
+                                              std::span<const tasks::sample> samples,
+                                              std::span<policy_instance* const> policies,
+                                              const terminator_instance* terminator, cell_totals& totals,
+                                              std::span<kernels::kv_cache* const> caches);
+
+// One sample: a batch of one, with a cache of its own unless `cache` is given.
 nlohmann::ordered_json run_sample(const run_inputs& inputs, const tasks::task& task, const tasks::sample& sample,
                                   policy_instance& policy, const terminator_instance* terminator, cell_totals& totals,
                                   kernels::kv_cache* cache = nullptr);

@@ -123,6 +123,39 @@ TEST(KvCache, TruncateKeepsThePrefixAndItsMetadata) {
   }
 }
 
+TEST(KvCache, PrefaultKeepsTokensAndLaterAppendsMatchAFreshCache) {
+  // Prefaulting far past the tokens in use (enough to move the region) must not touch
+  // them, and appends after it must give what a cache without it gives.
+  const std::uint32_t d = 16, bs = 8;
+  attnbench::rng r(6);
+  std::vector<float> k(40 * d), v(40 * d);
+  for (auto* vec : {&k, &v})
+    for (auto& x : *vec) x = static_cast<float>(r.normal());
+  std::vector<std::int64_t> pos(40);
+  std::iota(pos.begin(), pos.end(), 0);
+  kv_cache a(2, 2, d, bs, ATTNBENCH_DTYPE_FP16), b(2, 2, d, bs, ATTNBENCH_DTYPE_FP16);
+  for (std::uint32_t l = 0; l < 2; ++l)
+    for (std::uint32_t h = 0; h < 2; ++h) {
+      a.append(l, h, 21, pos.data(), k.data(), v.data());
+      b.append(l, h, 21, pos.data(), k.data(), v.data());
+    }
+  a.prefault(1 << 20);
+  a.prefault(10);  // fewer than in use: nothing to do
+  for (std::uint32_t l = 0; l < 2; ++l)
+    for (std::uint32_t h = 0; h < 2; ++h) {
+      a.append(l, h, 19, pos.data() + 21, k.data() + 21 * d, v.data() + 21 * d);
+      b.append(l, h, 19, pos.data() + 21, k.data() + 21 * d, v.data() + 21 * d);
+      const auto &x = a.layer_view(l).heads[h], &y = b.layer_view(l).heads[h];
+      ASSERT_EQ(x.n_tokens, 40u);
+      ASSERT_EQ(x.n_blocks, y.n_blocks);
+      for (std::uint32_t blk = 0; blk < x.n_blocks; ++blk) {
+        EXPECT_EQ(0, std::memcmp(x.key_blocks[blk], y.key_blocks[blk], bs * d * 2));
+        EXPECT_EQ(0, std::memcmp(x.value_blocks[blk], y.value_blocks[blk], bs * d * 2));
+      }
+      expect_metadata_matches(x, d, bs, ATTNBENCH_DTYPE_FP16);
+    }
+}
+
 TEST(KvCache, CompactionRejectsUnsortedOrOutOfRangeLists) {
   kv_cache cache(1, 1, 8, 4, ATTNBENCH_DTYPE_FP32);
   std::vector<float> k(10 * 8, 1.0f);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <vector>
 
 namespace attnbench::kernels {
@@ -211,8 +212,29 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
   // Split-K: cut traversals until there are at least min_parts parts (see decode.hpp).
   std::uint32_t splits = 1;
   if (!la.terminator && la.min_parts > traversals) splits = (la.min_parts + traversals - 1) / traversals;
-  thread_local std::vector<std::uint64_t> chunks_tl;
-  auto& chunks = chunks_tl;  // a reference, so the workers below see this thread's copy
+  // Scratch per calling thread and nesting depth, reused across layers and steps. Depth
+  // matters when decode_layer runs inside a parallel loop (a batch of sequences): while
+  // this call waits for its workers, oneTBB may run another iteration, and so another
+  // decode_layer, on this same thread. The workers below reach the scratch through
+  // references: naming a thread_local inside the lambda would give each worker its own.
+  struct layer_scratch {
+    std::vector<std::uint64_t> chunks;
+    std::vector<float> max, sum, acc;
+    std::vector<decode_counters> part_counters;
+    std::vector<attnbench_status> status;
+    std::vector<std::string> messages;
+  };
+  thread_local std::vector<std::unique_ptr<layer_scratch>> pool;
+  thread_local std::size_t depth = 0;
+  if (pool.size() <= depth) pool.push_back(std::make_unique<layer_scratch>());
+  layer_scratch& scratch_here = *pool[depth];
+  struct depth_guard {
+    std::size_t& d;
+    explicit depth_guard(std::size_t& x) : d(x) { ++d; }
+    ~depth_guard() { --d; }
+  } guard(depth);
+
+  auto& chunks = scratch_here.chunks;
   chunks.resize(traversals);
   for (std::uint32_t t = 0; t < traversals; ++t)
     chunks[t] = detail::chunk_count(la.plan->entries[t], kv.heads[per_query ? t / group : t], kv.block_size);
@@ -221,22 +243,12 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
   splits = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(splits, min_chunks / 4)));
 
   const std::size_t parts = static_cast<std::size_t>(traversals) * splits;
-  // Per calling thread, reused across layers and steps. The workers below reach these
-  // through references: naming a thread_local inside the lambda would give each worker
-  // its own copy.
-  struct layer_scratch {
-    std::vector<float> max, sum, acc;
-    std::vector<decode_counters> part_counters;
-    std::vector<attnbench_status> status;
-    std::vector<std::string> messages;
-  };
-  thread_local layer_scratch scratch_tl;
-  auto& max = scratch_tl.max;
-  auto& sum = scratch_tl.sum;
-  auto& acc = scratch_tl.acc;
-  auto& part_counters = scratch_tl.part_counters;
-  auto& status = scratch_tl.status;
-  auto& messages = scratch_tl.messages;
+  auto& max = scratch_here.max;
+  auto& sum = scratch_here.sum;
+  auto& acc = scratch_here.acc;
+  auto& part_counters = scratch_here.part_counters;
+  auto& status = scratch_here.status;
+  auto& messages = scratch_here.messages;
   max.resize(parts * nq);
   sum.resize(parts * nq);
   acc.resize(parts * nq * d);

@@ -231,6 +231,28 @@ void kv_cache::truncate(std::uint64_t n_keep) {
     }
 }
 
+void kv_cache::prefault(std::uint64_t tokens) {
+  const std::size_t need = (tokens + block_size_ - 1) / block_size_;
+  for (std::uint32_t layer = 0; layer < n_layers_; ++layer)
+    for (std::uint32_t kvh = 0; kvh < n_kv_heads_; ++kvh) {
+      head_store& h = head(layer, kvh);
+      const std::size_t used = h.key_ptrs.size();  // blocks whose pages may hold tokens
+      if (need <= used) continue;
+      const std::byte* old_base = h.keys.base;
+      h.keys.ensure(2 * need * block_pitch_);
+      if (h.keys.base != old_base) {  // the region moved: re-point the blocks in use
+        for (std::size_t b = 0; b < used; ++b) {
+          h.key_ptrs[b] = key_block(h, b);
+          h.value_ptrs[b] = value_block(h, b);
+        }
+        refresh_head_view(layer, kvh);
+      }
+      volatile std::byte* base = h.keys.base;
+      for (std::size_t off = 2 * used * block_pitch_; off < 2 * need * block_pitch_; off += page_size())
+        base[off] = std::byte{0};
+    }
+}
+
 // Each head's view is refreshed on its own, so appends to different heads of one layer
 // may run on different threads.
 void kv_cache::refresh_head_view(std::uint32_t layer, std::uint32_t kvh) {
