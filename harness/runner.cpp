@@ -157,15 +157,18 @@ struct sequence {
   double prefill_s = 0, decode_s = 0;
   double selection_s = 0;  // in the policy's plan calls
   double prepare_s = 0;    // faulting in the cache's pages
+  attnbench_status status = ATTNBENCH_STATUS_OK;  // the last decode_layer's, and its message
+  std::string error;
 };
 
 // The most tokens a sample's sequence can hold: its prompt, every follow-up (a restated
-// answer counts max_new_tokens) and max_new_tokens per continuation of each generation.
+// answer counts max_new_tokens) and max_new_tokens per generation (a generation's
+// continuations each start again from its first token, so they do not add up).
 std::uint64_t max_tokens(const tasks::sample& smp) {
   std::uint64_t n = smp.prompt.size();
   for (const auto& f : smp.follow_ups)
     for (tasks::token x : f) n += x == tasks::kLastAnswer ? smp.max_new_tokens : 1;
-  return n + (smp.follow_ups.size() + 1) * static_cast<std::uint64_t>(smp.max_new_tokens) * std::max<std::size_t>(1, smp.branches);
+  return n + (smp.follow_ups.size() + 1) * static_cast<std::uint64_t>(smp.max_new_tokens);
 }
 
 // Prefill: K/V in closed form, then the policy may evict.
@@ -219,8 +222,6 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
   const std::uint32_t d = p.head_dim, hq = p.n_query_heads, hkv = p.n_kv_heads, group = hq / hkv;
   const std::size_t elem = kernels::dtype_size(in.config.dtype);
   const std::size_t state_bytes = terminator ? terminator->state_size(group, d) : 0;
-  std::vector<attnbench_status> status(batch.size());
-  std::vector<std::string> errors(batch.size());
   for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
     // Queries and plans, sequences in parallel (each has its own policy instance).
     tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
@@ -251,16 +252,16 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
         la.terminator_state_size = state_bytes;
         la.terminator_last_error = terminator->library().descriptor().last_error;
       }
-      status[i] = kernels::decode_layer(la, s.counters.data(), &errors[i]);
+      s.status = kernels::decode_layer(la, s.counters.data(), &s.error);
     });
     t.attention_s += seconds_since(t_att);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       sequence& s = *batch[i];
-      if (status[i] != ATTNBENCH_STATUS_OK) {
+      if (s.status != ATTNBENCH_STATUS_OK) {
         // Plans were checked above, so a failure here is the terminator's reset.
         if (terminator)
           throw plugin_error(terminator->library().label() + ": reset failed at layer " + std::to_string(layer) +
-                             ": " + (errors[i].empty() ? "(the plugin gave no message)" : errors[i]));
+                             ": " + (s.error.empty() ? "(the plugin gave no message)" : s.error));
         throw plugin_error("decode kernel rejected the plan of " + s.policy->library().label());
       }
       const bool per_query = s.plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;

@@ -82,7 +82,7 @@ double measure_mac_rate(int threads, int repetitions) {
         std::size_t lanes = 1;
         const float s = detail::simd_enabled() ? HWY_DYNAMIC_DISPATCH(detail::MacChains)(kIterations, &lanes)
                                                : scalar_chains(kIterations, &lanes);
-        sink.store(sink.load() + s);
+        sink.fetch_add(s);
         macs += kIterations * 16 * lanes;
       });
     });
