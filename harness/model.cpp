@@ -3,10 +3,12 @@
 #include "json-util.hpp"
 
 #include <attnbench/kernels/random.hpp>
+#include <attnbench/kernels/reproducible.hpp>
 
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <unordered_map>
@@ -151,6 +153,10 @@ model_profile load_profile(const std::filesystem::path& file) {
 
 namespace {
 
+// Hot loops here are elementwise or use reproducible_dot, and carry
+// ATTNBENCH_REPRODUCIBLE_CLONES; CMake sets -ffp-contract=off for this file, so every
+// version gives the same bits (see attnbench/kernels/reproducible.hpp).
+
 void random_unit(rng& r, float* out, std::uint32_t d) {
   double norm2 = 0;
   for (std::uint32_t i = 0; i < d; ++i) {
@@ -161,25 +167,26 @@ void random_unit(rng& r, float* out, std::uint32_t d) {
   for (std::uint32_t i = 0; i < d; ++i) out[i] *= inv;
 }
 
-// a . b in double, four chains so that the adds overlap; a fixed order, so the same bits
-// everywhere.
-double dot4(const float* a, const float* b, std::uint32_t d) {
-  double part[4] = {0, 0, 0, 0};
-  std::uint32_t i = 0;
-  for (; i + 4 <= d; i += 4)
-    for (std::uint32_t j = 0; j < 4; ++j) part[j] += static_cast<double>(a[i + j]) * b[i + j];
-  for (; i < d; ++i) part[0] += static_cast<double>(a[i]) * b[i];
-  return (part[0] + part[1]) + (part[2] + part[3]);
-}
-
 // v -= (v . dir) dir for a unit dir.
 void project_out(float* v, const float* dir, std::uint32_t d) {
-  const double dot = dot4(v, dir, d);
+  const double dot = kernels::reproducible_dot(v, dir, d);
   for (std::uint32_t i = 0; i < d; ++i) v[i] -= static_cast<float>(dot) * dir[i];
 }
 
+// v = unit(v - (v . dir) dir) for a near-unit dir with |dir|^2 = dir_norm2, both dot
+// products taken from the v given: |v - a dir|^2 = v.v - 2a^2 + a^2 dir_norm2 with a = v.dir.
+ATTNBENCH_REPRODUCIBLE_CLONES void project_normalize(float* __restrict v, const float* __restrict dir, double dir_norm2,
+                                        std::uint32_t d) {
+  const double a = kernels::reproducible_dot(v, dir, d);
+  const double norm2 = kernels::reproducible_dot(v, v, d) - 2.0 * a * a + a * a * dir_norm2;
+  if (!(norm2 > 0)) return;
+  const auto fa = static_cast<float>(a);
+  const auto f = static_cast<float>(1.0 / std::sqrt(norm2));
+  for (std::size_t k = 0; k < d; ++k) v[k] = (v[k] - fa * dir[k]) * f;
+}
+
 void normalize(float* v, std::uint32_t d, float target_norm) {
-  const double norm2 = dot4(v, v, d);
+  const double norm2 = kernels::reproducible_dot(v, v, d);
   if (norm2 == 0) return;
   const auto f = static_cast<float>(target_norm / std::sqrt(norm2));
   for (std::uint32_t i = 0; i < d; ++i) v[i] *= f;
@@ -192,14 +199,19 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
   const std::uint32_t d = profile_.head_dim;
   const std::size_t vocab = vocabulary::standard().size();
   rng r(hash_combine(seed, 0x6d6f64656cull));  // "model"
-  key_table_.resize(vocab * d);
-  value_table_.resize(vocab * d);
+  // Each row is stored twice in a row of 2 * d floats, so that a cyclic shift of it is one
+  // straight run of d floats (see shifted_axpy).
+  key_table_.resize(vocab * 2 * d);
+  value_table_.resize(vocab * 2 * d);
   // Embeddings come from streams of their own, token by token, so a vocabulary that grows
   // at its end leaves earlier tokens' embeddings and every head's maps as they were.
   rng rk(hash_combine(seed, 0x6b657973ull));    // "keys"
   rng rv(hash_combine(seed, 0x76616c756573ull));  // "values"
-  for (std::size_t t = 0; t < vocab; ++t) random_unit(rk, &key_table_[t * d], d);
-  for (std::size_t t = 0; t < vocab; ++t) random_unit(rv, &value_table_[t * d], d);
+  for (std::size_t t = 0; t < vocab; ++t) random_unit(rk, &key_table_[t * 2 * d], d);
+  for (std::size_t t = 0; t < vocab; ++t) random_unit(rv, &value_table_[t * 2 * d], d);
+  for (auto* table : {&key_table_, &value_table_})
+    for (std::size_t t = 0; t < vocab; ++t)
+      std::copy_n(&(*table)[t * 2 * d], d, &(*table)[t * 2 * d + d]);
 
   auto make_transform = [&] {
     transform t;
@@ -224,6 +236,8 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
       sink_directions_.resize(sink_directions_.size() + d);
       random_unit(r, &sink_directions_[sink_directions_.size() - d], d);
     }
+  for (std::size_t h = 0; h * d < sink_directions_.size(); ++h)
+    sink_norms2_.push_back(kernels::reproducible_dot(&sink_directions_[h * d], &sink_directions_[h * d], d));
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l)
     for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q)
       for (std::uint32_t s = 0; s < slots; ++s)
@@ -251,28 +265,43 @@ synthetic_model::synthetic_model(model_profile profile, std::uint64_t seed)
     for (std::uint32_t k = 0; k < 256; ++k)
       for (std::uint32_t i = 0; i < pairs; ++i) {
         const double a = static_cast<double>(std::uint64_t{k} << (8 * level)) * thetas_[i];
-        double* e = &rotary_table_[((std::size_t{level} * 256 + k) * pairs + i) * 2];
-        e[0] = std::cos(a);
-        e[1] = std::sin(a);
+        double* row = &rotary_table_[(std::size_t{level} * 256 + k) * pairs * 2];
+        row[i] = std::cos(a);
+        row[pairs + i] = std::sin(a);
       }
   for (const auto& w : profile_.aggregation_cues) cues_.push_back(vocabulary::standard().id(w));
 }
 
-void synthetic_model::rotary(const float* u, double position, float scale, float* dst) const {
-  const std::uint32_t pairs = profile_.head_dim / 2;
-  const auto p = static_cast<std::uint64_t>(position);
-  for (std::uint32_t i = 0; i < pairs; ++i) {
+namespace {
+
+// dst = scale * (rotation of u's coordinate pairs by the product of the levels' phases);
+// rows[level] holds cos of each pair's phase, then sin. Elementwise over pairs, so it
+// vectorises across them and every version gives the same bits.
+template <std::uint32_t Levels>
+ATTNBENCH_REPRODUCIBLE_CLONES void rotate_pairs(std::size_t pairs, const double* const* rows, const float* __restrict u,
+                                   float scale, float* __restrict dst) {
+  for (std::size_t i = 0; i < pairs; ++i) {
     double c = 1.0, s = 0.0;
-    for (std::uint32_t level = 0; level < kRotaryLevels; ++level) {
-      const std::uint64_t k = (p >> (8 * level)) & 255u;
-      const double* e = &rotary_table_[((std::size_t{level} * 256 + k) * pairs + i) * 2];
-      const double nc = c * e[0] - s * e[1];
-      s = s * e[0] + c * e[1];
+    for (std::uint32_t level = 0; level < Levels; ++level) {
+      const double ec = rows[level][i], es = rows[level][pairs + i];
+      const double nc = c * ec - s * es;
+      s = s * ec + c * es;
       c = nc;
     }
     dst[2 * i] = scale * static_cast<float>(c * u[2 * i] - s * u[2 * i + 1]);
     dst[2 * i + 1] = scale * static_cast<float>(s * u[2 * i] + c * u[2 * i + 1]);
   }
+}
+
+}  // namespace
+
+void synthetic_model::rotary(const float* u, double position, float scale, float* dst) const {
+  const std::uint32_t pairs = profile_.head_dim / 2;
+  const auto p = static_cast<std::uint64_t>(position);
+  const double* rows[kRotaryLevels];
+  for (std::uint32_t level = 0; level < kRotaryLevels; ++level)
+    rows[level] = &rotary_table_[(std::size_t{level} * 256 + ((p >> (8 * level)) & 255u)) * pairs * 2];
+  rotate_pairs<kRotaryLevels>(pairs, rows, u, scale, dst);
 }
 
 bool synthetic_model::aggregation_cued(std::span<const token> tokens) const {
@@ -293,23 +322,21 @@ const synthetic_model::transform& synthetic_model::value_transform(std::uint32_t
 
 namespace {
 
-// The cyclic shift is two straight runs, so the loops vectorise; compiled for AVX-512,
-// AVX2 and baseline x86-64 and picked at load time. Elementwise (no reordered sums) and
-// without contraction into FMA (CMake sets -ffp-contract=off here), so every version
-// gives the same bits.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ATTNBENCH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ATTNBENCH_CLONES
-#endif
 
-ATTNBENCH_CLONES void shifted_axpy(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
-                                   const float* __restrict src, float scale, float* __restrict dst) {
-  for (std::uint32_t i = 0; i < d - s; ++i) dst[i] += scale * sign[i] * src[i + s];
-  for (std::uint32_t i = d - s; i < d; ++i) dst[i] += scale * sign[i] * src[i + s - d];
+// src2 is a row stored twice (2 * d floats), so the shifted row is src2[s ... s + d).
+ATTNBENCH_REPRODUCIBLE_CLONES void shifted_assign(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
+                                     const float* __restrict src2, float scale, float* __restrict dst) {
+  const float* __restrict src = src2 + s;
+  for (std::size_t i = 0; i < d; ++i) dst[i] = scale * sign[i] * src[i];
 }
 
-ATTNBENCH_CLONES void shifted_axpy_inverse(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
+ATTNBENCH_REPRODUCIBLE_CLONES void shifted_axpy(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
+                                   const float* __restrict src2, float scale, float* __restrict dst) {
+  const float* __restrict src = src2 + s;  // an offset pointer: a 32-bit i + s would block vector loads
+  for (std::size_t i = 0; i < d; ++i) dst[i] += scale * sign[i] * src[i];
+}
+
+ATTNBENCH_REPRODUCIBLE_CLONES void shifted_axpy_inverse(std::uint32_t d, std::uint32_t s, const float* __restrict sign,
                                            const float* __restrict src, float scale, float* __restrict dst) {
   for (std::uint32_t i = 0; i < d - s; ++i) dst[i + s] += scale * sign[i] * src[i];
   for (std::uint32_t i = d - s; i < d; ++i) dst[i + s - d] += scale * sign[i] * src[i];
@@ -317,8 +344,12 @@ ATTNBENCH_CLONES void shifted_axpy_inverse(std::uint32_t d, std::uint32_t s, con
 
 }  // namespace
 
-void synthetic_model::apply(const transform& t, const float* src, float scale, float* dst) const {
-  shifted_axpy(profile_.head_dim, t.shift, t.signs.data(), src, scale, dst);
+void synthetic_model::apply(const transform& t, const float* row, float scale, float* dst) const {
+  shifted_axpy(profile_.head_dim, t.shift, t.signs.data(), row, scale, dst);
+}
+
+void synthetic_model::assign(const transform& t, const float* row, float scale, float* dst) const {
+  shifted_assign(profile_.head_dim, t.shift, t.signs.data(), row, scale, dst);
 }
 
 void synthetic_model::apply_inverse(const transform& t, const float* src, float scale, float* dst) const {
@@ -328,8 +359,6 @@ void synthetic_model::apply_inverse(const transform& t, const float* src, float 
 void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,
                                 std::size_t p, std::uint32_t earlier, float* key, float* value) const {
   const std::uint32_t d = profile_.head_dim;
-  std::fill(key, key + d, 0.0f);
-  std::fill(value, value + d, 0.0f);
   const transform& vt = value_transform(layer, kv_head);
   const float* sink = direction(sink_directions_, layer, kv_head);
   const auto small = static_cast<float>(profile_.sink_value_scale);
@@ -338,30 +367,30 @@ void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std:
     case head_role::retrieval: {
       if (p == 0) {  // where the head rests when nothing matches
         std::copy(sink, sink + d, key);
-        apply(vt, value_row(tokens[p]), small, value);
+        assign(vt, value_row(tokens[p]), small, value);
         break;
       }
       // key(p) encodes tokens p-1 ... p-window, each through its own slot transform.
-      for (std::uint32_t j = 1; j <= window(layer, kv_head) && j <= p; ++j)
+      assign(key_transform(layer, kv_head, 1), key_row(tokens[p - 1]), 1.0f, key);
+      for (std::uint32_t j = 2; j <= window(layer, kv_head) && j <= p; ++j)
         apply(key_transform(layer, kv_head, j), key_row(tokens[p - j]), 1.0f, key);
-      project_out(key, sink, d);
-      normalize(key, d, 1.0f);
-      apply(vt, value_row(tokens[p]), 1.0f, value);
+      project_normalize(key, sink, sink_norms2_[static_cast<std::size_t>(layer) * profile_.n_kv_heads + kv_head], d);
+      assign(vt, value_row(tokens[p]), 1.0f, value);
       break;
     }
     case head_role::sink: {
       if (p == 0) {
         std::copy(sink, sink + d, key);
-        apply(vt, value_row(tokens[p]), small, value);
+        assign(vt, value_row(tokens[p]), small, value);
       } else {
-        apply(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
-        apply(vt, value_row(tokens[p]), 1.0f, value);
+        assign(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
+        assign(vt, value_row(tokens[p]), 1.0f, value);
       }
       break;
     }
     case head_role::local: {
       rotary(sink, static_cast<double>(p), 1.0f, key);
-      apply(vt, value_row(tokens[p]), static_cast<float>(profile_.local_value_scale), value);
+      assign(vt, value_row(tokens[p]), static_cast<float>(profile_.local_value_scale), value);
       break;
     }
     case head_role::aggregation: {
@@ -369,7 +398,7 @@ void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std:
       const auto kind = vocab.kind(tokens[p]);
       if (p == 0) {
         std::copy(sink, sink + d, key);
-        apply(vt, value_row(tokens[p]), small, value);
+        assign(vt, value_row(tokens[p]), small, value);
         break;
       }
       if (kind == tasks::token_class::word || kind == tasks::token_class::pseudo_word) {
@@ -380,12 +409,12 @@ void synthetic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std:
         const auto f = static_cast<float>(1.0 + gain * std::log1p(static_cast<double>(earlier)));
         for (std::uint32_t i = 0; i < d; ++i) key[i] = f * category[i];
       } else {
-        apply(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
+        assign(key_transform(layer, kv_head, 0), key_row(tokens[p]), 1.0f, key);
         project_out(key, sink, d);
         project_out(key, category, d);
         normalize(key, d, 1.0f);
       }
-      apply(vt, value_row(tokens[p]), static_cast<float>(profile_.aggregation_value_scale), value);
+      assign(vt, value_row(tokens[p]), static_cast<float>(profile_.aggregation_value_scale), value);
       break;
     }
   }
@@ -421,11 +450,17 @@ void synthetic_model::append_from(std::span<const token> tokens, std::size_t fir
   tbb::parallel_for(std::size_t{0}, pairs, [&](std::size_t idx) {
     const auto layer = static_cast<std::uint32_t>(idx / profile_.n_kv_heads);
     const auto kv_head = static_cast<std::uint32_t>(idx % profile_.n_kv_heads);
-    // Sized to the work: a decode step appends one token and allocates one row, not a
-    // prefill chunk.
+    // Per-thread scratch, kept between calls (a fresh half-megabyte vector per head would
+    // be mapped, zeroed and unmapped each time); safe because nothing in this body waits
+    // on oneTBB, so no other append can start on this thread before it ends.
     const std::size_t chunk = std::min<std::size_t>(1024, n);
-    std::vector<float> keys(chunk * d), values(chunk * d);
-    std::vector<std::int64_t> positions(chunk);
+    thread_local std::vector<float> keys, values;
+    thread_local std::vector<std::int64_t> positions;
+    if (keys.size() < chunk * d) {
+      keys.resize(chunk * d);
+      values.resize(chunk * d);
+      positions.resize(chunk);
+    }
     for (std::size_t start = 0; start < n; start += chunk) {
       const std::size_t count = std::min(chunk, n - start);
       for (std::size_t i = 0; i < count; ++i) {

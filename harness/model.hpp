@@ -105,12 +105,18 @@ class synthetic_model {
     std::vector<float> signs;
     std::uint32_t shift = 0;
   };
-  void apply(const transform& t, const float* src, float scale, float* dst) const;  // dst += scale * T(src)
+  // dst += scale * T(row) for a row of key_table_ or value_table_ (stored twice).
+  void apply(const transform& t, const float* row, float scale, float* dst) const;
+  void assign(const transform& t, const float* row, float scale, float* dst) const;  // dst = scale * T(row)
+  // dst += scale * T^-1(src) for any d floats.
   void apply_inverse(const transform& t, const float* src, float scale, float* dst) const;
   const transform& key_transform(std::uint32_t layer, std::uint32_t kv_head, std::uint32_t slot) const;
   const transform& value_transform(std::uint32_t layer, std::uint32_t kv_head) const;
-  const float* key_row(tasks::token t) const { return &key_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
-  const float* value_row(tasks::token t) const { return &value_table_[static_cast<std::size_t>(t) * profile_.head_dim]; }
+  // A token's embedding: head_dim floats, followed by the same head_dim floats again.
+  const float* key_row(tasks::token t) const { return &key_table_[static_cast<std::size_t>(t) * 2 * profile_.head_dim]; }
+  const float* value_row(tasks::token t) const {
+    return &value_table_[static_cast<std::size_t>(t) * 2 * profile_.head_dim];
+  }
   // earlier: how often tokens[p] occurred before p (what a duplicate-token head of an
   // earlier layer would report), used by aggregation heads.
   void key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
@@ -134,14 +140,15 @@ class synthetic_model {
   std::vector<std::uint32_t> windows_;  // [layer][kv_head]: retrieval window, 0 for other roles
   std::uint32_t slots_;                 // key transforms per KV head: the longest window + 1
   float scale_;
-  std::vector<float> key_table_, value_table_;  // [vocab * head_dim] random unit vectors
+  std::vector<float> key_table_, value_table_;  // [vocab][2][head_dim] random unit vectors, each twice
   std::vector<transform> key_transforms_;       // [layer][kv_head][slot], slot < window + 1
   std::vector<transform> value_transforms_;     // [layer][kv_head]
   std::vector<float> sink_directions_;          // [layer][kv_head][head_dim] unit
+  std::vector<double> sink_norms2_;             // [layer][kv_head] |sink direction|^2 as stored (float rounding)
   std::vector<float> category_directions_;      // [layer][kv_head][head_dim] unit, orthogonal to the sink's
   std::vector<double> thetas_;                  // [head_dim / 2] rotary frequencies of local heads
   static constexpr std::uint32_t kRotaryLevels = 4;  // positions below 2^32
-  std::vector<double> rotary_table_;            // [level][256][head_dim / 2][cos, sin]
+  std::vector<double> rotary_table_;            // [level][256][cos, sin][head_dim / 2]
   std::vector<tasks::token> cues_;              // aggregation cue tokens
   std::vector<float> query_weights_;            // [layer][query_head][slot]
 };

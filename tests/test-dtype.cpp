@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 using namespace attnbench::kernels;
 
@@ -57,4 +58,29 @@ TEST(Dtype, BulkConversionMatchesScalar) {
       ASSERT_EQ(back[i], expect) << dtype_name(dtype) << " at " << i;
     }
   }
+}
+
+// store_fp32 writes what from_fp32 writes and hands back what to_fp32 would read, with and
+// without streaming stores, at an aligned and a misaligned destination, with a tail that
+// is not a multiple of the vector width.
+TEST(Dtype, StoreFp32MatchesFromThenTo) {
+  attnbench::rng r(10);
+  std::vector<float> src(1003);
+  for (auto& x : src) x = static_cast<float>(r.normal());
+  src[5] = 65520.0f;  // overflows fp16
+  src[6] = 2.9802322e-8f;
+  for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16})
+    for (bool streaming : {false, true})
+      for (std::size_t offset : {0u, 1u}) {  // elements: 2 bytes off 16-byte alignment for fp16
+        const std::size_t size = dtype_size(dtype);
+        alignas(64) static std::uint8_t want_buf[4096 * 4], got_buf[4096 * 4];
+        std::vector<float> want(src.size()), got(src.size(), -1.0f);
+        from_fp32(dtype, src.data(), want_buf + offset * size, src.size());
+        to_fp32(dtype, want_buf + offset * size, want.data(), src.size());
+        store_fp32(dtype, src.data(), got_buf + offset * size, got.data(), src.size(), streaming);
+        EXPECT_EQ(std::memcmp(want_buf + offset * size, got_buf + offset * size, src.size() * size), 0)
+            << dtype_name(dtype) << " streaming " << streaming << " offset " << offset;
+        EXPECT_EQ(std::memcmp(want.data(), got.data(), src.size() * sizeof(float)), 0)
+            << dtype_name(dtype) << " streaming " << streaming << " offset " << offset;
+      }
 }

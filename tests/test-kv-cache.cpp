@@ -86,6 +86,46 @@ TEST(KvCache, MetadataMatchesRecomputationAfterAppendsAndCompaction) {
   }
 }
 
+// Block metadata does not depend on how the tokens arrived: one token per append (a
+// decode), one bulk append (a prefill, with streaming stores) and uneven pieces give the
+// same bits, for a head dim with and without a tail past the vector width.
+TEST(KvCache, MetadataBitsDoNotDependOnHowAppendsAreSplit) {
+  for (std::uint32_t d : {24u, 128u})
+    for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16}) {
+      const std::uint32_t bs = 64;
+      const std::size_t n = 300;
+      attnbench::rng r(12);
+      std::vector<float> k(n * d), v(n * d);
+      for (auto& x : k) x = static_cast<float>(r.normal());
+      for (auto& x : v) x = static_cast<float>(r.normal() * 2);
+      std::vector<std::int64_t> pos(n);
+      std::iota(pos.begin(), pos.end(), 0);
+      kv_cache one(1, 1, d, bs, dtype), bulk(1, 1, d, bs, dtype), pieces(1, 1, d, bs, dtype);
+      for (std::size_t t = 0; t < n; ++t) one.append(0, 0, 1, &pos[t], &k[t * d], &v[t * d]);
+      bulk.append(0, 0, n, pos.data(), k.data(), v.data());
+      for (std::size_t t = 0, step = 1; t < n; t += step, step = step * 3 % 97 + 1) {
+        const std::size_t m = std::min(step, n - t);
+        pieces.append(0, 0, m, &pos[t], &k[t * d], &v[t * d]);
+      }
+      const auto& a = one.layer_view(0).heads[0];
+      for (kv_cache* other : {&bulk, &pieces}) {
+        const auto& b = other->layer_view(0).heads[0];
+        ASSERT_EQ(a.n_blocks, b.n_blocks);
+        const std::size_t floats = static_cast<std::size_t>(a.n_blocks) * d;
+        EXPECT_EQ(std::memcmp(a.key_min, b.key_min, floats * sizeof(float)), 0) << dtype_name(dtype) << " d " << d;
+        EXPECT_EQ(std::memcmp(a.key_max, b.key_max, floats * sizeof(float)), 0) << dtype_name(dtype) << " d " << d;
+        EXPECT_EQ(std::memcmp(a.key_mean, b.key_mean, floats * sizeof(float)), 0) << dtype_name(dtype) << " d " << d;
+        EXPECT_EQ(std::memcmp(a.value_norm_max, b.value_norm_max, a.n_blocks * sizeof(float)), 0)
+            << dtype_name(dtype) << " d " << d;
+        for (std::uint32_t blk = 0; blk < a.n_blocks; ++blk) {  // and the stored rows themselves
+          const std::size_t rows = std::min<std::size_t>(bs, n - std::size_t{blk} * bs);
+          EXPECT_EQ(std::memcmp(a.key_blocks[blk], b.key_blocks[blk], rows * d * dtype_size(dtype)), 0);
+          EXPECT_EQ(std::memcmp(a.value_blocks[blk], b.value_blocks[blk], rows * d * dtype_size(dtype)), 0);
+        }
+      }
+    }
+}
+
 // Truncation (decoding several continuations of one prefix): tokens past the cut are
 // gone, the last block's metadata is rebuilt, and appends after it behave as if the cut
 // tokens had never been there.

@@ -76,7 +76,9 @@ TEST(Score, MatchesReferenceForEveryTargetDtypeAndShape) {
               num += (got[i] - want[i]) * (got[i] - want[i]);
               den += want[i] * want[i];
             }
-            if (den > 0) EXPECT_LT(std::sqrt(num / den), 1e-5);
+            if (den > 0) {
+              EXPECT_LT(std::sqrt(num / den), 1e-5);
+            }
           }
         }
   }

@@ -119,8 +119,40 @@ __attribute__((target("avx,f16c"))) std::size_t fp16_to_fp32_f16c(const std::uin
   return i;
 }
 
+// fp32 -> fp16 -> fp32 in registers: dst gets the fp16 values, stored their fp32 values.
+// Streaming stores need dst 16-byte aligned; the caller fences.
+__attribute__((target("avx,f16c"))) std::size_t store_fp16_f16c(const float* src, std::uint16_t* dst, float* stored,
+                                                                std::size_t n, bool stream) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+    if (stream)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), h);
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+    _mm256_storeu_ps(stored + i, _mm256_cvtph_ps(h));
+  }
+  return i;
+}
+
 }  // namespace
 #endif
+
+void store_fp32(attnbench_dtype dtype, const float* src, void* dst, float* stored, std::size_t n, bool streaming) {
+#if defined(__x86_64__)
+  if (dtype == ATTNBENCH_DTYPE_FP16 && has_f16c()) {
+    auto* d = static_cast<std::uint16_t*>(dst);
+    const bool stream = streaming && reinterpret_cast<std::uintptr_t>(d) % 16 == 0;
+    const std::size_t i = store_fp16_f16c(src, d, stored, n, stream);
+    if (stream) _mm_sfence();  // streaming stores are weakly ordered: publish them before returning
+    from_fp32(dtype, src + i, d + i, n - i);
+    to_fp32(dtype, d + i, stored + i, n - i);
+    return;
+  }
+#endif
+  from_fp32(dtype, src, dst, n);
+  to_fp32(dtype, dst, stored, n);
+}
 
 void to_fp32(attnbench_dtype dtype, const void* src, float* dst, std::size_t n) {
   switch (dtype) {

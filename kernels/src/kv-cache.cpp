@@ -1,5 +1,6 @@
 #include <attnbench/kernels/dtype.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
+#include <attnbench/kernels/reproducible.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -102,28 +103,58 @@ void kv_cache::grow_blocks(head_store& h, std::uint32_t blocks) {
   h.value_norm_max.resize(blocks, 0.0f);
 }
 
-// Folds one stored token into its block's metadata. The mean is a running mean, so a
-// recomputation from the tokens matches it to rounding.
-void kv_cache::update_metadata(head_store& h, std::uint32_t block, std::uint32_t slot, const float* k,
-                               const float* v) {
-  const std::size_t d = head_dim_;
-  float* __restrict kmin = &h.key_min[block * d];
-  float* __restrict kmax = &h.key_max[block * d];
-  float* __restrict kmean = &h.key_mean[block * d];
-  const float* __restrict key = k;
-  const float inv_count = 1.0f / static_cast<float>(slot + 1);
-  for (std::size_t i = 0; i < d; ++i) {  // elementwise: vectorises
-    kmin[i] = std::min(kmin[i], key[i]);
-    kmax[i] = std::max(kmax[i], key[i]);
-    kmean[i] += (key[i] - kmean[i]) * inv_count;
-  }
-  double part[4] = {0, 0, 0, 0};  // four chains: the adds overlap
+namespace {
+
+// The metadata fold of `count` consecutive tokens of one block (rows of d floats, the
+// first at slot `first_slot`), compiled for AVX-512, AVX2 and baseline x86-64 and picked
+// at load time. Per coordinate it folds the tokens in order, sixteen coordinates at a
+// time held in registers (GCC vector types); value norms are reproducible_dot; CMake
+// turns FMA contraction off for this file. So every version, and any split of a block's
+// tokens into calls, gives the same bits.
+ATTNBENCH_REPRODUCIBLE_CLONES void fold_rows(std::size_t d, std::size_t count, std::uint32_t first_slot,
+                                const float* __restrict keys, const float* __restrict values,
+                                float* __restrict kmin, float* __restrict kmax, float* __restrict kmean,
+                                float* __restrict value_norm_max) {
+  using f16 = float __attribute__((vector_size(64)));
   std::size_t i = 0;
-  for (; i + 4 <= d; i += 4)
-    for (std::size_t j = 0; j < 4; ++j) part[j] += static_cast<double>(v[i + j]) * v[i + j];
-  for (; i < d; ++i) part[0] += static_cast<double>(v[i]) * v[i];
-  const double norm2 = (part[0] + part[1]) + (part[2] + part[3]);
-  h.value_norm_max[block] = std::max(h.value_norm_max[block], static_cast<float>(std::sqrt(norm2)));
+  for (; i + 16 <= d; i += 16) {
+    f16 lo, hi, mean;
+    std::memcpy(&lo, kmin + i, sizeof lo);
+    std::memcpy(&hi, kmax + i, sizeof hi);
+    std::memcpy(&mean, kmean + i, sizeof mean);
+    for (std::size_t t = 0; t < count; ++t) {
+      f16 k;
+      std::memcpy(&k, keys + t * d + i, sizeof k);
+      lo = k < lo ? k : lo;  // std::min(lo, k)
+      hi = hi < k ? k : hi;  // std::max(hi, k)
+      mean += (k - mean) * (1.0f / static_cast<float>(first_slot + t + 1));
+    }
+    std::memcpy(kmin + i, &lo, sizeof lo);
+    std::memcpy(kmax + i, &hi, sizeof hi);
+    std::memcpy(kmean + i, &mean, sizeof mean);
+  }
+  for (; i < d; ++i)
+    for (std::size_t t = 0; t < count; ++t) {
+      const float k = keys[t * d + i];
+      kmin[i] = std::min(kmin[i], k);
+      kmax[i] = std::max(kmax[i], k);
+      kmean[i] += (k - kmean[i]) * (1.0f / static_cast<float>(first_slot + t + 1));
+    }
+  for (std::size_t t = 0; t < count; ++t) {
+    const float* value = values + t * d;
+    *value_norm_max = std::max(*value_norm_max, static_cast<float>(std::sqrt(reproducible_dot(value, value, d))));
+  }
+}
+
+}  // namespace
+
+// Folds stored tokens into their block's metadata. The mean is a running mean, so a
+// recomputation from the tokens matches it to rounding.
+void kv_cache::update_metadata(head_store& h, std::uint32_t block, std::uint32_t first_slot, std::size_t count,
+                               const float* keys, const float* values) {
+  const std::size_t d = head_dim_;
+  fold_rows(d, count, first_slot, keys, values, &h.key_min[block * d], &h.key_max[block * d], &h.key_mean[block * d],
+            &h.value_norm_max[block]);
 }
 
 void kv_cache::append(std::uint32_t layer, std::uint32_t kv_head, std::size_t n, const std::int64_t* positions,
@@ -132,27 +163,35 @@ void kv_cache::append(std::uint32_t layer, std::uint32_t kv_head, std::size_t n,
   const std::size_t d = head_dim_;
   const auto blocks_after = static_cast<std::uint32_t>((h.n_tokens + n + block_size_ - 1) / block_size_);
   if (blocks_after > h.key_ptrs.size()) grow_blocks(h, blocks_after);
+  // Rows of one block are contiguous: convert a block's share of the new tokens in one
+  // call, keeping the fp32 value of what was stored (metadata comes from what is stored,
+  // so it matches a recomputation from the cache), and fold them together.
   thread_local std::vector<float> k, v;
-  k.resize(d);
-  v.resize(d);
-  for (std::size_t t = 0; t < n; ++t) {
+  if (k.size() < static_cast<std::size_t>(block_size_) * d) {
+    k.resize(static_cast<std::size_t>(block_size_) * d);
+    v.resize(static_cast<std::size_t>(block_size_) * d);
+  }
+  // A bulk append (a prefill) writes far more than the caches hold: stream it past them.
+  const bool streaming = n >= block_size_;
+  for (std::size_t t = 0; t < n;) {
     const auto block = static_cast<std::uint32_t>(h.n_tokens / block_size_);
     const auto slot = static_cast<std::uint32_t>(h.n_tokens % block_size_);
+    const std::size_t m = std::min<std::size_t>(n - t, block_size_ - slot);
     std::byte* kdst = key_block(h, block) + slot * row_bytes_;
     std::byte* vdst = value_block(h, block) + slot * row_bytes_;
-    from_fp32(dtype_, keys + t * d, kdst, d);
-    from_fp32(dtype_, values + t * d, vdst, d);
-    // Metadata from the stored values, so it matches a recomputation from the cache.
-    to_fp32(dtype_, kdst, k.data(), d);
-    to_fp32(dtype_, vdst, v.data(), d);
-    update_metadata(h, block, slot, k.data(), v.data());
-    const bool identity = h.positions.empty() && positions[t] == static_cast<std::int64_t>(h.n_tokens);
-    if (!identity) {
-      if (h.positions.empty())  // first token out of order: materialise the positions
-        for (std::uint64_t i = 0; i < h.n_tokens; ++i) h.positions.push_back(static_cast<std::int64_t>(i));
-      h.positions.push_back(positions[t]);
+    store_fp32(dtype_, keys + t * d, kdst, k.data(), m * d, streaming);
+    store_fp32(dtype_, values + t * d, vdst, v.data(), m * d, streaming);
+    update_metadata(h, block, slot, m, k.data(), v.data());
+    for (std::size_t i = t; i < t + m; ++i) {
+      const bool identity = h.positions.empty() && positions[i] == static_cast<std::int64_t>(h.n_tokens);
+      if (!identity) {
+        if (h.positions.empty())  // first token out of order: materialise the positions
+          for (std::uint64_t j = 0; j < h.n_tokens; ++j) h.positions.push_back(static_cast<std::int64_t>(j));
+        h.positions.push_back(positions[i]);
+      }
+      ++h.n_tokens;
     }
-    ++h.n_tokens;
+    t += m;
   }
   refresh_head_view(layer, kv_head);
 }
@@ -186,7 +225,7 @@ void kv_cache::compact(std::uint32_t layer, std::uint32_t kv_head, const std::ui
   for (std::size_t i = 0; i < n_keep; ++i) {
     to_fp32(dtype_, key_row(i), k.data(), d);
     to_fp32(dtype_, value_row(i), v.data(), d);
-    update_metadata(h, static_cast<std::uint32_t>(i / block_size_), static_cast<std::uint32_t>(i % block_size_),
+    update_metadata(h, static_cast<std::uint32_t>(i / block_size_), static_cast<std::uint32_t>(i % block_size_), 1,
                     k.data(), v.data());
   }
   h.keys.release_from(2 * blocks * block_pitch_);
@@ -224,7 +263,7 @@ void kv_cache::truncate(std::uint64_t n_keep) {
         for (std::uint32_t slot = 0; slot < in_last; ++slot) {
           to_fp32(dtype_, key_block(h, b) + slot * row_bytes_, k.data(), d);
           to_fp32(dtype_, value_block(h, b) + slot * row_bytes_, v.data(), d);
-          update_metadata(h, b, slot, k.data(), v.data());
+          update_metadata(h, b, slot, 1, k.data(), v.data());
         }
       }
       refresh_head_view(layer, kvh);  // pages stay mapped: the next continuation reuses them
@@ -233,9 +272,24 @@ void kv_cache::truncate(std::uint64_t n_keep) {
 
 void kv_cache::prefault(std::uint64_t tokens) {
   const std::size_t need = (tokens + block_size_ - 1) / block_size_;
+  const std::size_t d = head_dim_;
   for (std::uint32_t layer = 0; layer < n_layers_; ++layer)
     for (std::uint32_t kvh = 0; kvh < n_kv_heads_; ++kvh) {
       head_store& h = head(layer, kvh);
+      // The block tables and metadata too: grown during a prefill they would be copied
+      // at each doubling and fault fresh pages (a tenth of a second at 128K tokens).
+      auto touch = [](auto& v, std::size_t n) {
+        if (v.capacity() >= n) return;
+        const std::size_t size = v.size();
+        v.resize(n);  // writes every element, so every page is faulted in now
+        v.resize(size);
+      };
+      touch(h.key_ptrs, need);
+      touch(h.value_ptrs, need);
+      touch(h.key_min, need * d);
+      touch(h.key_max, need * d);
+      touch(h.key_mean, need * d);
+      touch(h.value_norm_max, need);
       const std::size_t used = h.key_ptrs.size();  // blocks whose pages may hold tokens
       if (need <= used) continue;
       const std::byte* old_base = h.keys.base;

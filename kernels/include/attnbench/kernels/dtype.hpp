@@ -30,5 +30,9 @@ inline float bf16_to_fp32(std::uint16_t b) {
 void to_fp32(attnbench_dtype dtype, const void* src, float* dst, std::size_t n);
 // Converts n fp32 elements to dtype in dst (rounding to nearest even).
 void from_fp32(attnbench_dtype dtype, const float* src, void* dst, std::size_t n);
+// from_fp32, then writes to `stored` the fp32 value of what was stored (to_fp32 of dst)
+// without reading dst back. With streaming, dst is written around the caches where the
+// CPU can (for bulk appends that the next reader will fetch from memory anyway).
+void store_fp32(attnbench_dtype dtype, const float* src, void* dst, float* stored, std::size_t n, bool streaming);
 
 }  // namespace attnbench::kernels

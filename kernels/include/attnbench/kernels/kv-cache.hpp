@@ -45,8 +45,9 @@ class kv_cache {
   void truncate(std::uint64_t n_keep);
 
   // Makes room for `tokens` tokens per head and writes the pages beyond the blocks in use
-  // up to there, so that appends up to that count never fault a fresh page (on a VM a
-  // huge page takes about a millisecond to zero). Contents and views are unchanged.
+  // up to there, block tables and metadata included, so that appends up to that count
+  // never fault a fresh page (on a VM a huge page takes about a millisecond to zero).
+  // Contents and views are unchanged.
   // Throws std::bad_alloc when the address space cannot be reserved.
   void prefault(std::uint64_t tokens);
 
@@ -87,7 +88,9 @@ class kv_cache {
   void grow_blocks(head_store& h, std::uint32_t blocks);
   std::byte* key_block(head_store& h, std::size_t b) const { return h.keys.base + 2 * b * block_pitch_; }
   std::byte* value_block(head_store& h, std::size_t b) const;
-  void update_metadata(head_store& h, std::uint32_t block, std::uint32_t slot, const float* key, const float* value);
+  // Folds `count` stored tokens (fp32 rows), the first at first_slot of block, into its metadata.
+  void update_metadata(head_store& h, std::uint32_t block, std::uint32_t first_slot, std::size_t count,
+                       const float* keys, const float* values);
   void refresh_head_view(std::uint32_t layer, std::uint32_t kv_head);
   void init_layer_view(std::uint32_t layer);
 
