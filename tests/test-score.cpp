@@ -114,6 +114,31 @@ TEST(Softmax, RowsSumToOneAndKeepOrder) {
   EXPECT_NEAR(x[5] / x[4], std::exp(1.0), 1e-4);
 }
 
+// Every SIMD path (and the scalar one) against a float64 softmax, at lengths with and
+// without a tail past the vector width.
+TEST(Softmax, EveryTargetMatchesFloat64) {
+  rng r(4);
+  for (const auto& target : available_targets()) {
+    ASSERT_TRUE(set_target(target));
+    for (std::uint64_t n : {1u, 7u, 16u, 33u, 4099u}) {
+      std::vector<float> x(3 * n);
+      for (auto& v : x) v = static_cast<float>(r.normal() * 4);
+      std::vector<float> got = x;
+      softmax_rows(got.data(), 3, n);
+      for (std::uint32_t row = 0; row < 3; ++row) {
+        double mx = -INFINITY, sum = 0;
+        for (std::uint64_t i = 0; i < n; ++i) mx = std::max<double>(mx, x[row * n + i]);
+        for (std::uint64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[row * n + i]) - mx);
+        for (std::uint64_t i = 0; i < n; ++i) {
+          const double want = std::exp(static_cast<double>(x[row * n + i]) - mx) / sum;
+          ASSERT_NEAR(got[row * n + i], want, 1e-6 * (1 + want)) << target << " n " << n << " i " << i;
+        }
+      }
+    }
+  }
+  set_target("auto");
+}
+
 TEST(TopK, ExactOnRandomTiedSortedAndNanScores) {
   rng r(3);
   for (const auto& target : available_targets()) {

@@ -14,6 +14,7 @@
 #include <exception>
 #include <limits>
 #include <new>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -52,6 +53,21 @@ attnbench_status guard(F&& fn) noexcept {
   } catch (...) {
     return fail(ATTNBENCH_STATUS_INTERNAL, "unknown exception");
   }
+}
+
+// A descriptor for this header's error slot and the current ABI:
+//   constexpr auto kDescriptor = attnbench::plugin::policy_descriptor("name", "1.0.0", "one line", &kOps);
+//   ATTNBENCH_PLUGIN_ENTRY(kDescriptor)
+constexpr attnbench_plugin_descriptor policy_descriptor(const char* name, const char* version, const char* description,
+                                                        const attnbench_policy_ops* ops) {
+  return {ATTNBENCH_ABI_VERSION, sizeof(attnbench_plugin_descriptor), ATTNBENCH_PLUGIN_POLICY, 0, name, version,
+          description, last_error, ops, nullptr};
+}
+constexpr attnbench_plugin_descriptor terminator_descriptor(const char* name, const char* version,
+                                                            const char* description,
+                                                            const attnbench_terminator_ops* ops) {
+  return {ATTNBENCH_ABI_VERSION, sizeof(attnbench_plugin_descriptor), ATTNBENCH_PLUGIN_TERMINATOR, 0, name, version,
+          description, last_error, nullptr, ops};
 }
 
 // Reads a params object; every key must be consumed, so typos are errors.
@@ -97,6 +113,19 @@ class params {
     return x;
   }
 
+  // A number, or the given word (e.g. "off") for none: returns nullopt for the word.
+  std::optional<double> number_or(const std::string& key, double fallback, const std::string& word,
+                                  double min = -std::numeric_limits<double>::infinity(),
+                                  double max = std::numeric_limits<double>::infinity()) {
+    const auto* v = peek(key);
+    if (v && v->is_string()) {
+      taken_.insert(key);
+      if (v->get<std::string>() == word) return std::nullopt;
+      throw params_error(key + ": expected a number or \"" + word + "\", got " + describe(*v));
+    }
+    return number(key, fallback, min, max);
+  }
+
   bool boolean(const std::string& key, bool fallback) {
     const auto* v = take(key);
     if (!v) return fallback;
@@ -126,6 +155,10 @@ class params {
     auto it = json_.find(key);
     return it == json_.end() ? nullptr : &*it;
   }
+  const nlohmann::json* peek(const std::string& key) const {
+    auto it = json_.find(key);
+    return it == json_.end() ? nullptr : &*it;
+  }
   static std::string type_of(const nlohmann::json& v) { return v.type_name(); }
   static std::string describe(const nlohmann::json& v) { return v.type_name() + std::string(" ") + v.dump(); }
 
@@ -134,3 +167,9 @@ class params {
 };
 
 }  // namespace attnbench::plugin
+
+// Defines the plugin's one exported function, returning the given descriptor.
+#define ATTNBENCH_PLUGIN_ENTRY(descriptor)                                                       \
+  extern "C" ATTNBENCH_PLUGIN_EXPORT const attnbench_plugin_descriptor* attnbench_plugin_entry(void) { \
+    return &(descriptor);                                                                        \
+  }

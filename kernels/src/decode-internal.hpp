@@ -153,6 +153,8 @@ void fold_chunk_scalar(const chunk_job& job);
 void score_rows_scalar(const score_job& job);
 bool score_rows_simd(const score_job& job);
 std::size_t select_at_least_simd(const float* x, std::size_t n, float threshold, std::uint32_t* out);
+// x[i] = exp(x[i] - shift); returns the sum.
+float exp_shift_simd(float* x, std::size_t n, float shift);
 // Highway path; returns false when the shape is not supported (head_dim not a multiple
 // of the vector width), in which case the caller uses the scalar path.
 bool fold_chunk_simd(const chunk_job& job);

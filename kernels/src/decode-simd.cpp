@@ -281,6 +281,26 @@ std::size_t SelectAtLeast(const float* x, std::size_t n, float threshold, std::u
   return count;
 }
 
+// x[i] = exp(x[i] - shift) for i < n; returns their sum (summed per lane, then across).
+float ExpShift(float* x, std::size_t n, float shift) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const auto s = hn::Set(df, shift);
+  auto acc = hn::Zero(df);
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto p = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), s));
+    hn::StoreU(p, df, x + i);
+    acc = hn::Add(acc, p);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
 bool FoldChunk(const chunk_job& job) {
   const DF df;
   if (job.d % hn::Lanes(df) != 0) return false;
@@ -307,6 +327,7 @@ namespace detail {
 HWY_EXPORT(FoldChunk);
 HWY_EXPORT(ScoreRows);
 HWY_EXPORT(SelectAtLeast);
+HWY_EXPORT(ExpShift);
 
 namespace {
 std::atomic<bool> g_scalar{false};
@@ -319,6 +340,8 @@ bool score_rows_simd(const score_job& job) { return HWY_DYNAMIC_DISPATCH(ScoreRo
 std::size_t select_at_least_simd(const float* x, std::size_t n, float threshold, std::uint32_t* out) {
   return HWY_DYNAMIC_DISPATCH(SelectAtLeast)(x, n, threshold, out);
 }
+
+float exp_shift_simd(float* x, std::size_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShift)(x, n, shift); }
 
 void force_scalar(bool on) { g_scalar.store(on); }
 

@@ -120,9 +120,13 @@ void softmax_rows(float* x, std::uint32_t rows, std::uint64_t n) {
     float mx = -std::numeric_limits<float>::infinity();
     for (std::uint64_t i = 0; i < n; ++i) mx = std::max(mx, row[i]);
     double sum = 0;
-    for (std::uint64_t i = 0; i < n; ++i) {
-      row[i] = std::exp(row[i] - mx);
-      sum += row[i];
+    if (detail::simd_enabled()) {
+      sum = detail::exp_shift_simd(row, n, mx);
+    } else {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        row[i] = std::exp(row[i] - mx);
+        sum += row[i];
+      }
     }
     const auto inv = static_cast<float>(sum > 0 ? 1.0 / sum : 0.0);
     for (std::uint64_t i = 0; i < n; ++i) row[i] *= inv;

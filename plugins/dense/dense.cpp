@@ -43,21 +43,10 @@ constexpr attnbench_policy_ops kOps = {
     /*stats_json=*/nullptr,
 };
 
-constexpr attnbench_plugin_descriptor kDescriptor = {
-    /*abi_version=*/ATTNBENCH_ABI_VERSION,
-    /*struct_size=*/sizeof(attnbench_plugin_descriptor),
-    /*kind=*/ATTNBENCH_PLUGIN_POLICY,
-    /*reserved=*/0,
-    /*name=*/"dense",
-    /*version=*/"1.0.0",
-    /*description=*/"full attention over every cached token (the baseline)",
-    /*last_error=*/attnbench::plugin::last_error,
-    /*policy=*/&kOps,
-    /*terminator=*/nullptr,
-};
+constexpr auto kDescriptor = attnbench::plugin::policy_descriptor(
+    "dense", "1.0.0",
+    "full attention over every cached token (the baseline)", &kOps);
 
 }  // namespace
 
-extern "C" ATTNBENCH_PLUGIN_EXPORT const attnbench_plugin_descriptor* attnbench_plugin_entry(void) {
-  return &kDescriptor;
-}
+ATTNBENCH_PLUGIN_ENTRY(kDescriptor)

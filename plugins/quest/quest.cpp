@@ -137,8 +137,8 @@ attnbench_status quest_create(const char* params_json, const attnbench_model_inf
     p->dense_layers = static_cast<std::uint32_t>(params.integer("dense_layers", 2, 0, 1 << 20));
     const std::string granularity = params.string("granularity", "query_head");
     if (granularity != "query_head" && granularity != "kv_head")
-      throw attnbench::plugin::params_error("granularity: expected \"query_head\" or \"kv_head\", got \"" + granularity +
-                                            "\"");
+      throw attnbench::plugin::params_error("granularity: expected \"query_head\" or \"kv_head\", got \"" +
+                                            granularity + "\"");
     p->per_kv_head = granularity == "kv_head";
     params.finish("quest");
     p->model = *model;
@@ -237,21 +237,10 @@ constexpr attnbench_policy_ops kOps = {
     /*stats_json=*/quest_stats,
 };
 
-constexpr attnbench_plugin_descriptor kDescriptor = {
-    /*abi_version=*/ATTNBENCH_ABI_VERSION,
-    /*struct_size=*/sizeof(attnbench_plugin_descriptor),
-    /*kind=*/ATTNBENCH_PLUGIN_POLICY,
-    /*reserved=*/0,
-    /*name=*/"quest",
-    /*version=*/"1.0.0",
-    /*description=*/"Quest: per head, the pages with the highest upper bound of q.k, budget tokens' worth",
-    /*last_error=*/attnbench::plugin::last_error,
-    /*policy=*/&kOps,
-    /*terminator=*/nullptr,
-};
+constexpr auto kDescriptor = attnbench::plugin::policy_descriptor(
+    "quest", "1.0.0",
+    "Quest: per head, the pages with the highest upper bound of q.k, budget tokens' worth", &kOps);
 
 }  // namespace
 
-extern "C" ATTNBENCH_PLUGIN_EXPORT const attnbench_plugin_descriptor* attnbench_plugin_entry(void) {
-  return &kDescriptor;
-}
+ATTNBENCH_PLUGIN_ENTRY(kDescriptor)
