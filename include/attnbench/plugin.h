@@ -16,6 +16,8 @@
  *   1: first version.
  *   2: attnbench_kv_head_view.positions may be NULL (identity), so uncompacted caches
  *      carry no per-token positions.
+ *   3: attnbench_traversal_info carries the plan entry being traversed and the cache's
+ *      block size, so a terminator can bound what the rest of the traversal could add.
  *
  * Errors. No C++ exception (or longjmp) crosses this boundary. Every operation that can
  * fail returns an attnbench_status; when it is not ATTNBENCH_STATUS_OK, the plugin's
@@ -47,7 +49,7 @@
 extern "C" {
 #endif
 
-#define ATTNBENCH_ABI_VERSION 2u
+#define ATTNBENCH_ABI_VERSION 3u
 
 #if defined(_WIN32)
 #define ATTNBENCH_PLUGIN_EXPORT __declspec(dllexport)
@@ -199,8 +201,12 @@ typedef struct attnbench_traversal_info {
   uint64_t n_planned_tokens;
   const float* queries; /* [n_query_heads * head_dim] */
   float scale;
-  uint32_t reserved2;
+  uint32_t block_size; /* tokens per cache block */
   const attnbench_kv_head_view* kv;
+  /* The plan entry traversed, in its traversal order: ALL (block i at step i), BLOCKS
+   * (indices[i] at step i) or TOKENS (step i visits indices[i * block_size ...], up to
+   * block_size tokens). Step i is the kernel state's blocks_done == i + 1. */
+  const attnbench_plan_entry* entry;
 } attnbench_traversal_info;
 
 #define ATTNBENCH_NO_BLOCK 0xffffffffu

@@ -278,7 +278,7 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
       state.resize(la.terminator_state_size / sizeof(cache_line) + 1);
       const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,
                                           detail::chunk_tokens(*a.entry, *a.kv, a.block_size, first, end), a.queries,
-                                          la.scale, 0, a.kv};
+                                          la.scale, kv.block_size, a.kv, a.entry};
       status[job] = la.terminator->reset(la.terminator_instance, state.data(), &info);
       if (status[job] != ATTNBENCH_STATUS_OK) {
         const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;
