@@ -86,13 +86,25 @@ loaded_run load_everything(const std::string& config_file, const std::vector<std
   return {std::move(config), std::move(profile), std::move(plugins)};
 }
 
+// Widths of the policy and terminator columns: the longest label, at least the header's.
+struct label_widths {
+  int policy = 14, terminator = 12;
+  explicit label_widths(const nlohmann::ordered_json& rows) {
+    for (const auto& r : rows) {
+      policy = std::max(policy, static_cast<int>(r["policy"].get<std::string>().size()));
+      terminator = std::max(terminator, static_cast<int>(r["terminator"].get<std::string>().size()));
+    }
+  }
+};
+
 void print_table(const nlohmann::ordered_json& cells) {
-  std::printf("%-14s %-12s %-16s %8s %9s %9s %12s\n", "policy", "terminator", "task", "context", "accuracy",
-              "skipped", "decode tok/s");
+  const label_widths w(cells);
+  std::printf("%-*s %-*s %-16s %8s %9s %9s %12s\n", w.policy, "policy", w.terminator, "terminator", "task", "context",
+              "accuracy", "skipped", "decode tok/s");
   for (const auto& c : cells) {
     const auto& m = c["metrics"];
-    std::printf("%-14s %-12s %-16s %8u %9.1f %8.1f%% %12.2f\n", c["policy"].get<std::string>().c_str(),
-                c["terminator"].get<std::string>().c_str(), c["task"].get<std::string>().c_str(),
+    std::printf("%-*s %-*s %-16s %8u %9.1f %8.1f%% %12.2f\n", w.policy, c["policy"].get<std::string>().c_str(),
+                w.terminator, c["terminator"].get<std::string>().c_str(), c["task"].get<std::string>().c_str(),
                 c["context_length"].get<unsigned>(), m["accuracy"].get<double>(),
                 100.0 * m["blocks_skipped_frac"].get<double>(), m["decode_tokens_per_s"].get<double>());
   }
@@ -101,12 +113,14 @@ void print_table(const nlohmann::ordered_json& cells) {
 // RULER's table: one row per policy and terminator, the mean of the tasks per length,
 // then the mean over lengths.
 void print_ruler(const nlohmann::ordered_json& ruler) {
-  std::printf("\nRULER score (per length: mean over tasks; then mean over lengths)\n%-14s %-12s", "policy",
-              "terminator");
+  const label_widths w(ruler);
+  std::printf("\nRULER score (per length: mean over tasks; then mean over lengths)\n%-*s %-*s", w.policy, "policy",
+              w.terminator, "terminator");
   for (const auto& l : ruler[0]["lengths"]) std::printf(" %8u", l["context_length"].get<unsigned>());
   std::printf(" %8s\n", "mean");
   for (const auto& r : ruler) {
-    std::printf("%-14s %-12s", r["policy"].get<std::string>().c_str(), r["terminator"].get<std::string>().c_str());
+    std::printf("%-*s %-*s", w.policy, r["policy"].get<std::string>().c_str(), w.terminator,
+                r["terminator"].get<std::string>().c_str());
     for (const auto& l : r["lengths"]) std::printf(" %8.1f", l["score"].get<double>());
     std::printf(" %8.1f%s\n", r["mean"].get<double>(), r["complete"].get<bool>() ? "" : "  (not all 13 tasks)");
   }

@@ -199,10 +199,19 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
       const bool per_query = s.plan.granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
       const std::uint32_t traversals = per_query ? hq : hkv;
       const std::uint32_t n_q = per_query ? 1 : group;
+      if (t.layer_blocks_planned.size() < p.n_layers) {
+        t.layer_blocks_planned.resize(p.n_layers, 0);
+        t.layer_blocks_visited.resize(p.n_layers, 0);
+      }
       for (std::uint32_t j = 0; j < traversals; ++j) {
         const auto& c = s.counters[j];
         t.blocks_planned += c.blocks_planned;
         t.blocks_visited += c.blocks_visited;
+        t.layer_blocks_planned[layer] += c.blocks_planned;
+        t.layer_blocks_visited[layer] += c.blocks_visited;
+        const auto role = static_cast<std::size_t>(p.roles[layer][per_query ? j / group : j]);
+        t.role_blocks_planned[role] += c.blocks_planned;
+        t.role_blocks_visited[role] += c.blocks_visited;
         t.k_bytes += c.tokens_visited * d * elem;
         t.v_bytes += c.tokens_visited * d * elem;
         t.attended_token_heads += static_cast<double>(c.tokens_visited) * n_q;
@@ -396,6 +405,16 @@ ojson cell_metrics(const cell_totals& t, double probe) {
   const double steps = static_cast<double>(std::max<std::uint64_t>(t.steps, 1));
   const double bytes = static_cast<double>(t.k_bytes + t.v_bytes);
   const double effective_bw = t.attention_s > 0 ? bytes / t.attention_s : 0.0;
+  auto skipped = [](std::uint64_t planned, std::uint64_t visited) {
+    return planned ? 1.0 - static_cast<double>(visited) / static_cast<double>(planned) : 0.0;
+  };
+  ojson skipped_by_layer = ojson::array(), skipped_by_role = ojson::object();
+  for (std::size_t l = 0; l < t.layer_blocks_planned.size(); ++l)
+    skipped_by_layer.push_back(skipped(t.layer_blocks_planned[l], t.layer_blocks_visited[l]));
+  for (std::size_t r = 0; r < 4; ++r)
+    if (t.role_blocks_planned[r] > 0)
+      skipped_by_role[head_role_name(static_cast<head_role>(r))] =
+          skipped(t.role_blocks_planned[r], t.role_blocks_visited[r]);
   return ojson{{"accuracy", mean},
           {"accuracy_ci95", {std::max(0.0, mean - half), std::min(100.0, mean + half)}},
           {"samples", t.scores.size()},
@@ -404,6 +423,8 @@ ojson cell_metrics(const cell_totals& t, double probe) {
           {"blocks_visited", t.blocks_visited},
           {"blocks_skipped_frac",
            t.blocks_planned ? 1.0 - static_cast<double>(t.blocks_visited) / static_cast<double>(t.blocks_planned) : 0.0},
+          {"blocks_skipped_frac_by_layer", skipped_by_layer},
+          {"blocks_skipped_frac_by_role", skipped_by_role},
           {"tokens_attended_frac", t.context_token_heads > 0 ? t.attended_token_heads / t.context_token_heads : 0.0},
           {"kv_bytes_read_k", t.k_bytes},
           {"kv_bytes_read_v", t.v_bytes},

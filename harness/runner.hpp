@@ -57,6 +57,8 @@ struct run_inputs {
 struct cell_totals {
   std::vector<double> scores;
   std::uint64_t blocks_planned = 0, blocks_visited = 0;
+  std::vector<std::uint64_t> layer_blocks_planned, layer_blocks_visited;  // [layer]
+  std::uint64_t role_blocks_planned[4] = {}, role_blocks_visited[4] = {};  // [head_role]
   double attended_token_heads = 0, context_token_heads = 0;
   std::uint64_t k_bytes = 0, v_bytes = 0;
   double resident_bytes = 0;

@@ -155,6 +155,14 @@ TEST(Cli, RunWritesResultsAndResumeSkipsFinishedCells) {
       EXPECT_GT(m["blocks_skipped_frac"].get<double>(), 0.9);
       EXPECT_EQ(m["accuracy"], 0.0) << c.dump();
     }
+    // Per layer and per head role: as many layers as the profile has, and the tiny
+    // profile's roles; stop_after skips in every one of them, none in none.
+    ASSERT_EQ(m["blocks_skipped_frac_by_layer"].size(), results["meta"]["model_profile"]["n_layers"].get<std::size_t>());
+    for (const auto& x : m["blocks_skipped_frac_by_layer"])
+      EXPECT_EQ(x.get<double>() > 0.9, c["terminator"] != "none") << c.dump();
+    ASSERT_FALSE(m["blocks_skipped_frac_by_role"].empty());
+    for (const auto& [role, x] : m["blocks_skipped_frac_by_role"].items())
+      EXPECT_EQ(x.get<double>() > 0.9, c["terminator"] != "none") << role << " " << c.dump();
     EXPECT_GT(m["decode_tokens_per_s"].get<double>(), 0);
     EXPECT_EQ(m["kv_bytes_read_k"], m["kv_bytes_read_v"]);
   }
