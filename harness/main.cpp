@@ -8,6 +8,7 @@
 #include "results.hpp"
 #include "runner.hpp"
 #include "stats.hpp"
+#include "calibrate.hpp"
 #include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
@@ -185,20 +186,26 @@ struct stats_options {
   std::uint32_t length = 0, samples = 2, steps = 8;
 };
 
+// The task named by --task (a config task's name or label, or any task), else the
+// config's first; name receives the task's name.
+std::unique_ptr<tasks::task> find_task(const run_config& config, const std::string& wanted, std::string& name) {
+  name = wanted.empty() ? config.tasks.front().name : wanted;
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& t : config.tasks)
+    if (t.name == name || t.label == name) name = t.name, params = t.params;
+  try {
+    return tasks::make_task(name, params);
+  } catch (const std::out_of_range&) {
+    throw usage_error("--task: unknown task '" + name + "' (attnbench list shows the tasks)");
+  }
+}
+
 int cmd_stats(const std::string& config_file, const std::vector<std::string>& sets, const stats_options& o,
               plugin_registry& registry) {
   const loaded_run run = load_everything(config_file, sets, registry);
   const run_config& config = run.config;
-  std::string name = o.task.empty() ? config.tasks.front().name : o.task;
-  nlohmann::json params = nlohmann::json::object();
-  for (const auto& t : config.tasks)
-    if (t.name == name || t.label == name) name = t.name, params = t.params;
-  std::unique_ptr<tasks::task> task;
-  try {
-    task = tasks::make_task(name, params);
-  } catch (const std::out_of_range&) {
-    throw usage_error("--task: unknown task '" + name + "' (attnbench list shows the tasks)");
-  }
+  std::string name;
+  const auto task = find_task(config, o.task, name);
   stats_request req;
   req.context_length = o.length ? o.length : config.context_lengths.front();
   req.samples = o.samples;
@@ -231,6 +238,43 @@ int cmd_stats(const std::string& config_file, const std::vector<std::string>& se
     if (!f) throw output_error("cannot write " + o.json_out);
     std::printf("per-head figures: %s\n", o.json_out.c_str());
   }
+  return exit_ok;
+}
+
+struct calibrate_options {
+  std::string task, out;
+  std::uint32_t length = 0;
+  calibrate_request req;
+};
+
+// Plugins are not loaded: the config may already name tca with the file this writes.
+int cmd_calibrate(const std::string& config_file, const std::vector<std::string>& sets, calibrate_options o) {
+  const run_config config = load_config(config_file, sets);
+  const model_profile profile = load_profile(resolve_profile_path(config));
+  std::string name;
+  const auto task = find_task(config, o.task, name);
+  o.req.context_length = o.length ? o.length : config.context_lengths.back();
+  if (o.req.context_length < task->min_context_length())
+    throw usage_error("--length: " + name + " needs at least " + std::to_string(task->min_context_length()) +
+                      " tokens, got " + std::to_string(o.req.context_length));
+  o.req.seed = config.seeds.front();
+  o.req.dtype = config.dtype;
+  o.req.block_size = config.block_size;
+  const synthetic_model model(profile, config.model_seed);
+  std::printf("calibrating tca: profile %s, task %s, %u tokens, %u samples, %u profiles, tau %.2f\n",
+              profile.name.c_str(), name.c_str(), o.req.context_length, o.req.samples, o.req.profiles, o.req.tau);
+  const nlohmann::ordered_json out = calibrate_tca(model, *task, o.req);
+  std::ofstream f(o.out);
+  f << out.dump(2) << "\n";
+  f.close();
+  if (!f) throw output_error("cannot write " + o.out);
+  double kept = 0;
+  std::size_t heads = 0;
+  for (const auto& row : out["kept_share"])
+    for (const auto& x : row) kept += x.get<double>(), ++heads;
+  std::printf("mean kept share %.3f over %zu KV heads; %llu heads below tau with the widest profile\nbudgets: %s\n",
+              heads ? kept / heads : 0.0, heads, static_cast<unsigned long long>(out["heads_below_tau"].get<std::uint64_t>()),
+              o.out.c_str());
   return exit_ok;
 }
 
@@ -337,19 +381,44 @@ int main(int argc, char** argv) {
   validate->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
   validate->footer(kExitCodes);
 
+  // The config positional and --set of the subcommands that take a task and a length from it.
+  auto model_config_options = [&](CLI::App* sub) {
+    sub->add_option("config", config_file, "Config file (JSON): profile, dtype, seed, and the default task and length")
+        ->required()
+        ->type_name("CONFIG");
+    sub->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
+  };
+
   stats_options stats_opts;
   auto* stats = app.add_subcommand(
       "stats", "Measure the model's heads (first-token mass, tokens for 90% of the mass, query cosine, logit spread)");
-  stats->add_option("config", config_file, "Config file (JSON): profile, dtype, seed, and the default task and length")
-      ->required()
-      ->type_name("CONFIG");
-  stats->add_option("--set", sets, "Override a config value, as for run")->type_name("PATH=VALUE");
+  model_config_options(stats);
   stats->add_option("--task", stats_opts.task, "Task (default: the config's first)");
   stats->add_option("--length", stats_opts.length, "Context length in tokens (default: the config's first)");
   stats->add_option("--samples", stats_opts.samples, "Samples (default 2)")->check(CLI::Range(1, 1000));
   stats->add_option("--steps", stats_opts.steps, "Decode steps measured per sample (default 8)")->check(CLI::Range(1, 4096));
   stats->add_option("--json", stats_opts.json_out, "Also write every head's figures to this file")->type_name("FILE");
   stats->footer(kExitCodes);
+
+  calibrate_options cal;
+  auto* calibrate = app.add_subcommand(
+      "calibrate", "Write per-head budgets for the tca policy from a dense pass over calibration samples");
+  model_config_options(calibrate);
+  calibrate->add_option("--out", cal.out, "Budgets file to write (JSON)")->required()->type_name("FILE");
+  calibrate->add_option("--task", cal.task, "Calibration task (default: the config's first)");
+  calibrate->add_option("--length", cal.length, "Context length in tokens (default: the config's longest)");
+  calibrate->add_option("--samples", cal.req.samples, "Calibration samples (default 1)")->check(CLI::Range(1, 1000));
+  calibrate->add_option("--tau", cal.req.tau, "Attention mass each head's profile must cover (default 0.9)")
+      ->check(CLI::Range(0.0, 1.0));
+  calibrate->add_option("--profiles", cal.req.profiles, "Candidate profiles (default 14)")->check(CLI::Range(1, 1000));
+  calibrate->add_option("--mu", cal.req.mu, "Log-normal mu of profile widths, in blocks (default 1.0)");
+  calibrate->add_option("--sigma", cal.req.sigma, "Log-normal sigma of profile widths (default 1.0)")
+      ->check(CLI::Range(0.0, 10.0));
+  calibrate->add_option("--block", cal.req.block, "Tokens per selection block (default 128)")->check(CLI::Range(1, 1 << 20));
+  calibrate->add_option("--alpha", cal.req.alpha, "Block score weight of concentration (default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  calibrate->add_option("--window", cal.req.window, "Last tokens always kept (default 4096)");
+  calibrate->footer(kExitCodes);
 
   auto* list = app.add_subcommand("list", "List the plugins found, the tasks and the model profiles");
   list->add_flag("--json", list_json, "Print JSON instead of a table");
@@ -373,6 +442,7 @@ int main(int argc, char** argv) {
     if (*validate) return cmd_validate(config_file, sets, registry);
     if (*list) return cmd_list(registry, list_json);
     if (*stats) return cmd_stats(config_file, sets, stats_opts, registry);
+    if (*calibrate) return cmd_calibrate(config_file, sets, cal);
   } catch (const harness_error& e) {
     spdlog::error("{}", e.what());
     return e.code;

@@ -130,6 +130,7 @@ void prefill_sequence(const run_inputs& in, sequence& s, cell_totals& t) {
   policy_instance& policy = *s.policy;
   const auto t_prefill = clock_type::now();
   in.model.prefill(s.tokens, cache);
+  t.resident_before_eviction_bytes += static_cast<double>(cache.resident_bytes());
   if (policy.has_on_prefill()) {
     for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
       in.model.queries(layer, s.tokens, s.queries.data());
@@ -429,6 +430,7 @@ ojson cell_metrics(const cell_totals& t, double probe) {
           {"kv_bytes_read_k", t.k_bytes},
           {"kv_bytes_read_v", t.v_bytes},
           {"kv_bytes_read_per_step", bytes / steps},
+          {"kv_bytes_resident_before_eviction", t.resident_before_eviction_bytes / n},
           {"kv_bytes_resident", t.resident_bytes / n},
           {"selection_us_per_step", 1e6 * t.selection_s / steps},
           {"attention_us_per_step", 1e6 * t.attention_s / steps},

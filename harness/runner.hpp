@@ -61,7 +61,7 @@ struct cell_totals {
   std::uint64_t role_blocks_planned[4] = {}, role_blocks_visited[4] = {};  // [head_role]
   double attended_token_heads = 0, context_token_heads = 0;
   std::uint64_t k_bytes = 0, v_bytes = 0;
-  double resident_bytes = 0;
+  double resident_bytes = 0, resident_before_eviction_bytes = 0;
   double selection_s = 0, attention_s = 0, decode_s = 0, prefill_s = 0;
   std::uint64_t steps = 0;
 };

@@ -274,3 +274,43 @@ TEST(Cli, InterruptKeepsFinishedCellsAndResumeCompletesTheRun) {
   for (std::string line; std::getline(samples, line);) ++lines;
   EXPECT_EQ(lines, 4 * 3);
 }
+
+// TCA's two halves: calibrate writes a budgets file for the profile; tca reads it, evicts
+// after prefill, and without one says how to make it.
+TEST(Cli, CalibrateWritesBudgetsThatTcaUses) {
+  const auto d = scratch("cli-tca");
+  const auto budgets = d / "budgets.json";
+  const auto cfg = write(d, "cal.json", config(R"(["dense"])", R"(, "context_lengths": [4096])"));
+  const auto c = run_cli("calibrate " + cfg.string() + " --out " + budgets.string() + " --window 512 --block 64");
+  ASSERT_EQ(c.code, 0) << c.err;
+  const auto b = nlohmann::json::parse(read_file(budgets));
+  const auto profile = attnbench::testing::profile("tiny");
+  ASSERT_EQ(b["widths"].size(), profile.n_layers);
+  for (std::size_t l = 0; l < profile.n_layers; ++l) {
+    ASSERT_EQ(b["widths"][l].size(), profile.n_kv_heads);
+    for (std::size_t h = 0; h < profile.n_kv_heads; ++h) {
+      // The chosen profile covers tau of the mass, unless even the widest could not.
+      EXPECT_TRUE(b["coverage"][l][h].get<double>() >= 0.9 || b["widths"][l][h] == b["profiles"].back())
+          << "layer " << l << ", head " << h;
+      EXPECT_LT(b["kept_share"][l][h].get<double>(), 1.0);
+    }
+  }
+  const auto run_cfg = write(d, "tca.json", config(R"(["dense", {"name": "tca", "params": {"budgets": ")" +
+                                                       budgets.string() + R"("}}])",
+                                                   R"(, "context_lengths": [4096])"));
+  const auto r = run_cli("run " + run_cfg.string() + " --out " + (d / "run").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto results = nlohmann::json::parse(read_file(d / "run" / "results.json"));
+  for (const auto& cell : results["cells"]) {
+    const auto& m = cell["metrics"];
+    if (cell["policy"] == "tca") {
+      EXPECT_LT(m["kv_bytes_resident"].get<double>(), 0.7 * m["kv_bytes_resident_before_eviction"].get<double>());
+    } else {
+      EXPECT_EQ(m["kv_bytes_resident"], m["kv_bytes_resident_before_eviction"]);
+    }
+  }
+  expect_failure(run_cli("run " + write(d, "nobudget.json", config(R"(["tca"])")).string()), exit_plugin,
+                 {"tca", "attnbench calibrate"});
+  const auto missing = write(d, "missing.json", config(R"([{"name": "tca", "params": {"budgets": "nope.json"}}])"));
+  expect_failure(run_cli("run " + missing.string()), exit_plugin, {"tca", "cannot open 'nope.json'"});
+}

@@ -40,19 +40,25 @@ struct policy_case {
 void PrintTo(const policy_case& c, std::ostream* os) { *os << c.plugin << " " << c.params.dump(); }
 
 // Every plugin of the kind in the build folder (not the built-in "none"), with default
-// params and each set in plugins/NAME/conformance.json.
+// params and each set in plugins/NAME/conformance.json: {"params": [...], "paths": [keys
+// whose values are files in the plugin's folder], "defaults": false to skip defaults}.
 std::vector<policy_case> discover(attnbench_plugin_kind kind) {
   std::vector<policy_case> cases;
   plugin_registry registry({build_dir()});
   for (const auto& entry : registry.scan()) {
     if (!entry.library || entry.library->descriptor().kind != kind) continue;
     const std::string name = entry.library->descriptor().name;
-    cases.push_back({name, nlohmann::json::object(), name + "_defaults"});
-    const auto extra = source_dir() / "plugins" / name / "conformance.json";
-    if (std::ifstream in(extra); in) {
-      const auto j = nlohmann::json::parse(in);
-      std::size_t i = 0;
-      for (const auto& params : j.at("params")) cases.push_back({name, params, name + "_set" + std::to_string(i++)});
+    const auto folder = source_dir() / "plugins" / name;
+    nlohmann::json j = nlohmann::json::object();
+    if (std::ifstream in(folder / "conformance.json"); in) j = nlohmann::json::parse(in);
+    // "defaults": false for a plugin whose defaults cannot run (tca needs a budgets file).
+    if (j.value("defaults", true)) cases.push_back({name, nlohmann::json::object(), name + "_defaults"});
+    std::size_t i = 0;
+    for (auto params : j.value("params", nlohmann::json::array())) {
+      for (const auto& key : j.value("paths", nlohmann::json::array()))  // files in the plugin's folder
+        if (params.contains(key.get<std::string>()))
+          params[key.get<std::string>()] = (folder / params[key.get<std::string>()].get<std::string>()).string();
+      cases.push_back({name, params, name + "_set" + std::to_string(i++)});
     }
   }
   return cases;
@@ -434,7 +440,7 @@ TEST(ArtConformance, CertifiedBoundHolds) {
 TEST(Conformance, FindsTheTreesPolicies) {
   std::set<std::string> names;
   for (const auto& c : discover_policies()) names.insert(c.plugin);
-  for (const char* expected : {"dense", "streaming", "quest", "tokenselect"}) EXPECT_TRUE(names.count(expected)) << expected;
+  for (const char* expected : {"dense", "streaming", "quest", "tokenselect", "tca"}) EXPECT_TRUE(names.count(expected)) << expected;
   std::set<std::string> terminators;
   for (const auto& c : discover_terminators()) terminators.insert(c.plugin);
   EXPECT_TRUE(terminators.count("art"));
