@@ -415,7 +415,7 @@ int main(int argc, char** argv) {
   calibrate->add_option("--sigma", cal.req.sigma, "Log-normal sigma of profile widths (default 1.0)")
       ->check(CLI::Range(0.0, 10.0));
   calibrate->add_option("--block", cal.req.block, "Tokens per selection block (default 128)")->check(CLI::Range(1, 1 << 20));
-  calibrate->add_option("--alpha", cal.req.alpha, "Block score weight of concentration (default 0.5)")
+  calibrate->add_option("--alpha", cal.req.alpha, "Block score weight of one minus concentration (default 0.5)")
       ->check(CLI::Range(0.0, 1.0));
   calibrate->add_option("--window", cal.req.window, "Last tokens always kept (default 4096)");
   calibrate->footer(kExitCodes);

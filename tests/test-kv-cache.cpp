@@ -126,6 +126,43 @@ TEST(KvCache, MetadataBitsDoNotDependOnHowAppendsAreSplit) {
     }
 }
 
+// After eviction a head holds fewer tokens than the sequence: truncating at a sequence
+// position cuts each head at its own count (what continuations after tca or streaming
+// eviction need).
+TEST(KvCache, TruncateCutsCompactedHeadsBySequencePosition) {
+  const std::uint32_t d = 24, bs = 16;
+  kv_cache cache(1, 2, d, bs, ATTNBENCH_DTYPE_FP16);
+  attnbench::rng r(21);
+  auto append = [&](std::uint32_t h, std::int64_t first, std::size_t n) {
+    std::vector<float> k(n * d), v(n * d);
+    for (auto& x : k) x = static_cast<float>(r.normal());
+    for (auto& x : v) x = static_cast<float>(r.normal());
+    std::vector<std::int64_t> pos(n);
+    std::iota(pos.begin(), pos.end(), first);
+    cache.append(0, h, n, pos.data(), k.data(), v.data());
+  };
+  append(0, 0, 100);
+  append(1, 0, 100);
+  std::vector<std::uint32_t> keep;
+  for (std::uint32_t t = 0; t < 100; t += 3) keep.push_back(t);  // 34 tokens, positions 0, 3, ..., 99
+  cache.compact(0, 0, keep.data(), keep.size());
+  append(0, 100, 5);  // a continuation: positions 100-104
+  append(1, 100, 5);
+  ASSERT_EQ(cache.layer_view(0).heads[0].n_tokens, 39u);
+  cache.truncate(100);  // back to the generation's start
+  const auto& a = cache.layer_view(0).heads[0];
+  const auto& b = cache.layer_view(0).heads[1];
+  ASSERT_EQ(a.n_tokens, 34u);
+  ASSERT_NE(a.positions, nullptr);
+  EXPECT_EQ(a.positions[33], 99);
+  EXPECT_EQ(b.n_tokens, 100u);
+  expect_metadata_matches(a, d, bs, ATTNBENCH_DTYPE_FP16);
+  expect_metadata_matches(b, d, bs, ATTNBENCH_DTYPE_FP16);
+  cache.truncate(0);  // a new sample: both empty, positions back to identity
+  EXPECT_EQ(cache.layer_view(0).heads[0].n_tokens, 0u);
+  EXPECT_EQ(cache.layer_view(0).heads[0].positions, nullptr);
+}
+
 // Truncation (decoding several continuations of one prefix): tokens past the cut are
 // gone, the last block's metadata is rebuilt, and appends after it behave as if the cut
 // tokens had never been there.

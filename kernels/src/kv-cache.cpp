@@ -237,12 +237,20 @@ void kv_cache::compact(std::uint32_t layer, std::uint32_t kv_head, const std::ui
   refresh_head_view(layer, kv_head);
 }
 
-void kv_cache::truncate(std::uint64_t n_keep) {
+void kv_cache::truncate(std::uint64_t position) {
   const std::size_t d = head_dim_;
   std::vector<float> k(d), v(d);
   for (std::uint32_t layer = 0; layer < n_layers_; ++layer)
     for (std::uint32_t kvh = 0; kvh < n_kv_heads_; ++kvh) {
       head_store& h = head(layer, kvh);
+      // Tokens are in position order: keep those before `position` (after eviction a
+      // head holds fewer tokens than the sequence, and heads differ).
+      const std::uint64_t n_keep =
+          h.positions.empty() ? position
+                              : static_cast<std::uint64_t>(
+                                    std::lower_bound(h.positions.begin(), h.positions.end(),
+                                                     static_cast<std::int64_t>(position)) -
+                                    h.positions.begin());
       if (h.n_tokens <= n_keep) continue;
       const auto blocks = static_cast<std::uint32_t>((n_keep + block_size_ - 1) / block_size_);
       h.key_ptrs.resize(blocks);

@@ -66,6 +66,8 @@ attnbench_status art_reset(const void* instance, void* state, const attnbench_tr
   h->info = *info;
   h->passes = 0;
   h->next_check = 0;
+  std::memset(tail(state), 0, (static_cast<std::size_t>(info->n_query_heads) * info->head_dim + 3 * info->n_query_heads) *
+                                  sizeof(float));
   t->traversals.fetch_add(1, std::memory_order_relaxed);
   return ATTNBENCH_STATUS_OK;
 }
@@ -85,7 +87,7 @@ double remaining_bound(const attnbench_traversal_info& info, const attnbench_ker
   const std::uint32_t bs = info.block_size, d = info.head_dim, nq = info.n_query_heads;
   const std::uint64_t n_chunks = e.kind == ATTNBENCH_PLAN_ALL      ? kv.n_blocks
                                  : e.kind == ATTNBENCH_PLAN_BLOCKS ? e.count
-                                                                   : (e.count + bs - 1) / bs;
+                                                                   : (std::uint64_t{e.count} + bs - 1) / bs;
   // Upper bound of scale * q.k over block b, for head q.
   auto block_ub = [&](std::uint32_t b, std::uint32_t q) {
     const float* qv = info.queries + static_cast<std::size_t>(q) * d;

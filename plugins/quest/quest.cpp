@@ -50,11 +50,13 @@ struct quest_policy {
     return pages[static_cast<std::size_t>(layer) * model.n_kv_heads + kv_head];
   }
 
-  // Brings one head's page metadata up to the cache: after a cut (a truncated
-  // continuation) the cut page is refolded from its start, and new tokens are folded in.
+  // Brings one head's page metadata up to the cache. Called at every step of a sparse
+  // layer, so between calls the cache grows by one token; any other change (a
+  // continuation cut back and regrown, a follow-up appended) may have replaced tokens
+  // already folded, so the head is refolded from the start.
   void sync(page_table& t, const attnbench_kv_head_view& v) {
     const std::size_t d = model.head_dim;
-    if (v.n_tokens < t.tokens) t.tokens = v.n_tokens / page_size * page_size;
+    if (v.n_tokens != t.tokens && v.n_tokens != t.tokens + 1) t.tokens = 0;
     const std::uint64_t n_pages = (v.n_tokens + page_size - 1) / page_size;
     t.kmin.resize(n_pages * d);
     t.kmax.resize(n_pages * d);
@@ -168,16 +170,17 @@ attnbench_status quest_plan(void* instance, const attnbench_plan_request* reques
     std::vector<std::pair<std::size_t, std::uint32_t>> spans(n_entries, {0, 0});  // offset, count
     for (std::uint32_t h = 0; h < kv.n_kv_heads; ++h) {
       const auto& v = kv.heads[h];
-      if (v.n_tokens <= p->budget) continue;  // the budget covers the head: dense
       page_table& t = p->table(request->layer, h);
+      const bool own_pages = p->page_size != kv.block_size;
+      if (own_pages) p->sync(t, v);  // every step, so that it sees each appended token
+      if (v.n_tokens <= p->budget) continue;  // the budget covers the head: dense
       const float *kmin, *kmax;
       std::uint64_t n_pages;
-      if (p->page_size == kv.block_size) {
+      if (!own_pages) {
         kmin = v.key_min;
         kmax = v.key_max;
         n_pages = v.n_blocks;
       } else {
-        p->sync(t, v);
         kmin = t.kmin.data();
         kmax = t.kmax.data();
         n_pages = (v.n_tokens + p->page_size - 1) / p->page_size;

@@ -14,6 +14,7 @@
 #include <attnbench/kernels/score.hpp>
 #include <attnbench/plugin-support.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -61,8 +62,21 @@ attnbench_status tca_create(const char* params_json, const attnbench_model_info*
         if (layer.size() != model->n_kv_heads)
           throw params_error("budgets: '" + file + "' has " + std::to_string(layer.size()) +
                              " KV heads per layer, the model " + std::to_string(model->n_kv_heads));
-        for (const auto& w : layer) p->widths.push_back(w.get<double>());
+        for (const auto& w : layer) {
+          const double x = w.get<double>();
+          if (!(x > 0 && std::isfinite(x)))
+            throw params_error("budgets: '" + file + "': every width must be a positive number, got " + w.dump());
+          p->widths.push_back(x);
+        }
       }
+      const auto& jb = j.at("block");
+      const auto& ja = j.at("alpha");
+      const auto& jw = j.at("window");
+      if (!jb.is_number_unsigned() || jb.get<std::uint64_t>() < 1 || jb.get<std::uint64_t>() > (1u << 20) ||
+          !ja.is_number() || !(ja.get<double>() >= 0 && ja.get<double>() <= 1) || !jw.is_number_unsigned())
+        throw params_error("budgets: '" + file +
+                           "': block must be an integer in [1, 1048576], alpha a number in [0, 1], window a "
+                           "non-negative integer");
     } catch (const nlohmann::json::exception& e) {
       throw params_error("budgets: '" + file + "' is not a budgets file from attnbench calibrate: " + e.what());
     }
@@ -81,12 +95,14 @@ attnbench_status tca_create(const char* params_json, const attnbench_model_info*
 void tca_destroy(void* instance) { delete static_cast<tca_policy*>(instance); }
 
 attnbench_status tca_plan(void* instance, const attnbench_plan_request* request, attnbench_plan* out) {
-  auto* p = static_cast<tca_policy*>(instance);
-  if (request->kv->n_kv_heads != p->model.n_kv_heads)
-    return fail(ATTNBENCH_STATUS_INVALID_ARGUMENT, "KV head count differs from the model given to create");
-  p->entries.assign(p->model.n_kv_heads, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-  *out = attnbench_plan{ATTNBENCH_PLAN_PER_KV_HEAD, p->model.n_kv_heads, p->entries.data()};
-  return ATTNBENCH_STATUS_OK;
+  return guard([&] {
+    auto* p = static_cast<tca_policy*>(instance);
+    if (request->kv->n_kv_heads != p->model.n_kv_heads)
+      return fail(ATTNBENCH_STATUS_INVALID_ARGUMENT, "KV head count differs from the model given to create");
+    p->entries.assign(p->model.n_kv_heads, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+    *out = attnbench_plan{ATTNBENCH_PLAN_PER_KV_HEAD, p->model.n_kv_heads, p->entries.data()};
+    return ATTNBENCH_STATUS_OK;
+  });
 }
 
 attnbench_status tca_on_prefill(void* instance, const attnbench_prefill_request* request, attnbench_plan* out_keep) {

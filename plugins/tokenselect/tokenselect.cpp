@@ -34,6 +34,7 @@ enum class vote { soft, hard, topk };
 
 struct layer_cache {
   bool valid = false;
+  std::uint64_t last_n = 0;            // cache size at the previous plan of this layer
   std::uint64_t n_tokens = 0;          // cache size when selected
   std::vector<float> query;            // the selecting query, all heads
   std::vector<std::uint32_t> selected;  // candidate tokens chosen, ascending
@@ -170,16 +171,21 @@ attnbench_status tokenselect_plan(void* instance, const attnbench_plan_request* 
       if (kv.heads[h].n_tokens != n)
         return fail(ATTNBENCH_STATUS_INVALID_ARGUMENT,
                     "every KV head of a layer must hold the same tokens (one selection serves the layer)");
-    p->entries.assign(kv.n_kv_heads, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-    *out = attnbench_plan{ATTNBENCH_PLAN_PER_KV_HEAD, kv.n_kv_heads, p->entries.data()};
     layer_cache& c = p->layers[request->layer];
+    // Between two plans of a layer within a generation the cache grows by one token; any
+    // other change (a new sample, a continuation cut back and regrown, a follow-up) may
+    // have replaced tokens of the cached selection.
+    const bool contiguous = n == c.last_n + 1 || n == c.last_n;
+    c.last_n = n;
     if (n <= p->n_init + p->top_k + p->n_local) {  // the budget covers the context
       c.valid = false;
+      p->entries.assign(kv.n_kv_heads, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+      *out = attnbench_plan{ATTNBENCH_PLAN_PER_KV_HEAD, kv.n_kv_heads, p->entries.data()};
       return ATTNBENCH_STATUS_OK;
     }
     ++p->steps_selecting;
     const std::size_t qn = static_cast<std::size_t>(request->n_query_heads) * p->model.head_dim;
-    const bool reuse = p->cache_threshold && c.valid && request->step > 0 && c.n_tokens <= n &&
+    const bool reuse = p->cache_threshold && c.valid && contiguous && request->step > 0 && c.n_tokens <= n &&
                        tokenselect_policy::cosine(request->queries, c.query.data(), qn) >= *p->cache_threshold;
     if (!reuse) {
       if (const auto st = p->select(*request, n, c.selected); st != ATTNBENCH_STATUS_OK) return st;
@@ -194,6 +200,7 @@ attnbench_status tokenselect_plan(void* instance, const attnbench_plan_request* 
     const attnbench_plan_entry shared{ATTNBENCH_PLAN_TOKENS, static_cast<std::uint32_t>(p->indices.size()),
                                       p->indices.data(), nullptr};
     p->entries.assign(kv.n_kv_heads, shared);
+    *out = attnbench_plan{ATTNBENCH_PLAN_PER_KV_HEAD, kv.n_kv_heads, p->entries.data()};
     return ATTNBENCH_STATUS_OK;
   });
 }

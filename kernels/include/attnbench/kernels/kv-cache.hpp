@@ -39,10 +39,12 @@ class kv_cache {
   // them to the front, recomputing every block's metadata and returning freed pages.
   void compact(std::uint32_t layer, std::uint32_t kv_head, const std::uint32_t* keep, std::size_t n_keep);
 
-  // Drops every token of every head past the first n_keep (a head with fewer keeps all):
-  // for decoding several continuations of one prefix. Rebuilds the last block's metadata;
-  // pages stay mapped for the tokens appended next.
-  void truncate(std::uint64_t n_keep);
+  // Drops every token at sequence position `position` or later, in every head: for
+  // decoding several continuations of one prefix. A head never compacted keeps its first
+  // `position` tokens; a compacted one (after eviction) keeps those whose recorded
+  // position is earlier. Rebuilds the last block's metadata; pages stay mapped for the
+  // tokens appended next.
+  void truncate(std::uint64_t position);
 
   // Makes room for `tokens` tokens per head and writes the pages beyond the blocks in use
   // up to there, block tables and metadata included, so that appends up to that count
