@@ -106,7 +106,7 @@ attnbench_decision never_check(const void*, void* state, const attnbench_kernel_
   static_cast<never_state*>(state)->last = ks->running_sum[0];
   return ATTNBENCH_CONTINUE;
 }
-const attnbench_terminator_ops kNever = {nullptr, nullptr, nullptr, never_reset, never_check, nullptr};
+const attnbench_terminator_ops kNever = {nullptr, nullptr, nullptr, never_reset, never_check, nullptr, nullptr};
 
 void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, int threads,
                  bool hook) {

@@ -17,7 +17,8 @@
  *   2: attnbench_kv_head_view.positions may be NULL (identity), so uncompacted caches
  *      carry no per-token positions.
  *   3: attnbench_traversal_info carries the plan entry being traversed and the cache's
- *      block size, so a terminator can bound what the rest of the traversal could add.
+ *      block size, so a terminator can bound what the rest of the traversal could add;
+ *      terminators may reorder a traversal's chunks (attnbench_terminator_ops.order).
  *
  * Errors. No C++ exception (or longjmp) crosses this boundary. Every operation that can
  * fail returns an attnbench_status; when it is not ATTNBENCH_STATUS_OK, the plugin's
@@ -253,6 +254,12 @@ typedef struct attnbench_terminator_ops {
                               const attnbench_kernel_state* kernel_state);
   /* (optional) As for policies. */
   const char* (*stats_json)(void* instance);
+  /* (optional) Before reset: the order in which to visit the traversal's n_chunks chunks
+   * (info->entry as planned), a permutation of 0 .. n_chunks - 1 written to out_order.
+   * The host then traverses the entry reordered so, and reset and check see that
+   * reordered entry. Same threading rules as reset. NULL: as planned. */
+  attnbench_status (*order)(const void* instance, const attnbench_traversal_info* info, uint32_t n_chunks,
+                            uint32_t* out_order);
 } attnbench_terminator_ops;
 
 /* The descriptor. abi_version and struct_size come first and never move. */

@@ -148,6 +148,29 @@ std::uint64_t plan_entry_chunks(const attnbench_plan_entry& entry, const attnben
   return detail::chunk_count(entry, kv, block_size);
 }
 
+bool reorder_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv, std::uint32_t block_size,
+                   const std::uint32_t* order, std::uint32_t n_chunks, std::vector<std::uint32_t>& indices,
+                   attnbench_plan_entry& out) {
+  if (n_chunks != detail::chunk_count(entry, kv, block_size)) return false;
+  std::vector<bool> seen(n_chunks, false);
+  for (std::uint32_t i = 0; i < n_chunks; ++i) {
+    if (order[i] >= n_chunks || seen[order[i]]) return false;
+    seen[order[i]] = true;
+  }
+  indices.clear();
+  for (std::uint32_t i = 0; i < n_chunks; ++i) {
+    const detail::chunk c = detail::chunk_at(entry, kv, block_size, order[i]);
+    if (c.tokens) {
+      indices.insert(indices.end(), c.tokens, c.tokens + c.count);
+    } else {
+      indices.push_back(c.block_id);
+    }
+  }
+  out = attnbench_plan_entry{entry.kind == ATTNBENCH_PLAN_TOKENS ? ATTNBENCH_PLAN_TOKENS : ATTNBENCH_PLAN_BLOCKS,
+                             static_cast<std::uint32_t>(indices.size()), indices.data(), nullptr};
+  return true;
+}
+
 attnbench_status decode_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
                                 partial_state part, decode_counters* counters) {
   if (!args_ok(a) || !part.max || !part.sum || !part.acc) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
@@ -274,6 +297,29 @@ attnbench_status decode_layer(const layer_decode_args& la, decode_counters* coun
     a.entry = &la.plan->entries[t];
     const std::uint64_t first = chunks[t] * split / splits, end = chunks[t] * (split + 1) / splits;
     thread_local std::vector<cache_line> state;
+    thread_local std::vector<std::uint32_t> order, reordered;
+    attnbench_plan_entry reordered_entry;
+    if (la.terminator && la.terminator->order) {  // the terminator's chunk order
+      const attnbench_traversal_info planned{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(chunks[t]), 0,
+                                             detail::chunk_tokens(*a.entry, *a.kv, a.block_size, 0, chunks[t]),
+                                             a.queries, la.scale, kv.block_size, a.kv, a.entry};
+      order.resize(chunks[t]);
+      status[job] = la.terminator->order(la.terminator_instance, &planned, static_cast<std::uint32_t>(chunks[t]),
+                                         order.data());
+      if (status[job] == ATTNBENCH_STATUS_OK &&
+          !reorder_entry(*a.entry, *a.kv, a.block_size, order.data(), static_cast<std::uint32_t>(chunks[t]), reordered,
+                         reordered_entry)) {
+        status[job] = ATTNBENCH_STATUS_INVALID_ARGUMENT;
+        messages[job] = "order is not a permutation of the traversal's chunks";
+        return;
+      }
+      if (status[job] != ATTNBENCH_STATUS_OK) {
+        const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;
+        messages[job] = message ? message : "";
+        return;
+      }
+      a.entry = &reordered_entry;
+    }
     if (la.terminator) {
       state.resize(la.terminator_state_size / sizeof(cache_line) + 1);
       const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,

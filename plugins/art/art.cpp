@@ -26,6 +26,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -38,6 +39,7 @@ struct art_terminator {
   bool mass_test = false;  // magnitude: false = norm change, true = the block's share of the sum
   bool certified = false;
   bool enabled = true;
+  bool bound_order = false;  // order = sinks_recent_then_bound
   attnbench_model_info model{};
   // Counters: the kernel's threads share the instance, so these are relaxed atomics
   // (written once per traversal at most, when it stops, and once per reset).
@@ -78,26 +80,60 @@ void atomic_max(std::atomic<double>& a, double x) {
   }
 }
 
+// Upper bound of scale * q.k over the tokens of cache block b, for query head q.
+double block_upper_bound(const attnbench_traversal_info& info, std::uint32_t b, std::uint32_t q) {
+  const std::uint32_t d = info.head_dim;
+  const float* qv = info.queries + static_cast<std::size_t>(q) * d;
+  const float* mn = info.kv->key_min + static_cast<std::size_t>(b) * d;
+  const float* mx = info.kv->key_max + static_cast<std::size_t>(b) * d;
+  double s = 0;
+  for (std::uint32_t i = 0; i < d; ++i)
+    s += std::max(static_cast<double>(qv[i]) * mn[i], static_cast<double>(qv[i]) * mx[i]);
+  return s * info.scale;
+}
+
+// order = sinks_recent_then_bound: the first chunk, the last, then the others by their
+// upper bound of q.k (the largest over the traversal's heads; a token chunk takes its
+// tokens' blocks' largest), highest first, ties in plan order.
+attnbench_status art_order(const void* instance, const attnbench_traversal_info* info, std::uint32_t n,
+                           std::uint32_t* out) {
+  const auto* t = static_cast<const art_terminator*>(instance);
+  for (std::uint32_t i = 0; i < n; ++i) out[i] = i;
+  if (!t->bound_order || n <= 2) return ATTNBENCH_STATUS_OK;
+  const attnbench_plan_entry& e = *info->entry;
+  const std::uint32_t bs = info->block_size;
+  std::vector<double> ub(n, -std::numeric_limits<double>::infinity());
+  for (std::uint32_t c = 1; c + 1 < n; ++c) {
+    auto take_block = [&](std::uint32_t b) {
+      for (std::uint32_t q = 0; q < info->n_query_heads; ++q) ub[c] = std::max(ub[c], block_upper_bound(*info, b, q));
+    };
+    if (e.kind == ATTNBENCH_PLAN_TOKENS) {
+      std::uint32_t last = ATTNBENCH_NO_BLOCK;
+      for (std::uint64_t i = std::uint64_t{c} * bs; i < std::min<std::uint64_t>(e.count, std::uint64_t{c + 1} * bs); ++i)
+        if (e.indices[i] / bs != last) take_block(last = e.indices[i] / bs);
+    } else {
+      take_block(e.kind == ATTNBENCH_PLAN_ALL ? c : e.indices[c]);
+    }
+  }
+  out[0] = 0;
+  out[1] = n - 1;
+  std::uint32_t k = 2;
+  for (std::uint32_t c = 1; c + 1 < n; ++c) out[k++] = c;
+  std::stable_sort(out + 2, out + n, [&](std::uint32_t a, std::uint32_t b) { return ub[a] > ub[b]; });
+  return ATTNBENCH_STATUS_OK;
+}
+
 // The bound on how far the normalised output of any head can still move, over chunks
 // [done, end) of the plan entry; see the file comment.
 double remaining_bound(const attnbench_traversal_info& info, const attnbench_kernel_state& ks,
                        const float* out_norm) {
   const attnbench_plan_entry& e = *info.entry;
   const attnbench_kv_head_view& kv = *info.kv;
-  const std::uint32_t bs = info.block_size, d = info.head_dim, nq = info.n_query_heads;
+  const std::uint32_t bs = info.block_size, nq = info.n_query_heads;
   const std::uint64_t n_chunks = e.kind == ATTNBENCH_PLAN_ALL      ? kv.n_blocks
                                  : e.kind == ATTNBENCH_PLAN_BLOCKS ? e.count
                                                                    : (std::uint64_t{e.count} + bs - 1) / bs;
-  // Upper bound of scale * q.k over block b, for head q.
-  auto block_ub = [&](std::uint32_t b, std::uint32_t q) {
-    const float* qv = info.queries + static_cast<std::size_t>(q) * d;
-    const float* mn = kv.key_min + static_cast<std::size_t>(b) * d;
-    const float* mx = kv.key_max + static_cast<std::size_t>(b) * d;
-    double s = 0;
-    for (std::uint32_t i = 0; i < d; ++i)
-      s += std::max(static_cast<double>(qv[i]) * mn[i], static_cast<double>(qv[i]) * mx[i]);
-    return s * info.scale;
-  };
+  auto block_ub = [&](std::uint32_t b, std::uint32_t q) { return block_upper_bound(info, b, q); };
   double worst = 0;
   for (std::uint32_t q = 0; q < nq; ++q) {
     double mass = 0, vmax = 0;
@@ -224,6 +260,11 @@ attnbench_status art_create(const char* params_json, const attnbench_model_info*
     p->certified = mode == "certified";
     p->epsilon = params.number("epsilon", 1e-3, 0.0, 1e30);
     p->enabled = params.boolean("enabled", true);
+    const std::string order = params.string("order", "as_planned");
+    if (order != "as_planned" && order != "sinks_recent_then_bound")
+      throw attnbench::plugin::params_error("order: expected \"as_planned\" or \"sinks_recent_then_bound\", got \"" +
+                                            order + "\"");
+    p->bound_order = order == "sinks_recent_then_bound";
     params.finish("art");
     p->model = *model;
     *out = p.release();
@@ -254,6 +295,7 @@ constexpr attnbench_terminator_ops kOps = {
     /*reset=*/art_reset,
     /*check=*/art_check,
     /*stats_json=*/art_stats,
+    /*order=*/art_order,
 };
 
 constexpr auto kDescriptor = attnbench::plugin::terminator_descriptor(

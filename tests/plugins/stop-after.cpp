@@ -22,7 +22,7 @@ attnbench_status reset(const void*, void*, const attnbench_traversal_info*) { re
 attnbench_decision check(const void* instance, void*, const attnbench_kernel_state* ks) {
   return ks->blocks_done >= static_cast<const config*>(instance)->blocks ? ATTNBENCH_STOP : ATTNBENCH_CONTINUE;
 }
-constexpr attnbench_terminator_ops kOps = {create, destroy, state_size, reset, check, nullptr};
+constexpr attnbench_terminator_ops kOps = {create, destroy, state_size, reset, check, nullptr, nullptr};
 constexpr attnbench_plugin_descriptor kDescriptor = {
     ATTNBENCH_ABI_VERSION, sizeof(attnbench_plugin_descriptor), ATTNBENCH_PLUGIN_TERMINATOR, 0, "stop_after",
     "1.0.0", "stops after a fixed number of blocks (tests only)", attnbench::plugin::last_error, nullptr, &kOps};
