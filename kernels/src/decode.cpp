@@ -152,10 +152,17 @@ bool reorder_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_vi
                    const std::uint32_t* order, std::uint32_t n_chunks, std::vector<std::uint32_t>& indices,
                    attnbench_plan_entry& out) {
   if (n_chunks != detail::chunk_count(entry, kv, block_size)) return false;
-  std::vector<bool> seen(n_chunks, false);
+  thread_local std::vector<std::uint8_t> seen;  // reorder runs on the kernel's threads
+  seen.assign(n_chunks, 0);
+  bool identity = true;
   for (std::uint32_t i = 0; i < n_chunks; ++i) {
     if (order[i] >= n_chunks || seen[order[i]]) return false;
-    seen[order[i]] = true;
+    seen[order[i]] = 1;
+    identity = identity && order[i] == i;
+  }
+  if (identity) {  // as planned: traverse the entry itself
+    out = entry;
+    return true;
   }
   indices.clear();
   for (std::uint32_t i = 0; i < n_chunks; ++i) {

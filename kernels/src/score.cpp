@@ -1,10 +1,12 @@
 #include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/reproducible.hpp>
 #include <attnbench/kernels/score.hpp>
 
 #include "decode-internal.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -112,6 +114,25 @@ attnbench_status score_reference(const score_args& a, double* out) {
     }
   }
   return ATTNBENCH_STATUS_OK;
+}
+
+ATTNBENCH_REPRODUCIBLE_CLONES float key_range_bound(const float* __restrict q, const float* __restrict kmin,
+                                                    const float* __restrict kmax, std::size_t d) {
+  using f16 = float __attribute__((vector_size(64)));  // GCC vector type: lanes are the partial sums
+  f16 acc = {};
+  std::size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    f16 x, lo, hi;
+    std::memcpy(&x, q + i, sizeof x);
+    std::memcpy(&lo, kmin + i, sizeof lo);
+    std::memcpy(&hi, kmax + i, sizeof hi);
+    const f16 a = x * lo, b = x * hi;
+    acc += a > b ? a : b;
+  }
+  float s = 0;
+  for (std::size_t j = 0; j < 16; ++j) s += acc[j];
+  for (; i < d; ++i) s += std::max(q[i] * kmin[i], q[i] * kmax[i]);
+  return s;
 }
 
 void softmax_rows(float* x, std::uint32_t rows, std::uint64_t n) {

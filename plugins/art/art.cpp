@@ -16,6 +16,7 @@
 // Reports stops, the share of traversals stopped, and for certified mode the mean and
 // largest bound at the stops.
 #include <attnbench/kernels/reproducible.hpp>
+#include <attnbench/kernels/score.hpp>
 #include <attnbench/plugin-support.hpp>
 
 #include <algorithm>
@@ -92,27 +93,6 @@ double block_upper_bound(const attnbench_traversal_info& info, std::uint32_t b, 
   return s * info.scale;
 }
 
-// The same bound in float, sixteen lanes at a time, for ranking chunks only (the
-// certified bound uses the double version above).
-ATTNBENCH_REPRODUCIBLE_CLONES float block_upper_bound_fast(const float* __restrict qv, const float* __restrict mn,
-                                                           const float* __restrict mx, std::uint32_t d) {
-  using f16 = float __attribute__((vector_size(64)));
-  f16 acc = {};
-  std::uint32_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    f16 q, lo, hi;
-    std::memcpy(&q, qv + i, sizeof q);
-    std::memcpy(&lo, mn + i, sizeof lo);
-    std::memcpy(&hi, mx + i, sizeof hi);
-    const f16 a = q * lo, b = q * hi;
-    acc += a > b ? a : b;
-  }
-  float s = 0;
-  for (std::uint32_t j = 0; j < 16; ++j) s += acc[j];
-  for (; i < d; ++i) s += std::max(qv[i] * mn[i], qv[i] * mx[i]);
-  return s;
-}
-
 // order = sinks_recent_then_bound: the first chunk, the last, then the others by their
 // upper bound of q.k (the largest over the traversal's heads; a token chunk takes its
 // tokens' blocks' largest), highest first, ties in plan order.
@@ -123,14 +103,14 @@ attnbench_status art_order(const void* instance, const attnbench_traversal_info*
   if (!t->bound_order || n <= 2) return ATTNBENCH_STATUS_OK;
   const attnbench_plan_entry& e = *info->entry;
   const std::uint32_t bs = info->block_size;
-  std::vector<double> ub(n, -std::numeric_limits<double>::infinity());
+  thread_local std::vector<double> ub;  // per thread: order runs on the kernel's threads
+  ub.assign(n, -std::numeric_limits<double>::infinity());
   for (std::uint32_t c = 1; c + 1 < n; ++c) {
     auto take_block = [&](std::uint32_t b) {
       const std::size_t d = info->head_dim;
       for (std::uint32_t q = 0; q < info->n_query_heads; ++q)
-        ub[c] = std::max(ub[c], static_cast<double>(block_upper_bound_fast(
-                                    info->queries + q * d, info->kv->key_min + b * d, info->kv->key_max + b * d,
-                                    info->head_dim)));
+        ub[c] = std::max(ub[c], static_cast<double>(attnbench::kernels::key_range_bound(
+                                    info->queries + q * d, info->kv->key_min + b * d, info->kv->key_max + b * d, d)));
     };
     if (e.kind == ATTNBENCH_PLAN_TOKENS) {
       std::uint32_t last = ATTNBENCH_NO_BLOCK;

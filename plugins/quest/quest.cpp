@@ -9,6 +9,7 @@
 // and extended as tokens are appended; with page_size equal to the cache's block size it
 // is the cache's own block metadata.
 #include <attnbench/kernels/dtype.hpp>
+#include <attnbench/kernels/score.hpp>
 #include <attnbench/plugin-support.hpp>
 
 #include <algorithm>
@@ -81,25 +82,14 @@ struct quest_policy {
   }
 
   // Page bounds of nq query heads (rows of queries), one pass over the metadata for all
-  // of them: bound[g * n_pages + page]. Sixteen partial sums per head, so it vectorises.
+  // of them: bound[g * n_pages + page].
   void bounds(const float* kmin, const float* kmax, std::uint64_t n_pages, const float* queries, std::uint32_t nq) {
     const std::size_t d = model.head_dim;
     bound.resize(nq * n_pages);
-    for (std::uint64_t pg = 0; pg < n_pages; ++pg) {
-      const float* mn = kmin + pg * d;
-      const float* mx = kmax + pg * d;
-      for (std::uint32_t g = 0; g < nq; ++g) {
-        const float* qv = queries + static_cast<std::size_t>(g) * d;
-        float part[16] = {};
-        std::size_t i = 0;
-        for (; i + 16 <= d; i += 16)
-          for (std::size_t j = 0; j < 16; ++j) part[j] += std::max(qv[i + j] * mn[i + j], qv[i + j] * mx[i + j]);
-        float s = 0;
-        for (; i < d; ++i) s += std::max(qv[i] * mn[i], qv[i] * mx[i]);
-        for (float x : part) s += x;
-        bound[g * n_pages + pg] = s;
-      }
-    }
+    for (std::uint64_t pg = 0; pg < n_pages; ++pg)
+      for (std::uint32_t g = 0; g < nq; ++g)
+        bound[g * n_pages + pg] =
+            attnbench::kernels::key_range_bound(queries + static_cast<std::size_t>(g) * d, kmin + pg * d, kmax + pg * d, d);
   }
 
   // The largest bound over a group's heads, per page, into the first n_pages of bound.

@@ -94,10 +94,10 @@ struct layer_decode_args {
 // failure, whose message goes to *error when error is not null).
 attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters, std::string* error = nullptr);
 
-// The entry visited in the chunk order `order` (a permutation of its chunks): a BLOCKS
-// entry for ALL and BLOCKS, a TOKENS entry for TOKENS (chunk i of the result need not be
-// a whole chunk of the original). indices receives the entry's indices. Returns false if
-// order is not a permutation of 0 .. plan_entry_chunks - 1.
+// The entry visited in the chunk order `order` (a permutation of its chunks): the entry
+// itself for the identity, else a BLOCKS entry for ALL and BLOCKS and a TOKENS entry for
+// TOKENS (chunk i of the result need not be a whole chunk of the original), whose indices
+// go to `indices`. Returns false if order is not a permutation of 0 .. plan_entry_chunks - 1.
 bool reorder_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv, std::uint32_t block_size,
                    const std::uint32_t* order, std::uint32_t n_chunks, std::vector<std::uint32_t>& indices,
                    attnbench_plan_entry& out);

@@ -35,6 +35,11 @@ attnbench_status score_reference(const score_args& args, double* out);
 // Softmax of each of `rows` rows of n values, in place (fp32, max-subtracted).
 void softmax_rows(float* x, std::uint32_t rows, std::uint64_t n);
 
+// Quest's upper bound of q.k over the keys of a page or block with per-channel minimum
+// kmin and maximum kmax: sum over channels of max(q_i kmin_i, q_i kmax_i). fp32, sixteen
+// partial sums (for ranking; a certified bound wants float64).
+float key_range_bound(const float* q, const float* kmin, const float* kmax, std::size_t d);
+
 // Writes to out the indices of the k largest of the n scores, ties broken towards the
 // lower index, in no particular order; k is clamped to n. NaN scores rank below every
 // number. Exact: the result equals a full sort's first k.
