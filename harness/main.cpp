@@ -89,23 +89,24 @@ loaded_run load_everything(const std::string& config_file, const std::vector<std
 
 // Widths of the policy and terminator columns: the longest label, at least the header's.
 struct label_widths {
-  int policy = 14, terminator = 12;
+  int policy = 14, terminator = 12, task = 16;
   explicit label_widths(const nlohmann::ordered_json& rows) {
     for (const auto& r : rows) {
       policy = std::max(policy, static_cast<int>(r["policy"].get<std::string>().size()));
       terminator = std::max(terminator, static_cast<int>(r["terminator"].get<std::string>().size()));
+      if (r.contains("task")) task = std::max(task, static_cast<int>(r["task"].get<std::string>().size()));
     }
   }
 };
 
 void print_table(const nlohmann::ordered_json& cells) {
   const label_widths w(cells);
-  std::printf("%-*s %-*s %-16s %8s %9s %9s %12s\n", w.policy, "policy", w.terminator, "terminator", "task", "context",
+  std::printf("%-*s %-*s %-*s %8s %9s %9s %12s\n", w.policy, "policy", w.terminator, "terminator", w.task, "task", "context",
               "accuracy", "skipped", "decode tok/s");
   for (const auto& c : cells) {
     const auto& m = c["metrics"];
-    std::printf("%-*s %-*s %-16s %8u %9.1f %8.1f%% %12.2f\n", w.policy, c["policy"].get<std::string>().c_str(),
-                w.terminator, c["terminator"].get<std::string>().c_str(), c["task"].get<std::string>().c_str(),
+    std::printf("%-*s %-*s %-*s %8u %9.1f %8.1f%% %12.2f\n", w.policy, c["policy"].get<std::string>().c_str(),
+                w.terminator, c["terminator"].get<std::string>().c_str(), w.task, c["task"].get<std::string>().c_str(),
                 c["context_length"].get<unsigned>(), m["accuracy"].get<double>(),
                 100.0 * m["blocks_skipped_frac"].get<double>(), m["decode_tokens_per_s"].get<double>());
   }
@@ -124,6 +125,46 @@ void print_ruler(const nlohmann::ordered_json& ruler) {
                 r["terminator"].get<std::string>().c_str());
     for (const auto& l : r["lengths"]) std::printf(" %8.1f", l["score"].get<double>());
     std::printf(" %8.1f%s\n", r["mean"].get<double>(), r["complete"].get<bool>() ? "" : "  (not all 13 tasks)");
+  }
+}
+
+// LongBench's tables: per task, per category and overall; then overall per length bucket.
+void print_longbench(const nlohmann::ordered_json& lb) {
+  const label_widths w(lb);
+  std::vector<std::string> tasks;
+  for (const auto& r : lb)
+    for (const auto& [task, score] : r["tasks"].items())
+      if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) tasks.push_back(task);
+  auto cell = [](const nlohmann::ordered_json& obj, const std::string& key, int width) {
+    if (obj.contains(key)) std::printf(" %*.1f", width, obj[key].get<double>());
+    else std::printf(" %*s", width, "-");
+  };
+  auto head = [&](const char* title) {
+    std::printf("\n%s\n%-*s %-*s", title, w.policy, "policy", w.terminator, "terminator");
+  };
+  auto label = [&](const nlohmann::ordered_json& r) {
+    std::printf("%-*s %-*s", w.policy, r["policy"].get<std::string>().c_str(), w.terminator,
+                r["terminator"].get<std::string>().c_str());
+  };
+  head("LongBench tasks (mean over lengths and seeds)");
+  for (const auto& t : tasks) std::printf(" %9s", longbench_short_name(t).c_str());
+  std::printf("\n");
+  for (const auto& r : lb) {
+    label(r);
+    for (const auto& t : tasks) cell(r["tasks"], t, 9);
+    std::printf("\n");
+  }
+  head("LongBench categories (mean of their tasks) and overall (mean of the categories)");
+  for (const auto& c : longbench_categories()) std::printf(" %13s", c.c_str());
+  std::printf(" %8s %6s %6s %6s\n", "overall", "0-4K", "4-8K", "8K+");
+  for (const auto& r : lb) {
+    label(r);
+    for (const auto& c : longbench_categories()) cell(r["categories"], c, 13);
+    std::printf(" %8.1f", r["overall"].get<double>());
+    for (const char* b : {"0-4K", "4-8K", "8K+"})
+      if (r["buckets"].contains(b)) std::printf(" %6.1f", r["buckets"][b]["overall"].get<double>());
+      else std::printf(" %6s", "-");
+    std::printf("%s\n", r["complete"].get<bool>() ? "" : "  (not all 6 categories)");
   }
 }
 
@@ -165,6 +206,10 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
   if (const auto ruler = ruler_summary(writer.document()["cells"]); !ruler.empty()) {
     writer.set_summary("ruler", ruler);
     print_ruler(ruler);
+  }
+  if (const auto lb = longbench_summary(writer.document()["cells"]); !lb.empty()) {
+    writer.set_summary("longbench", lb);
+    print_longbench(lb);
   }
   std::printf("results: %s\n", writer.dir().string().c_str());
   return exit_ok;

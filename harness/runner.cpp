@@ -105,6 +105,7 @@ struct sequence {
   seen_stamps seen;
   std::uint32_t step = 0;  // decode steps, over all continuations
   std::vector<std::string> texts;
+  std::size_t final_generation = 0;  // index in texts of the last generation's first continuation
   double prefill_s = 0, decode_s = 0;
   double selection_s = 0;  // in the policy's plan calls
   double prepare_s = 0;    // faulting in the cache's pages
@@ -251,6 +252,7 @@ sequence_task decode_sequence(const run_inputs& in, sequence& s) {
       model.append_from(tokens, first, cache);
     }
     const std::size_t base = tokens.size();
+    s.final_generation = s.texts.size();
     std::vector<std::vector<tasks::token>> pending{{}};  // forced starts of continuations to decode
     for (std::size_t c = 0; c < pending.size() && !g_interrupt_requested.load(); ++c) {
       if (tokens.size() != base) {  // back to the generation's start
@@ -343,8 +345,12 @@ std::vector<ojson> run_batch(const run_inputs& in, const tasks::task& task, std:
 
   std::vector<ojson> rows;
   for (const sequence& s : seqs) {
-    std::string prediction;
-    for (const auto& x : s.texts) prediction += (prediction.empty() ? "" : ", ") + x;
+    std::string prediction, transcript;
+    for (std::size_t i = 0; i < s.texts.size(); ++i) {
+      transcript += (transcript.empty() ? "" : ", ") + s.texts[i];
+      if (!s.smp->score_final_generation || i >= s.final_generation)
+        prediction += (prediction.empty() ? "" : ", ") + s.texts[i];
+    }
     const double score = task.score(prediction, s.smp->references);
     t.scores.push_back(score);
     rows.push_back(ojson{{"prediction", prediction},
@@ -355,6 +361,7 @@ std::vector<ojson> run_batch(const run_inputs& in, const tasks::task& task, std:
                          {"prefill_ms", 1e3 * s.prefill_s},
                          {"decode_ms", 1e3 * s.decode_s},
                          {"info", s.smp->info}});
+    if (transcript != prediction) rows.back()["transcript"] = transcript;
   }
   return rows;
 }

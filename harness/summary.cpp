@@ -1,5 +1,7 @@
 #include "summary.hpp"
 
+#include <attnbench/tasks/task.hpp>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -59,6 +61,79 @@ nlohmann::ordered_json ruler_summary(const nlohmann::ordered_json& cells) {
                    {"lengths", lengths},
                    {"mean", over_lengths.value()},
                    {"complete", fewest == std::size(kRulerTasks)}});
+  }
+  return out;
+}
+
+const std::vector<std::string>& longbench_categories() {
+  static const std::vector<std::string> c{"single_doc_qa", "multi_doc_qa", "summarization",
+                                          "few_shot",      "synthetic",    "code"};
+  return c;
+}
+
+std::string longbench_short_name(const std::string& task) {
+  static const std::map<std::string, std::string> names{
+      {"narrativeqa", "NrtvQA"},    {"multifieldqa_en", "MF-en"},   {"hotpotqa", "HotpotQA"},
+      {"musique", "MuSiQue"},       {"gov_report", "GovReport"},    {"multi_news", "MultiNews"},
+      {"trec", "TREC"},             {"lsht", "LSHT"},               {"passage_count", "PCount"},
+      {"passage_retrieval_en", "PRe"}, {"lcc", "LCC"},              {"repobench-p", "RB-P"}};
+  const auto it = names.find(task);
+  return it == names.end() ? task : it->second;
+}
+
+namespace {
+
+std::string length_bucket(unsigned context_length) {
+  return context_length <= 4096 ? "0-4K" : context_length <= 8192 ? "4-8K" : "8K+";
+}
+
+// task -> mean score; then categories and overall, in LongBench's way.
+nlohmann::ordered_json longbench_scores(const std::map<std::string, mean>& task_scores) {
+  std::map<std::string, mean> categories;
+  nlohmann::ordered_json per_task = nlohmann::ordered_json::object();
+  for (const auto& info : tasks::task_catalogue())  // LongBench's order
+    if (const auto it = task_scores.find(info.name); it != task_scores.end()) {
+      per_task[info.name] = it->second.value();
+      categories[std::string(tasks::longbench_category(info.name))].add(it->second.value());
+    }
+  nlohmann::ordered_json per_category = nlohmann::ordered_json::object();
+  mean overall;
+  for (const auto& c : longbench_categories())
+    if (const auto it = categories.find(c); it != categories.end()) {
+      per_category[c] = it->second.value();
+      overall.add(it->second.value());
+    }
+  return {{"tasks", per_task},
+          {"categories", per_category},
+          {"overall", overall.value()},
+          {"complete", categories.size() == longbench_categories().size()}};
+}
+
+}  // namespace
+
+nlohmann::ordered_json longbench_summary(const nlohmann::ordered_json& cells) {
+  using key = std::pair<std::string, std::string>;  // policy, terminator
+  std::map<key, std::map<std::string, mean>> all;
+  std::map<key, std::map<std::string, std::map<std::string, mean>>> by_bucket;
+  std::vector<key> order;
+  for (const auto& c : cells) {
+    const std::string task = c["task"].get<std::string>();
+    if (tasks::longbench_category(task).empty()) continue;
+    const key k{c["policy"].get<std::string>(), c["terminator"].get<std::string>()};
+    if (!all.count(k)) order.push_back(k);
+    const double score = c["metrics"]["accuracy"].get<double>();
+    all[k][task].add(score);
+    by_bucket[k][length_bucket(c["context_length"].get<unsigned>())][task].add(score);
+  }
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& k : order) {
+    nlohmann::ordered_json row = {{"policy", k.first}, {"terminator", k.second}};
+    row.update(longbench_scores(all[k]));
+    nlohmann::ordered_json buckets = nlohmann::ordered_json::object();
+    for (const char* b : {"0-4K", "4-8K", "8K+"})
+      if (const auto it = by_bucket[k].find(b); it != by_bucket[k].end()) buckets[b] = longbench_scores(it->second);
+    row["buckets"] = buckets;
+    out.push_back(row);
   }
   return out;
 }

@@ -1,3 +1,4 @@
+#include "longbench.hpp"
 #include "niah.hpp"
 #include "ruler.hpp"
 
@@ -19,6 +20,8 @@ const std::vector<task_info>& task_catalogue() {
     out.push_back({"qa_1", "RULER QA (SQuAD analog): documents with one fact each, a question about one of them "
                            "(string_match_part)"});
     out.push_back({"qa_2", "RULER QA (HotpotQA analog): a two-hop question over two documents (string_match_part)"});
+    for (const auto& spec : longbench_specs())
+      out.push_back({std::string(spec.name), std::string(spec.description)});
     return out;
   }();
   return catalogue;
@@ -32,6 +35,8 @@ std::unique_ptr<task> make_task(std::string_view name, const nlohmann::json& par
   if (name == "fwe") return std::make_unique<fwe_task>(params);
   if (name == "qa_1") return std::make_unique<qa_task>(false, params);
   if (name == "qa_2") return std::make_unique<qa_task>(true, params);
+  for (const auto& spec : longbench_specs())
+    if (spec.name == name) return std::make_unique<longbench_task>(spec, params);
   throw std::out_of_range("unknown task '" + std::string(name) + "'");
 }
 

@@ -26,26 +26,6 @@ std::vector<token> operator+(std::vector<token> a, token b) {
   return a;
 }
 
-// Fisher-Yates with our generator (std::shuffle's output differs between libraries).
-template <class V>
-void shuffle(V& v, rng& r) {
-  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[r.below(i)]);
-}
-
-// n distinct pseudo-words in seeded order; once the vocabulary's are used up they repeat.
-std::vector<token> draw_words(rng& r, std::size_t n) {
-  std::vector<token> pool = vocabulary::standard().pseudo_words();
-  std::vector<token> out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t k = i % pool.size();
-    if (k == 0 && i > 0) pool = vocabulary::standard().pseudo_words();
-    std::swap(pool[k], pool[k + r.below(pool.size() - k)]);
-    out.push_back(pool[k]);
-  }
-  return out;
-}
-
 std::uint32_t read_uint(const nlohmann::json& value, const std::string& key, std::uint32_t lo, std::uint32_t hi) {
   if (!value.is_number_integer() || value.get<std::int64_t>() < lo || value.get<std::int64_t>() > hi)
     throw task_params_error("/" + key, "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +

@@ -65,6 +65,19 @@ std::vector<token> concat(std::initializer_list<std::span<const token>> parts) {
   return out;
 }
 
+std::vector<token> draw_words(rng& r, std::size_t n) {
+  std::vector<token> pool = vocabulary::standard().pseudo_words();
+  std::vector<token> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = i % pool.size();
+    if (k == 0 && i > 0) pool = vocabulary::standard().pseudo_words();
+    std::swap(pool[k], pool[k + r.below(pool.size() - k)]);
+    out.push_back(pool[k]);
+  }
+  return out;
+}
+
 std::vector<double> default_depths() {
   std::vector<double> d(40);
   for (int i = 0; i < 40; ++i) d[i] = 100.0 * i / 39.0;  // numpy.linspace(0, 100, 40)

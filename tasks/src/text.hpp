@@ -48,6 +48,15 @@ std::vector<double> parse_depths(const nlohmann::json& value);
 // n depths drawn from `points` without replacement (refilled when used up).
 std::vector<double> draw_depths(rng& r, const std::vector<double>& points, std::size_t n);
 
+// Fisher-Yates with our generator (std::shuffle's output differs between libraries).
+template <class V>
+void shuffle(V& v, rng& r) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[r.below(i)]);
+}
+
+// n distinct pseudo-words in seeded order; once the vocabulary's are used up they repeat.
+std::vector<token> draw_words(rng& r, std::size_t n);
+
 // n tokens of RULER's noise haystack.
 std::vector<token> noise(std::size_t n);
 // n tokens of essay-like text: sentences of 6 to 18 English words with Zipf-like

@@ -50,12 +50,24 @@ constexpr std::string_view kLaterWords[] = {
     "river", "live", "does", "where", "following", "then",
 };
 
+// Added for the LongBench-style suite, again after everything else: its templates, and
+// the symbols of its code-like tasks (each symbol a token of the punctuation class).
+constexpr std::string_view kLongBenchWords[] = {
+    "story", "concisely", "character", "records", "record", "passage", "maker", "year",
+    "born", "who", "film", "report", "topic", "main", "news", "summary", "type", "category",
+    "examples", "example", "paragraph", "paragraphs", "abstract", "unique", "duplicates",
+    "removing", "enter", "def", "self", "return", "import", "file", "py", "code", "next",
+    "line", "complete", "mayor", "works", "school", "classify", "label", "repeat", "sentence",
+    "carefully", "determine", "final", "several", "articles", "below", "an", "its", "briefly",
+};
+constexpr std::string_view kCodeSymbols = "=+*[]<>";
+
 constexpr std::string_view kPunctuation = ".,:;?!'\"()-";
 constexpr std::size_t kPseudoWords = 8000;
 constexpr std::uint64_t kPseudoWordSeed = 0x61747462656e6368ull;  // "attbench"
 
 bool attaches_left(std::string_view s) {
-  return s == "." || s == "," || s == ":" || s == ";" || s == "?" || s == "!" || s == ")" || s == "-";
+  return s == "." || s == "," || s == ":" || s == ";" || s == "?" || s == "!" || s == ")" || s == "-" || s == "]";
 }
 
 // Digits and single letters glue into one run ("4", "f", "2" -> "4f2"): numbers and the
@@ -103,6 +115,10 @@ vocabulary::vocabulary() {
   }
   for (auto w : kLaterWords)
     if (!ids_.count(std::string(w))) words_.push_back(add(std::string(w), token_class::word));
+  // Not in words(): essays (which draw from it) stay as they were.
+  for (auto w : kLongBenchWords)
+    if (!ids_.count(std::string(w))) add(std::string(w), token_class::word);
+  for (char c : kCodeSymbols) add(std::string(1, c), token_class::punctuation);
 }
 
 token vocabulary::id(std::string_view word) const {
@@ -125,7 +141,8 @@ std::vector<token> vocabulary::tokenize(std::string_view text) const {
       out.push_back(newline_);
     } else if (std::isspace(c)) {
       flush();
-    } else if (std::isdigit(c) || kPunctuation.find(raw) != std::string_view::npos) {
+    } else if (std::isdigit(c) || kPunctuation.find(raw) != std::string_view::npos ||
+               kCodeSymbols.find(raw) != std::string_view::npos) {
       flush();
       out.push_back(id(std::string(1, raw)));
     } else {
@@ -148,7 +165,7 @@ std::string vocabulary::detokenize(std::span<const token> tokens) const {
     }
     const std::string& s = text(t);
     const bool glue = out.empty() || out.back() == '\n' || attaches_left(s) ||
-                      (prev >= 0 && text(prev) == "(") ||
+                      (prev >= 0 && (text(prev) == "(" || text(prev) == "[")) ||
                       (prev >= 0 && text(prev) == "-") ||
                       (prev >= 0 && is_char_token(kind(prev)) && is_char_token(kind(t)));
     if (!glue) out += ' ';

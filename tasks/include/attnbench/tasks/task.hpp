@@ -36,6 +36,9 @@ struct sample {
   std::vector<std::string> references;
   std::uint32_t max_new_tokens = 16;  // per continuation
   std::vector<token> stop_tokens;
+  // Score only the last generation (multi-hop questions whose follow-ups restate the
+  // intermediate answers); the whole transcript is still recorded.
+  bool score_final_generation = false;
   nlohmann::json info = nlohmann::json::object();  // needle depth and position, key, ...
 };
 
@@ -70,6 +73,9 @@ struct task_info {
 };
 
 const std::vector<task_info>& task_catalogue();
+// The LongBench category of a task (single_doc_qa, multi_doc_qa, summarization,
+// few_shot, synthetic, code), or "" for a task outside the LongBench-style suite.
+std::string_view longbench_category(std::string_view task);
 // Throws std::out_of_range for an unknown name and task_params_error for bad params.
 std::unique_ptr<task> make_task(std::string_view name, const nlohmann::json& params);
 

@@ -37,7 +37,7 @@ class vocabulary {
   std::string detokenize(std::span<const token> tokens) const;
 
   const std::vector<token>& pseudo_words() const { return pseudo_words_; }
-  const std::vector<token>& words() const { return words_; }  // English words
+  const std::vector<token>& words() const { return words_; }  // English words of haystacks and older templates
   const std::vector<token>& digits() const { return digits_; }
 
   token bos() const { return bos_; }
