@@ -15,6 +15,7 @@ enum exit_code : int {
   exit_plugin = 4,       // plugin: not found, not a plugin, ABI mismatch, params rejected, call failed
   exit_output = 5,       // results folder not writable, or --resume on a folder that does not match
   exit_resources = 6,    // a cell needs more memory than allowed
+  exit_regression = 7,   // compare: a metric regressed past its threshold
   exit_interrupted = 130 // SIGINT: finished cells are kept, --resume continues
 };
 

@@ -9,6 +9,7 @@
 #include "runner.hpp"
 #include "stats.hpp"
 #include "calibrate.hpp"
+#include "compare.hpp"
 #include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
@@ -48,6 +49,7 @@ constexpr const char* kExitCodes =
     "  4    plugin error: not found, not a plugin, wrong ABI version, params rejected, operation failed\n"
     "  5    output error: results folder not writable, or --resume that does not match\n"
     "  6    not enough memory for a cell\n"
+    "  7    compare: a metric regressed past its threshold\n"
     "  130  interrupted (Ctrl-C); finished cells are kept, continue with --resume\n";
 
 void on_sigint(int) {
@@ -465,6 +467,28 @@ int main(int argc, char** argv) {
   calibrate->add_option("--window", cal.req.window, "Last tokens always kept (default 4096)");
   calibrate->footer(kExitCodes);
 
+  compare_options cmp;
+  std::string cmp_base, cmp_new;
+  auto* compare = app.add_subcommand(
+      "compare", "Compare two run folders or two Google Benchmark JSON files; non-zero exit on a regression");
+  compare->add_option("base", cmp_base, "Baseline run folder or benchmark JSON file")->required()->type_name("BASE");
+  compare->add_option("new", cmp_new, "Run folder or benchmark JSON file to check")->required()->type_name("NEW");
+  compare->add_option("--threshold", cmp.threshold_pct,
+                      "Percent by which a ratio metric may get worse before it fails (default 5)")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->type_name("PCT");
+  compare->add_option("--accuracy-drop", cmp.accuracy_points, "Accuracy points a cell may lose before it fails (default 1)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->type_name("POINTS");
+  compare->add_option("--noise-sigmas", cmp.noise_sigmas,
+                      "A worse metric fails only when the change is this many standard errors out (default 3)")
+      ->check(CLI::Range(0.0, 100.0));
+  compare->add_option("--metric", cmp.metrics,
+                      "Metric to compare (repeatable). Run folders: accuracy, speedup_vs_dense, bandwidth_ratio "
+                      "(default), decode_tokens_per_s; benchmarks: probe_ratio, same_memory_ratio, "
+                      "fraction_of_score_pass (default), kv_bytes_per_s, real_time, cpu_time, ns_per_token_head");
+  compare->footer(kExitCodes);
+
   auto* list = app.add_subcommand("list", "List the plugins found, the tasks and the model profiles");
   list->add_flag("--json", list_json, "Print JSON instead of a table");
   list->footer(kExitCodes);
@@ -488,6 +512,13 @@ int main(int argc, char** argv) {
     if (*list) return cmd_list(registry, list_json);
     if (*stats) return cmd_stats(config_file, sets, stats_opts, registry);
     if (*calibrate) return cmd_calibrate(config_file, sets, cal);
+    if (*compare) {
+      const auto rows = compare_sources(cmp_base, cmp_new, cmp);
+      std::fputs(compare_markdown(rows, cmp).c_str(), stdout);
+      const bool regressed =
+          std::any_of(rows.begin(), rows.end(), [](const compare_row& r) { return r.verdict == "REGRESSION"; });
+      return regressed ? exit_regression : exit_ok;
+    }
   } catch (const harness_error& e) {
     spdlog::error("{}", e.what());
     return e.code;

@@ -314,3 +314,24 @@ TEST(Cli, CalibrateWritesBudgetsThatTcaUses) {
   const auto missing = write(d, "missing.json", config(R"([{"name": "tca", "params": {"budgets": "nope.json"}}])"));
   expect_failure(run_cli("run " + missing.string()), exit_plugin, {"tca", "cannot open 'nope.json'"});
 }
+
+TEST(Cli, CompareExitsSevenOnARegressionAndZeroOtherwise) {
+  const auto dir = scratch("cli-compare");
+  auto bench = [&](const std::string& name, double ratio) {
+    nlohmann::json doc = {{"benchmarks", nlohmann::json::array()}};
+    for (int i = 0; i < 5; ++i)
+      doc["benchmarks"].push_back({{"name", "decode/x"}, {"run_name", "decode/x"}, {"run_type", "iteration"},
+                                   {"probe_ratio", ratio * (1.0 + 0.002 * i)}});
+    return write(dir, name, doc.dump()).string();
+  };
+  const auto base = bench("base.json", 0.8), slow = bench("slow.json", 0.64), same = bench("same.json", 0.8);
+  auto r = run_cli("compare " + quote(base) + " " + quote(slow));
+  EXPECT_EQ(r.code, 7) << r.out << r.err;
+  EXPECT_NE(r.out.find("REGRESSION"), std::string::npos) << r.out;
+  r = run_cli("compare " + quote(base) + " " + quote(same));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  r = run_cli("compare " + quote(base) + " " + quote(slow) + " --threshold 25");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  expect_failure(run_cli("compare " + quote(base) + " " + quote((dir / "missing.json").string())), 3,
+                 {"missing.json", "no such file"});
+}

@@ -190,7 +190,9 @@ TEST(LongBenchTasks, ClassLabelsAreScoredAgainstTheTaskClasses) {
     ASSERT_GE(labels.size(), 10u) << name;
     for (const auto& a : labels)
       for (const auto& b : labels)
-        if (a != b) EXPECT_EQ(a.find(b), std::string::npos) << name << ": " << b << " inside " << a;
+        if (a != b) {
+          EXPECT_EQ(a.find(b), std::string::npos) << name << ": " << b << " inside " << a;
+        }
     const std::string right = *labels.begin(), wrong = *labels.rbegin();
     EXPECT_EQ(task->score(right, {right}), 100.0) << name;
     EXPECT_EQ(task->score(right + ", " + wrong, {right}), 50.0) << name;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The CI throughput gate: runs the kernel benchmarks' decode cases (5 repetitions) and the
+# fixed run configs/ci-gate.json, then compares both with the baseline in
+# results/ci-baseline/ through `attnbench compare`; exits non-zero on a regression.
+#
+#   bash scripts/ci-gate.sh             # check (after a Release build)
+#   bash scripts/ci-gate.sh --refresh   # measure and write a new baseline, on purpose
+#
+# What is compared, chosen to be stable across machines like the CI's:
+# - kernels: probe_ratio of decode fp16, GQA 1 and 4, 32K tokens, 1 thread (the decode
+#   step's bytes per second over the read-bandwidth probe run just before each step, in
+#   the same process), threshold 10%;
+# - run: accuracy (1 point) and speedup_vs_dense of tokenselect and quest (per-sample
+#   ratios to dense in the same run), threshold 15%.
+# A worse figure fails only when it is also 3 standard errors of its repetitions out, so a
+# noisy machine reports "noisy" instead of failing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build/release
+baseline=results/ci-baseline
+out=build/ci-gate
+refresh=0
+[[ "${1:-}" == "--refresh" ]] && refresh=1
+[[ -x $build/attnbench && -x $build/attnbench_bench ]] || { echo "ci-gate: build $build first" >&2; exit 2; }
+
+rm -rf "$out"
+mkdir -p "$out"
+$build/attnbench_bench --benchmark_filter='^decode/fp16/gqa(1|4)/ctx:32768/threads:1/' \
+  --benchmark_repetitions=5 --benchmark_format=json --benchmark_out="$out/kernels.json" > /dev/null
+$build/attnbench -q run configs/ci-gate.json --out "$out/run" > /dev/null
+
+if (( refresh )); then
+  rm -rf "$baseline"
+  mkdir -p "$baseline"
+  cp "$out/kernels.json" "$baseline/kernels.json"
+  cp -r "$out/run" "$baseline/run"
+  echo "ci-gate: new baseline in $baseline; commit it with the change that explains it"
+  exit 0
+fi
+
+status=0
+echo "## Kernels against $baseline/kernels.json"
+$build/attnbench compare "$baseline/kernels.json" "$out/kernels.json" --metric probe_ratio --threshold 10 || status=$?
+echo
+echo "## configs/ci-gate.json against $baseline/run"
+$build/attnbench compare "$baseline/run" "$out/run" --metric accuracy --metric speedup_vs_dense --threshold 15 ||
+  status=$(( status ? status : $? ))
+exit $status
