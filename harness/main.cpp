@@ -10,6 +10,7 @@
 #include "stats.hpp"
 #include "calibrate.hpp"
 #include "compare.hpp"
+#include "merge.hpp"
 #include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
@@ -170,12 +171,33 @@ void print_longbench(const nlohmann::ordered_json& lb) {
   }
 }
 
+// "I/N" with 0 <= I < N.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  unsigned long i = 0, n = 0;
+  char tail = 0;
+  if (text.empty()) return {0, 1};
+  if (std::sscanf(text.c_str(), "%lu/%lu%c", &i, &n, &tail) != 2 || n == 0 || i >= n)
+    throw usage_error("--shard: expected I/N with 0 <= I < N (e.g. 0/4), got '" + text + "'");
+  return {i, n};
+}
+
+// The cell table and the suites' tables of a results document.
+void print_tables(const nlohmann::ordered_json& doc) {
+  print_table(doc["cells"]);
+  if (const auto ruler = ruler_summary(doc["cells"]); !ruler.empty()) print_ruler(ruler);
+  if (const auto lb = longbench_summary(doc["cells"]); !lb.empty()) print_longbench(lb);
+}
+
 int cmd_run(const std::string& config_file, const std::vector<std::string>& sets, std::string out_dir, bool resume,
-            plugin_registry& registry) {
+            const std::string& shard_text, plugin_registry& registry) {
+  const auto [shard_index, shard_count] = parse_shard(shard_text);
   loaded_run run = load_everything(config_file, sets, registry);
   const run_config& config = run.config;
   if (resume && out_dir.empty()) throw usage_error("--resume needs --out DIR naming the run folder to continue");
-  if (out_dir.empty()) out_dir = (fs::path("results") / (config.name + "-" + timestamp())).string();
+  if (out_dir.empty())
+    out_dir = (fs::path("results") / (config.name + "-" + timestamp() +
+                                      (shard_count > 1 ? "-shard" + std::to_string(shard_index) : "")))
+                  .string();
 
   const unsigned threads = config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads);
@@ -192,7 +214,9 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
                      {"machine", machine_info()},
                      {"threads", threads},
                      {"kernel_target", kernels::current_target()}};
-  results_writer writer(out_dir, meta, resume);
+  nlohmann::ordered_json full_meta = meta;
+  if (shard_count > 1) full_meta["shard"] = {{"index", shard_index}, {"count", shard_count}};
+  results_writer writer(out_dir, full_meta, resume);
   spdlog::info("results folder: {}", writer.dir().string());
 
   // Speed figures are ratios to this probe, measured in the same process.
@@ -201,18 +225,12 @@ int cmd_run(const std::string& config_file, const std::vector<std::string>& sets
   writer.set_meta("read_bandwidth_bytes_per_s", bandwidth);
 
   const synthetic_model model(run.profile, config.model_seed);
-  const run_inputs inputs{config, model, run.plugins, bandwidth};
+  const run_inputs inputs{config, model, run.plugins, bandwidth, shard_index, shard_count};
   run_cells(inputs, writer);
 
-  print_table(writer.document()["cells"]);
-  if (const auto ruler = ruler_summary(writer.document()["cells"]); !ruler.empty()) {
-    writer.set_summary("ruler", ruler);
-    print_ruler(ruler);
-  }
-  if (const auto lb = longbench_summary(writer.document()["cells"]); !lb.empty()) {
-    writer.set_summary("longbench", lb);
-    print_longbench(lb);
-  }
+  if (const auto ruler = ruler_summary(writer.document()["cells"]); !ruler.empty()) writer.set_summary("ruler", ruler);
+  if (const auto lb = longbench_summary(writer.document()["cells"]); !lb.empty()) writer.set_summary("longbench", lb);
+  print_tables(writer.document());
   std::printf("results: %s\n", writer.dir().string().c_str());
   return exit_ok;
 }
@@ -421,6 +439,10 @@ int main(int argc, char** argv) {
       ->type_name("PATH=VALUE");
   run->add_option("--out", out_dir, "Results folder (default: results/<name>-<timestamp>)")->type_name("DIR");
   run->add_flag("--resume", resume, "Continue the run in --out DIR, skipping its finished cells");
+  std::string shard;
+  run->add_option("--shard", shard,
+                  "Run every N-th cell of the grid starting at I (0-based); join the shards' folders with merge")
+      ->type_name("I/N");
   run->footer(kExitCodes);
 
   auto* validate = app.add_subcommand("validate", "Check a config, its profile and its plugins without running");
@@ -489,6 +511,15 @@ int main(int argc, char** argv) {
                       "fraction_of_score_pass (default), kv_bytes_per_s, real_time, cpu_time, ns_per_token_head");
   compare->footer(kExitCodes);
 
+  std::vector<std::string> merge_in;
+  std::string merge_out;
+  auto* merge = app.add_subcommand("merge", "Join the results folders of one config's shards into one run folder");
+  merge->add_option("folders", merge_in, "Results folders of `run --shard I/N` (or any runs of one config)")
+      ->required()
+      ->type_name("FOLDER");
+  merge->add_option("--out", merge_out, "Merged results folder to create")->required()->type_name("DIR");
+  merge->footer(kExitCodes);
+
   auto* list = app.add_subcommand("list", "List the plugins found, the tasks and the model profiles");
   list->add_flag("--json", list_json, "Print JSON instead of a table");
   list->footer(kExitCodes);
@@ -507,7 +538,17 @@ int main(int argc, char** argv) {
 
   try {
     plugin_registry registry(plugin_registry::default_search_path(plugin_paths));
-    if (*run) return cmd_run(config_file, sets, out_dir, resume, registry);
+    if (*run) return cmd_run(config_file, sets, out_dir, resume, shard, registry);
+    if (*merge) {
+      std::vector<fs::path> folders(merge_in.begin(), merge_in.end());
+      const merge_report r = merge_runs(folders, merge_out);
+      std::ifstream in(fs::path(merge_out) / "results.json");
+      print_tables(nlohmann::ordered_json::parse(in));
+      std::printf("merged %zu of the grid's %zu cells from %zu folders into %s\n", r.cells, r.grid_cells,
+                  folders.size(), merge_out.c_str());
+      if (r.cells < r.grid_cells) spdlog::warn("{} cells of the grid are in none of the folders", r.grid_cells - r.cells);
+      return exit_ok;
+    }
     if (*validate) return cmd_validate(config_file, sets, registry);
     if (*list) return cmd_list(registry, list_json);
     if (*stats) return cmd_stats(config_file, sets, stats_opts, registry);

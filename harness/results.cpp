@@ -27,8 +27,8 @@ void fsync_path(const fs::path& path, int flags) {
   }
 }
 
-// Writes text to path through a temporary file, fsync and rename, so readers (and a
-// resumed run after a crash or power loss) never see a half-written file.
+}  // namespace
+
 void write_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -44,8 +44,6 @@ void write_atomically(const fs::path& path, const std::string& text) {
   if (ec) throw output_error(path.string() + ": cannot replace: " + ec.message());
   fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
 }
-
-}  // namespace
 
 results_writer::results_writer(fs::path dir, json meta, bool resume) : dir_(std::move(dir)) {
   std::error_code ec;
@@ -67,6 +65,9 @@ results_writer::results_writer(fs::path dir, json meta, bool resume) : dir_(std:
       throw output_error("--resume: " + results.string() +
                          " was written by a different config; resume with the same config and --set options, "
                          "or choose another --out folder");
+    if (old["meta"].value("shard", json()) != meta.value("shard", json()))
+      throw output_error("--resume: " + results.string() + " holds shard " + old["meta"].value("shard", json()).dump() +
+                         ", not " + meta.value("shard", json()).dump() + "; resume with the same --shard");
     doc_ = json{{"meta", meta}, {"cells", old["cells"]}};
     for (const auto& c : doc_["cells"]) finished_.insert(c["id"].get<std::string>());
     // Drop sample lines of cells that never finished (a crash between the two writes).

@@ -14,6 +14,11 @@ namespace attnbench {
 
 inline constexpr int kResultsSchemaVersion = 1;
 
+// Writes text to path through a temporary file, fsync and rename, so readers (and a
+// resumed run after a crash or power loss) never see a half-written file. Throws
+// output_error.
+void write_atomically(const std::filesystem::path& path, const std::string& text);
+
 class results_writer {
  public:
   // Creates (or, with resume, reopens) the folder. Throws output_error when it is not

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <coroutine>
 #include <map>
 #include <exception>
@@ -21,6 +22,8 @@
 #include <optional>
 #include <span>
 #include <utility>
+
+#include <unistd.h>
 
 namespace attnbench {
 
@@ -548,20 +551,73 @@ void check_memory(const run_config& c, const model_profile& p) {
   }
 }
 
+namespace {
+
+std::string duration_text(double s) {
+  char buf[32];
+  const auto t = static_cast<long>(s + 0.5);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%lds", t);
+  return buf;
+}
+
+// Elapsed and remaining time of the cells this process runs; on a terminal, a line at
+// the bottom of stderr that says which cell runs now.
+class progress_line {
+ public:
+  progress_line(std::size_t total, std::size_t to_run)
+      : total_(total), to_run_(to_run), t0_(clock_type::now()), tty_(::isatty(STDERR_FILENO) == 1) {}
+  void start(std::size_t position, const std::string& id) {
+    if (!tty_) return;
+    std::fprintf(stderr, "\r\033[K[%zu/%zu] running %s (%s)", position, total_, id.c_str(), times().c_str());
+    std::fflush(stderr);
+  }
+  void finish() {
+    ++finished_;
+    clear();
+  }
+  void clear() const {
+    if (tty_) std::fprintf(stderr, "\r\033[K");
+  }
+  // "elapsed 1m20s, about 3m05s left" (the cells run so far set the pace).
+  std::string times() const {
+    const double elapsed = seconds_since(t0_);
+    std::string out = "elapsed " + duration_text(elapsed);
+    if (finished_ > 0 && finished_ < to_run_)
+      out += ", about " + duration_text(elapsed / finished_ * (to_run_ - finished_)) + " left";
+    return out;
+  }
+
+ private:
+  std::size_t total_, to_run_, finished_ = 0;
+  clock_type::time_point t0_;
+  bool tty_;
+};
+
+}  // namespace
+
 void run_cells(const run_inputs& in, results_writer& writer) {
   const run_config& c = in.config;
   const model_profile& p = in.model.profile();
   const attnbench_model_info info = model_info(c, p);
-  const auto cells = expand_grid(c);
+  const auto grid = expand_grid(c);
+  std::vector<std::size_t> mine;  // grid indices of this shard's cells
+  for (std::size_t i = in.shard_index; i < grid.size(); i += std::max<std::size_t>(in.shard_count, 1)) mine.push_back(i);
+  std::size_t to_run = 0;
+  for (std::size_t i : mine) to_run += !writer.has_cell(cell_id(c, grid[i]));
+  progress_line progress(mine.size(), to_run);
   std::size_t done = 0;
-  for (const auto& key : cells) {
+  for (std::size_t grid_index : mine) {
+    const cell_key& key = grid[grid_index];
     const std::string id = cell_id(c, key);
     ++done;
     if (writer.has_cell(id)) {
-      spdlog::info("[{}/{}] {}: already in results, skipped", done, cells.size(), id);
+      spdlog::info("[{}/{}] {}: already in results, skipped", done, mine.size(), id);
       continue;
     }
     check_interrupt(writer);
+    progress.start(done, id);
     const auto& task_spec = c.tasks[key.task];
     const auto task = tasks::make_task(task_spec.name, task_spec.params);
     const std::uint32_t length = c.context_lengths[key.length];
@@ -618,6 +674,7 @@ void run_cells(const run_inputs& in, results_writer& writer) {
     metrics["policy_stats"] = mean_stats(policies);
     metrics["terminator_stats"] = terminator ? ojson(terminator->stats()) : ojson::object();
     const ojson cell = {{"id", id},
+                       {"grid_index", grid_index},
                        {"task", task_spec.name},
                        {"metric", std::string(task->metric())},
                        {"context_length", length},
@@ -627,10 +684,12 @@ void run_cells(const run_inputs& in, results_writer& writer) {
                        {"wall_s", seconds_since(t0)},
                        {"metrics", metrics}};
     writer.add_cell(cell, rows);
-    spdlog::info("[{}/{}] {}: accuracy {:.1f}, blocks skipped {:.1f}%, {:.1f} tokens/s", done, cells.size(), id,
+    progress.finish();
+    spdlog::info("[{}/{}] {}: accuracy {:.1f}, blocks skipped {:.1f}%, {:.1f} tokens/s ({})", done, mine.size(), id,
                  metrics["accuracy"].get<double>(), 100.0 * metrics["blocks_skipped_frac"].get<double>(),
-                 metrics["decode_tokens_per_s"].get<double>());
+                 metrics["decode_tokens_per_s"].get<double>(), progress.times());
   }
+  progress.clear();
 }
 
 }  // namespace attnbench

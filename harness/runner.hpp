@@ -51,6 +51,7 @@ struct run_inputs {
   const synthetic_model& model;
   const resolved_plugins& plugins;
   double read_bandwidth_bytes_per_s;  // probe measured in this process
+  std::size_t shard_index = 0, shard_count = 1;  // run the grid's cells i with i % count == index
 };
 
 // What a cell's samples add up to; cell metrics are computed from it.
@@ -86,6 +87,9 @@ nlohmann::ordered_json run_sample(const run_inputs& inputs, const tasks::task& t
 
 // Runs every cell not already in the writer; returns when all are done. Throws
 // harness_error(exit_interrupted) when interrupted, after the last finished cell is written.
+// Runs the grid's cells (those of the shard), skipping cells already in the writer. Logs
+// each cell with the elapsed and estimated remaining time; when stderr is a terminal, also
+// keeps a progress line (cells done, current cell, elapsed, remaining) at its bottom.
 void run_cells(const run_inputs& inputs, results_writer& writer);
 
 }  // namespace attnbench

@@ -335,3 +335,46 @@ TEST(Cli, CompareExitsSevenOnARegressionAndZeroOtherwise) {
   expect_failure(run_cli("compare " + quote(base) + " " + quote((dir / "missing.json").string())), 3,
                  {"missing.json", "no such file"});
 }
+
+TEST(Cli, ShardsMergeIntoTheFullRun) {
+  const auto dir = scratch("cli-shards");
+  const auto cfg = write(dir, "c.json",
+                         config(R"(["dense", "sink_window"])", R"(, "context_lengths": [1024, 2048], "seeds": [0, 1])"));
+  auto run = [&](const std::string& extra, const fs::path& out) {
+    return run_cli("run " + quote(cfg.string()) + " --out " + quote(out.string()) + " " + extra);
+  };
+  ASSERT_EQ(run("", dir / "full").code, 0);
+  for (int i = 0; i < 3; ++i) {
+    const auto r = run("--shard " + std::to_string(i) + "/3", dir / ("s" + std::to_string(i)));
+    ASSERT_EQ(r.code, 0) << r.err;
+    // Not a terminal: one plain log line per cell, with the elapsed time.
+    EXPECT_NE(r.err.find("elapsed"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("\r"), std::string::npos);
+  }
+  const auto merged = run_cli("merge " + quote((dir / "s0").string()) + " " + quote((dir / "s1").string()) + " " +
+                              quote((dir / "s2").string()) + " --out " + quote((dir / "merged").string()));
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_NE(merged.out.find("merged 8 of the grid's 8 cells"), std::string::npos) << merged.out;
+  const auto full = nlohmann::json::parse(read_file(dir / "full" / "results.json"));
+  const auto joined = nlohmann::json::parse(read_file(dir / "merged" / "results.json"));
+  ASSERT_EQ(full["cells"].size(), joined["cells"].size());
+  for (std::size_t i = 0; i < full["cells"].size(); ++i) {
+    EXPECT_EQ(full["cells"][i]["id"], joined["cells"][i]["id"]);
+    EXPECT_EQ(full["cells"][i]["metrics"]["accuracy"], joined["cells"][i]["metrics"]["accuracy"]);
+  }
+  EXPECT_EQ(full["summary"]["ruler"], joined["summary"]["ruler"]);
+  std::size_t lines = 0;
+  for (char c : read_file(dir / "merged" / "samples.jsonl")) lines += c == '\n';
+  EXPECT_EQ(lines, 8u * 2u);
+  // A shard of another config, the same shard twice, a bad --shard, resume with another shard.
+  const auto other = write(dir, "o.json", config(R"(["dense"])"));
+  ASSERT_EQ(run_cli("run " + quote(other.string()) + " --out " + quote((dir / "other").string())).code, 0);
+  expect_failure(run_cli("merge " + quote((dir / "s0").string()) + " " + quote((dir / "other").string()) + " --out " +
+                         quote((dir / "m2").string())),
+                 3, {"other", "differs from", "merge only shards of one config"});
+  expect_failure(run_cli("merge " + quote((dir / "s0").string()) + " " + quote((dir / "s0").string()) + " --out " +
+                         quote((dir / "m3").string())),
+                 3, {"s0", "holds cell"});
+  expect_failure(run("--shard 3/3", dir / "bad"), 2, {"--shard", "3/3"});
+  expect_failure(run("--shard 1/3 --resume", dir / "s0"), 5, {"--resume", "shard"});
+}
