@@ -11,6 +11,7 @@
 #include "calibrate.hpp"
 #include "compare.hpp"
 #include "merge.hpp"
+#include "report.hpp"
 #include "summary.hpp"
 
 #include <attnbench/kernels/dtype.hpp>
@@ -511,6 +512,18 @@ int main(int argc, char** argv) {
                       "fraction_of_score_pass (default), kv_bytes_per_s, real_time, cpu_time, ns_per_token_head");
   compare->footer(kExitCodes);
 
+  std::vector<std::string> report_in;
+  std::string report_out;
+  bool no_plots = false;
+  auto* report = app.add_subcommand("report", "Write tables (markdown, CSV), plots and report.md for run folders");
+  report->add_option("folders", report_in, "Results folders; several combine when their cells do not overlap")
+      ->required()
+      ->type_name("RUN_DIR");
+  report->add_option("--out", report_out, "Report folder (default: RUN_DIR/report; required for several folders)")
+      ->type_name("DIR");
+  report->add_flag("--no-plots", no_plots, "Tables only (plots need python3-matplotlib, installed by scripts/setup.sh)");
+  report->footer(kExitCodes);
+
   std::vector<std::string> merge_in;
   std::string merge_out;
   auto* merge = app.add_subcommand("merge", "Join the results folders of one config's shards into one run folder");
@@ -539,6 +552,16 @@ int main(int argc, char** argv) {
   try {
     plugin_registry registry(plugin_registry::default_search_path(plugin_paths));
     if (*run) return cmd_run(config_file, sets, out_dir, resume, shard, registry);
+    if (*report) {
+      report_options ro;
+      ro.out = report_out;
+      if (!no_plots) ro.plots_script = default_plots_script();
+      const report_result r = write_report(std::vector<fs::path>(report_in.begin(), report_in.end()), ro);
+      if (!r.plotted && !no_plots) spdlog::warn("{}", r.plot_message);
+      std::printf("report: %s\n", (r.dir / "report.md").string().c_str());
+      for (const auto& f : r.files) std::printf("  %s\n", f.c_str());
+      return exit_ok;
+    }
     if (*merge) {
       std::vector<fs::path> folders(merge_in.begin(), merge_in.end());
       const merge_report r = merge_runs(folders, merge_out);

@@ -19,10 +19,6 @@ constexpr std::string_view kRulerTasks[] = {"niah_single_1",   "niah_single_2", 
                                             "niah_multiquery", "vt",              "cwe",
                                             "fwe",             "qa_1",            "qa_2"};
 
-bool is_ruler_task(const std::string& name) {
-  return std::find(std::begin(kRulerTasks), std::end(kRulerTasks), name) != std::end(kRulerTasks);
-}
-
 struct mean {
   double sum = 0;
   int n = 0;
@@ -31,6 +27,10 @@ struct mean {
 };
 
 }  // namespace
+
+bool is_ruler_task(const std::string& name) {
+  return std::find(std::begin(kRulerTasks), std::end(kRulerTasks), name) != std::end(kRulerTasks);
+}
 
 nlohmann::ordered_json ruler_summary(const nlohmann::ordered_json& cells) {
   using key = std::pair<std::string, std::string>;  // policy, terminator

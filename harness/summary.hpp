@@ -14,6 +14,9 @@ namespace attnbench {
 // when the run has no RULER task.
 nlohmann::ordered_json ruler_summary(const nlohmann::ordered_json& cells);
 
+// Whether a task is one of RULER's 13.
+bool is_ruler_task(const std::string& name);
+
 // LongBench's table: for each policy and terminator, each task's score (the mean over
 // its cells), each category's (the mean of its tasks) and the overall score (the mean of
 // the categories); and the same per length bucket, LongBench-E's view, with contexts of

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake git pkg-config
   nlohmann-json3-dev libcli11-dev libspdlog-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
+  python3-matplotlib
 )
 
 missing=()

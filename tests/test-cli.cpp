@@ -378,3 +378,47 @@ TEST(Cli, ShardsMergeIntoTheFullRun) {
   expect_failure(run("--shard 3/3", dir / "bad"), 2, {"--shard", "3/3"});
   expect_failure(run("--shard 1/3 --resume", dir / "s0"), 5, {"--resume", "shard"});
 }
+
+TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
+  const auto dir = scratch("cli-report");
+  const auto cfg = write(dir, "c.json", config(R"(["dense", "sink_window"])", R"(, "context_lengths": [1024, 2048])"));
+  ASSERT_EQ(run_cli("run " + quote(cfg.string()) + " --out " + quote((dir / "run").string())).code, 0);
+  const auto r = run_cli("report " + quote((dir / "run").string()) + " --no-plots");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto rep = dir / "run" / "report";
+  for (const char* f : {"report.md", "ruler.md", "ruler.csv", "efficiency.md", "efficiency.csv", "needles.csv", "layers.csv"})
+    EXPECT_TRUE(fs::exists(rep / f)) << f;
+  const std::string ruler = read_file(rep / "ruler.csv");
+  EXPECT_EQ(ruler.rfind("policy,terminator,task,1024,2048,mean\n", 0), 0u) << ruler;
+  EXPECT_NE(ruler.find("dense,none,niah_single_1,"), std::string::npos) << ruler;
+  const std::string eff = read_file(rep / "efficiency.csv");
+  // dense and sink_window at two lengths; sink_window has a speedup against dense.
+  std::size_t rows = 0;
+  for (char c : eff) rows += c == '\n';
+  EXPECT_EQ(rows, 1u + 4u) << eff;
+  EXPECT_NE(eff.find("sink_window,sink_window,none,2048,1,"), std::string::npos) << eff;
+  const std::string md = read_file(rep / "report.md");
+  EXPECT_NE(md.find("## RULER"), std::string::npos);
+  EXPECT_NE(md.find("## Efficiency"), std::string::npos);
+  EXPECT_NE(md.find("(ruler.csv)"), std::string::npos);
+  // Several folders need --out and may not share cells.
+  expect_failure(run_cli("report " + quote((dir / "run").string()) + " " + quote((dir / "run").string())), 2, {"--out"});
+  expect_failure(run_cli("report " + quote((dir / "run").string()) + " " + quote((dir / "run").string()) +
+                         " --no-plots --out " + quote((dir / "both").string())),
+                 3, {"holds cell", "do not overlap"});
+  expect_failure(run_cli("report " + quote((dir / "nothing").string())), 3, {"nothing", "not a results folder"});
+}
+
+TEST(Cli, ReportDrawsPlotsWithMatplotlib) {
+  if (std::system("/usr/bin/python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3-matplotlib is not installed (scripts/setup.sh installs it)";
+  const auto dir = scratch("cli-report-plots");
+  const auto cfg = write(dir, "c.json", config(R"(["dense", "sink_window"])", R"(, "terminators": ["none", "stop_after"])"));
+  ASSERT_EQ(run_cli("run " + quote(cfg.string()) + " --out " + quote((dir / "run").string())).code, 0);
+  const auto r = run_cli("report " + quote((dir / "run").string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"throughput.png", "tradeoff.png", "layers.png", "needles-dense.png"})
+    EXPECT_GT(fs::file_size(dir / "run" / "report" / "plots" / f), 1000u) << f;
+  EXPECT_NE(read_file(dir / "run" / "report" / "report.md").find("![throughput](plots/throughput.png)"),
+            std::string::npos);
+}
