@@ -44,7 +44,7 @@ constexpr metric_kind kKnown[] = {
     {"accuracy", true, true},          {"speedup_vs_dense", true, false}, {"bandwidth_ratio", true, false},
     {"decode_tokens_per_s", true, false}, {"probe_ratio", true, false},  {"same_memory_ratio", true, false},
     {"fraction_of_score_pass", false, false}, {"kv_bytes_per_s", true, false}, {"real_time", false, false},
-    {"cpu_time", false, false},         {"ns_per_token_head", false, false},
+    {"cpu_time", false, false},         {"ns_per_token_head", false, false}, {"probe_bytes_per_s", true, false},
 };
 
 const metric_kind& kind_of(const std::string& metric, const std::string& file) {

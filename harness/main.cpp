@@ -509,7 +509,7 @@ int main(int argc, char** argv) {
   compare->add_option("--metric", cmp.metrics,
                       "Metric to compare (repeatable). Run folders: accuracy, speedup_vs_dense, bandwidth_ratio "
                       "(default), decode_tokens_per_s; benchmarks: probe_ratio, same_memory_ratio, "
-                      "fraction_of_score_pass (default), kv_bytes_per_s, real_time, cpu_time, ns_per_token_head");
+                      "fraction_of_score_pass (default), kv_bytes_per_s, probe_bytes_per_s, real_time, cpu_time, ns_per_token_head");
   compare->footer(kExitCodes);
 
   std::vector<std::string> report_in;

@@ -7,9 +7,13 @@
 #   bash scripts/ci-gate.sh --refresh   # measure and write a new baseline, on purpose
 #
 # What is compared, chosen to be stable across machines like the CI's:
-# - kernels: probe_ratio of decode fp16, GQA 1 and 4, 32K tokens, 1 thread (the decode
-#   step's bytes per second over the read-bandwidth probe run just before each step, in
-#   the same process), threshold 10%;
+# - kernels: probe_ratio of decode fp16, GQA 1, 32K tokens, 1 thread (the decode step's
+#   bytes per second over the read-bandwidth probe run just before each step, in the
+#   same process), threshold 10%. GQA 1 is memory-bound, so the ratio carries over
+#   between machines of similar memory (GQA 4 turns compute-bound on machines with
+#   more bandwidth, so it is not gated). When the probe itself differs from
+#   the baseline's by more than 30% either way, the machine is not like the baseline's
+#   and the threshold widens to 25%, with a note saying so;
 # - run: accuracy (1 point) and speedup_vs_dense of tokenselect and quest (per-sample
 #   ratios to dense in the same run), threshold 15%.
 # A worse figure fails only when it is also 3 standard errors of its repetitions out, so a
@@ -25,7 +29,7 @@ refresh=0
 
 rm -rf "$out"
 mkdir -p "$out"
-$build/attnbench_bench --benchmark_filter='^decode/fp16/gqa(1|4)/ctx:32768/threads:1/' \
+$build/attnbench_bench --benchmark_filter='^decode/fp16/gqa1/ctx:32768/threads:1/' \
   --benchmark_repetitions=5 --benchmark_format=json --benchmark_out="$out/kernels.json" > /dev/null
 $build/attnbench -q run configs/ci-gate.json --out "$out/run" > /dev/null
 
@@ -39,8 +43,16 @@ if (( refresh )); then
 fi
 
 status=0
+threshold=10
+probe() { $build/attnbench compare "$1" "$2" --metric probe_bytes_per_s --threshold 30 --noise-sigmas 0 > /dev/null; }
+if ! probe "$baseline/kernels.json" "$out/kernels.json" || ! probe "$out/kernels.json" "$baseline/kernels.json"; then
+  threshold=25
+  echo "ci-gate: this machine's read bandwidth differs from the baseline's by more than 30%;"
+  echo "ci-gate: the kernel threshold widens to ${threshold}% (refresh the baseline on this kind of machine)"
+fi
 echo "## Kernels against $baseline/kernels.json"
-$build/attnbench compare "$baseline/kernels.json" "$out/kernels.json" --metric probe_ratio --threshold 10 || status=$?
+$build/attnbench compare "$baseline/kernels.json" "$out/kernels.json" --metric probe_ratio --threshold $threshold ||
+  status=$?
 echo
 echo "## configs/ci-gate.json against $baseline/run"
 $build/attnbench compare "$baseline/run" "$out/run" --metric accuracy --metric speedup_vs_dense --threshold 15 ||
