@@ -340,6 +340,46 @@ report_result write_report(const std::vector<fs::path>& runs, const report_optio
         "([efficiency.csv](efficiency.csv)).\n\n" +
         e.markdown();
 
+  // The plugins' own figures (re-selection rate, K bytes scored, art's bounds, ...): per
+  // policy, terminator and context length, the mean of every number they report.
+  {
+    std::map<group_key, std::map<std::string, std::pair<double, int>>> stats;
+    std::set<std::string> names;
+    for (const ojson* c : cells) {
+      const group_key k{(*c)["policy"].get<std::string>(), (*c)["terminator"].get<std::string>(),
+                        (*c)["context_length"].get<unsigned>()};
+      for (const char* source : {"policy_stats", "terminator_stats"}) {
+        const ojson figures = (*c)["metrics"].value(source, ojson::object());
+        for (const auto& [name, v] : figures.items())
+          if (v.is_number()) {
+            auto& s = stats[k][name];
+            s.first += v.get<double>();
+            ++s.second;
+            names.insert(name);
+          }
+      }
+    }
+    if (!names.empty()) {
+      table t;
+      t.header = {"policy", "terminator", "context"};
+      t.header.insert(t.header.end(), names.begin(), names.end());
+      for (const auto& k : order) {
+        if (!stats.count(k)) continue;
+        std::vector<std::string> row{k.policy, k.terminator, std::to_string(k.length)};
+        for (const auto& n : names) {
+          const auto it = stats[k].find(n);
+          row.push_back(it == stats[k].end() ? "-" : fmt("%.4g", it->second.first / it->second.second));
+        }
+        t.rows.push_back(row);
+      }
+      write("plugin-stats.md", t.markdown());
+      write("plugin-stats.csv", t.csv());
+      md += "\n## Plugin figures\n\nWhat the policy and terminator plugins report about themselves, mean over the "
+            "cells of each policy, terminator and context length ([plugin-stats.csv](plugin-stats.csv)).\n\n" +
+            t.markdown();
+    }
+  }
+
   // Plot data: needle depth x context length, and blocks skipped per layer.
   table needles;
   needles.header = {"policy", "terminator", "context_length", "depth_bin", "accuracy", "samples"};

@@ -383,6 +383,12 @@ TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
   const auto dir = scratch("cli-report");
   const auto cfg = write(dir, "c.json", config(R"(["dense", "sink_window"])", R"(, "context_lengths": [1024, 2048])"));
   ASSERT_EQ(run_cli("run " + quote(cfg.string()) + " --out " + quote((dir / "run").string())).code, 0);
+  // Plugin figures come from a plugin that reports some (quest), in a folder of its own.
+  const auto quest = write(dir, "q.json", config(R"([{"name": "quest", "params": {"budget": 256}}])"));
+  ASSERT_EQ(run_cli("run " + quote(quest.string()) + " --out " + quote((dir / "quest").string())).code, 0);
+  const auto q = run_cli("report " + quote((dir / "quest").string()) + " --no-plots");
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_NE(read_file(dir / "quest" / "report" / "plugin-stats.csv").find("pages_selected_share"), std::string::npos);
   const auto r = run_cli("report " + quote((dir / "run").string()) + " --no-plots");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto rep = dir / "run" / "report";
