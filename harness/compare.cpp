@@ -130,12 +130,18 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
       if (ms > 0) rates[s.value("cell", "")][s.value("sample", 0)] = s.value("generated_tokens", 0) / ms;
     }
   }
+  // The dense cell of the same task label, length and seed, without a terminator: the
+  // cell id with its policy and terminator parts replaced.
+  std::set<std::string> ids;
+  for (const auto& c : doc["cells"]) ids.insert(c.value("id", ""));
   auto dense_cell = [&](const json& c) -> std::string {
-    for (const auto& other : doc["cells"])
-      if (dense.count(other.value("policy", "")) && other.value("terminator", "") == "none" &&
-          other.value("task", "") == c.value("task", "") && other.value("context_length", 0) == c.value("context_length", 0) &&
-          other.value("seed", 0) == c.value("seed", 0))
-        return other.value("id", "");
+    const std::string id = c.value("id", "");
+    const auto a = id.find('/'), b = id.find('/', a + 1), e = id.rfind('/');
+    if (a == std::string::npos || b == std::string::npos || e <= b) return "";
+    for (const auto& label : dense) {
+      const std::string candidate = id.substr(0, b + 1) + label + "/none" + id.substr(e);
+      if (ids.count(candidate)) return candidate;
+    }
     return "";
   };
   metric_table out;
@@ -145,8 +151,9 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
     const json& m = c.value("metrics", json::object());
     for (const auto& name : metrics) {
       const auto& k = kind_of(name, dir.string());
-      metric_series s{{}, k.higher_is_better, k.absolute};
+      metric_series s{{}, k.higher_is_better, k.absolute, false};
       if (name == "speedup_vs_dense") {
+        s.paired = true;
         const std::string base = dense_cell(c);
         if (base.empty() || base == id) continue;
         for (const auto& [i, r] : rates[id])
@@ -202,7 +209,15 @@ std::vector<compare_row> compare_sources(const fs::path& base, const fs::path& n
     const double sign = sa.higher_is_better ? 1.0 : -1.0;
     const double se = std::hypot(median_se(sa.values), median_se(sb.values));
     double limit;
-    if (sa.absolute) {
+    if (sa.paired && !sa.absolute && sa.values.size() == sb.values.size() && sa.values.size() > 1) {
+      std::vector<double> ratios;  // better-is-above-one ratio of each pair
+      for (std::size_t i = 0; i < sa.values.size(); ++i)
+        if (sa.values[i] > 0 && sb.values[i] > 0)
+          ratios.push_back(sa.higher_is_better ? sb.values[i] / sa.values[i] : sa.values[i] / sb.values[i]);
+      r.change = median(ratios) - 1.0;
+      r.noise = median_se(ratios);
+      limit = o.threshold_pct / 100.0;
+    } else if (sa.absolute) {
       r.change = sign * (r.now - r.base);
       r.noise = se;
       limit = o.accuracy_points;

@@ -15,6 +15,10 @@ struct metric_series {
   std::vector<double> values;  // repetitions (one value where the source has only one)
   bool higher_is_better = true;
   bool absolute = false;  // compared by difference (accuracy points), not by ratio
+  // Values i of BASE and NEW belong together (the same sample): the change is the median
+  // of the per-sample ratios, and its noise their spread, so the differences between
+  // samples, which both runs share, are not taken for noise.
+  bool paired = false;
 };
 
 // "case : metric" -> series.

@@ -287,20 +287,26 @@ report_result write_report(const std::vector<fs::path>& runs, const report_optio
     g.selection += m.value("selection_us_per_step", 0.0);
     g.attention += m.value("attention_us_per_step", 0.0);
     g.tps += m.value("decode_tokens_per_s", 0.0);
-    // The dense cell of the same run, task, length and seed, without a terminator.
-    for (const auto& d : run.doc["cells"]) {
-      const auto dp = run.plugin_of.find(d.value("policy", ""));
-      if (dp == run.plugin_of.end() || dp->second != "dense" || d.value("terminator", "") != "none" ||
-          d.value("task", "") != c.value("task", "") || d.value("context_length", 0u) != k.length ||
-          d.value("seed", 0) != c.value("seed", 0))
-        continue;
-      const ojson& dm = d["metrics"];
+    // The dense cell of the same run, task label, length and seed, without a terminator:
+    // the cell id with its policy and terminator parts replaced.
+    const std::string id = c["id"].get<std::string>();
+    const auto a = id.find('/'), b = id.find('/', a + 1), end = id.rfind('/');
+    const ojson* dense = nullptr;
+    if (a != std::string::npos && b != std::string::npos && end > b)
+      for (const auto& [label, plugin] : run.plugin_of) {
+        if (plugin != "dense") continue;
+        const std::string want = id.substr(0, b + 1) + label + "/none" + id.substr(end);
+        for (const auto& d : run.doc["cells"])
+          if (d.value("id", "") == want) dense = &d;
+        if (dense) break;
+      }
+    if (dense) {
+      const ojson& dm = (*dense)["metrics"];
       const double stage = m.value("selection_us_per_step", 0.0) + m.value("attention_us_per_step", 0.0);
       const double dense_stage = dm.value("selection_us_per_step", 0.0) + dm.value("attention_us_per_step", 0.0);
       if (stage > 0 && dense_stage > 0) g.stage_speedups.push_back(dense_stage / stage);
       if (dm.value("decode_tokens_per_s", 0.0) > 0 && m.value("decode_tokens_per_s", 0.0) > 0)
         g.decode_speedups.push_back(m.value("decode_tokens_per_s", 0.0) / dm.value("decode_tokens_per_s", 0.0));
-      break;
     }
   }
   table e;
@@ -425,6 +431,7 @@ report_result write_report(const std::vector<fs::path>& runs, const report_optio
     if (const char* env = std::getenv("ATTNBENCH_PYTHON"); env && *env) python = env;
     else if (fs::exists("/usr/bin/python3")) python = "/usr/bin/python3";
     const std::string cmd = "'" + python + "' '" + options.plots_script.string() + "' '" + res.dir.string() + "'";
+    fs::remove_all(res.dir / "plots", ec);  // no stale PNGs from an earlier report
     const int status = std::system(cmd.c_str());
     if (status == 0) res.plotted = true;
     else res.plot_message = "plots skipped: `" + cmd + "` failed (is python3-matplotlib installed? bash scripts/setup.sh installs it)";

@@ -349,10 +349,11 @@ std::vector<ojson> run_batch(const run_inputs& in, const tasks::task& task, std:
   std::vector<ojson> rows;
   for (const sequence& s : seqs) {
     std::string prediction, transcript;
+    const std::string& sep = s.smp->branch_separator;
     for (std::size_t i = 0; i < s.texts.size(); ++i) {
-      transcript += (transcript.empty() ? "" : ", ") + s.texts[i];
+      transcript += (transcript.empty() ? "" : sep) + s.texts[i];
       if (!s.smp->score_final_generation || i >= s.final_generation)
-        prediction += (prediction.empty() ? "" : ", ") + s.texts[i];
+        prediction += (prediction.empty() ? "" : sep) + s.texts[i];
     }
     const double score = task.score(prediction, s.smp->references);
     t.scores.push_back(score);

@@ -15,7 +15,9 @@
 #   the baseline's by more than 30% either way, the machine is not like the baseline's
 #   and the threshold widens to 25%, with a note saying so;
 # - run: accuracy (1 point) and speedup_vs_dense of tokenselect and quest (per-sample
-#   ratios to dense in the same run), threshold 15%.
+#   ratios to dense in the same run, compared sample by sample), threshold 30%: cells
+#   run one after another, so machine drift between the dense cell and the others moves
+#   these by up to 20% on unchanged code; the kernel case carries the finer bar.
 # A worse figure fails only when it is also 3 standard errors of its repetitions out, so a
 # noisy machine reports "noisy" instead of failing.
 set -euo pipefail
@@ -44,8 +46,9 @@ fi
 
 status=0
 threshold=10
-probe() { $build/attnbench compare "$1" "$2" --metric probe_bytes_per_s --threshold 30 --noise-sigmas 0 > /dev/null; }
-if ! probe "$baseline/kernels.json" "$out/kernels.json" || ! probe "$out/kernels.json" "$baseline/kernels.json"; then
+# Slower by more than 30% (new < 0.7 base), or faster by more than 30% (base < new / 1.3).
+probe() { $build/attnbench compare "$1" "$2" --metric probe_bytes_per_s --threshold "$3" --noise-sigmas 0 > /dev/null; }
+if ! probe "$baseline/kernels.json" "$out/kernels.json" 30 || ! probe "$out/kernels.json" "$baseline/kernels.json" 23.1; then
   threshold=25
   echo "ci-gate: this machine's read bandwidth differs from the baseline's by more than 30%;"
   echo "ci-gate: the kernel threshold widens to ${threshold}% (refresh the baseline on this kind of machine)"
@@ -55,6 +58,6 @@ $build/attnbench compare "$baseline/kernels.json" "$out/kernels.json" --metric p
   status=$?
 echo
 echo "## configs/ci-gate.json against $baseline/run"
-$build/attnbench compare "$baseline/run" "$out/run" --metric accuracy --metric speedup_vs_dense --threshold 15 ||
+$build/attnbench compare "$baseline/run" "$out/run" --metric accuracy --metric speedup_vs_dense --threshold 30 ||
   status=$(( status ? status : $? ))
 exit $status

@@ -32,7 +32,7 @@ fs::path bench_file(const fs::path& dir, const std::string& name, const std::vec
 
 // A run folder with a dense and a tokenselect cell: per-sample decode times and accuracy.
 fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accuracy, double ts_decode_ms,
-                    std::vector<std::uint32_t> lengths = {4096}) {
+                    std::vector<std::uint32_t> lengths = {4096}, bool spread = false) {
   const fs::path d = dir / name;
   fs::create_directories(d);
   json config = {{"model", {{"profile", "default"}}},
@@ -55,7 +55,9 @@ fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accu
                      {"metrics", {{"accuracy", ts ? ts_accuracy : 100.0}, {"bandwidth_ratio", 0.5}}}});
     for (int i = 0; i < 5; ++i) {
       // A little noise per sample, the same in every folder.
-      const double ms = (ts ? ts_decode_ms : 100.0) * (1.0 + 0.01 * (i % 3));
+      // With `spread`, tokenselect's speed differs a lot from sample to sample (as it does
+      // between tasks or answers), the same in every folder: not noise.
+      const double ms = (ts ? ts_decode_ms * (spread ? 0.5 + 0.25 * i : 1.0) : 100.0) * (1.0 + 0.01 * (i % 3));
       samples << json{{"cell", id}, {"sample", i}, {"decode_ms", ms}, {"generated_tokens", 8}}.dump() << "\n";
     }
   }
@@ -110,6 +112,21 @@ TEST(Compare, RunFolderAccuracyAndSpeedup) {
   EXPECT_EQ(row(rows, "tokenselect/none/0 : accuracy").verdict, "better");
 }
 
+TEST(Compare, SpeedupsAreComparedSampleBySample) {
+  const auto dir = attnbench::testing::scratch("compare-paired");
+  const auto base = run_folder(dir, "base", 100.0, 40.0, {4096}, true);
+  compare_options o;
+  o.threshold_pct = 15;
+  // Every sample 35% slower: a regression, although the samples' speedups spread from
+  // 1.25x to 5x in both runs.
+  auto rows = compare_sources(base, run_folder(dir, "slower", 100.0, 54.0, {4096}, true), o);
+  EXPECT_EQ(row(rows, "speedup_vs_dense").verdict, "REGRESSION");
+  EXPECT_NEAR(row(rows, "speedup_vs_dense").change, 40.0 / 54.0 - 1.0, 1e-9);
+  EXPECT_LT(row(rows, "speedup_vs_dense").noise, 1e-9);
+  rows = compare_sources(base, run_folder(dir, "same", 100.0, 40.0, {4096}, true), o);
+  EXPECT_EQ(row(rows, "speedup_vs_dense").verdict, "ok");
+}
+
 TEST(Compare, ClearErrors) {
   const auto dir = attnbench::testing::scratch("compare-errors");
   const auto bench = bench_file(dir, "base.json", {0.8, 0.8, 0.8});
@@ -125,7 +142,12 @@ TEST(Compare, ClearErrors) {
   EXPECT_THROW(compare_sources(bench, bench_file(dir, "other.json", {0.5}, "same_memory_ratio"), {}), config_error);
   // A run folder against a benchmark file; a missing path; configs that differ.
   EXPECT_THROW(compare_sources(run, bench, {}), config_error);
-  EXPECT_THROW(compare_sources(run, dir / "nothing-here", {}), config_error);
+  try {
+    compare_sources(bench, dir / "nothing-here.json", {});
+    FAIL() << "a missing file was compared";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no such file"), std::string::npos) << e.what();
+  }
   try {
     compare_sources(run, run_folder(dir, "other", 100.0, 40.0, {8192}), {});
     FAIL() << "configs that differ were compared";

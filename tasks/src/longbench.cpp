@@ -160,8 +160,9 @@ sample multifieldqa_en(rng& r, std::uint32_t n) {
   std::set<std::string> taken;
   constexpr std::string_view fields[] = {"year", "maker", "city", "color", "owner"};
   const tokens intro = T("read the following text and answer briefly .\n\n");
-  // Entities: one record block per 120 tokens of the body.
-  const std::size_t entities = std::max<std::size_t>(3, n / 120);
+  // Entities: one record block per 120 tokens of the body, at most 600 (each takes up to
+  // 9 of the 8000 pseudo-words; longer contexts get more prose between the records).
+  const std::size_t entities = std::clamp<std::size_t>(n / 120, 3, 600);
   const auto names = fresh_words(r, entities, taken);
   auto value = [&](std::string_view field) {
     if (field == "year") return make_item(item_kind::numbers, r, 4).tokens;
@@ -253,8 +254,9 @@ sample multi_hop(rng& r, std::uint32_t n, const std::vector<hop>& hops, std::str
     c.entities.push_back(h + 1 == hops.size() ? answer_words(r, taken, 2) : fresh_words(r, 1, taken));
   for (std::size_t h = 0; h < hops.size(); ++h) c.facts.push_back(fact_of(hops[h], c.entities[h], c.entities[h + 1]));
   const std::size_t gold = c.facts.size();
-  // Distractors: every relation with other entities, about one per 110 tokens.
-  const std::size_t distractors = std::max<std::size_t>(6, n / 110);
+  // Distractors: every relation with other entities, about one per 110 tokens, at most
+  // 2000 (each takes up to 3 of the 8000 pseudo-words; longer contexts get more prose).
+  const std::size_t distractors = std::clamp<std::size_t>(n / 110, 6, 2000);
   for (std::size_t i = 0; i < distractors; ++i) {
     const hop& h = hops[i % hops.size()];
     c.facts.push_back(fact_of(h, fresh_words(r, 1, taken), answer_words(r, taken, 2)));
@@ -332,9 +334,11 @@ void plant(rng& r, tokens& text, const std::vector<token>& topics, const std::ve
     for (std::size_t c = 0; c < count[k] && next < slots.size(); ++c) text[slots[next++]] = topics[k];
 }
 
+// Summaries are word lists separated by spaces, in the reference and in the prediction,
+// so ROUGE's words carry no commas.
 std::string joined(const std::vector<token>& words) {
   std::string out;
-  for (token w : words) out += (out.empty() ? "" : ", ") + V().text(w);
+  for (token w : words) out += (out.empty() ? "" : " ") + V().text(w);
   return out;
 }
 
@@ -362,6 +366,7 @@ sample summary_sample(std::uint32_t n, const tokens& intro, const tokens& body, 
   s.references = {joined(topics)};
   s.branches = kTopics;
   s.branch_ratio = 0.0f;  // the question says how many
+  s.branch_separator = " ";
   s.max_new_tokens = 1;
   return s;
 }

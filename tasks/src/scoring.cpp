@@ -160,7 +160,11 @@ double classification(std::string_view prediction, std::string_view reference,
   std::vector<std::string> named;
   for (const auto& c : all_classes)
     if (prediction.find(c) != std::string_view::npos) named.push_back(c);
-  std::erase_if(named, [&](const std::string& c) { return c != reference && reference.find(c) != std::string_view::npos; });
+  // metrics.py removes from the list while iterating over it, which skips the entry after
+  // each removal; the same here, so scores match LongBench's.
+  for (std::size_t i = 0; i < named.size(); ++i)
+    if (named[i] != reference && reference.find(named[i]) != std::string_view::npos)
+      named.erase(named.begin() + static_cast<std::ptrdiff_t>(i));
   if (std::find(named.begin(), named.end(), reference) == named.end()) return 0.0;
   return 1.0 / static_cast<double>(named.size());
 }

@@ -52,9 +52,17 @@ item make_item(item_kind kind, rng& r, std::uint32_t digits) {
 std::vector<item> distinct_items(item_kind kind, rng& r, std::uint32_t digits, std::size_t n,
                                  std::set<std::string>& taken) {
   std::vector<item> out;
+  // Pseudo-words are 8000; a request that would exhaust them is an error, not a hang.
+  std::size_t misses = 0;
   while (out.size() < n) {
     item it = make_item(kind, r, digits);
-    if (taken.insert(it.text).second) out.push_back(std::move(it));
+    if (taken.insert(it.text).second) {
+      out.push_back(std::move(it));
+      misses = 0;
+    } else if (++misses > 100000) {
+      throw task_error("ran out of distinct " + std::string(type_name(kind)) + " after " + std::to_string(taken.size()) +
+                       "; the context asks for more distinct items than the vocabulary has");
+    }
   }
   return out;
 }

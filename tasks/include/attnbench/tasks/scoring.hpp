@@ -26,7 +26,8 @@ double qa_f1(std::string_view prediction, std::string_view reference);
 // single spaces, case kept; summary-level union LCS over distinct words.
 double rouge_l(std::string_view prediction, std::string_view reference);
 // Credit 1/k when the reference class is among the k classes named in the prediction;
-// a named class that is a proper substring of the reference does not count.
+// named classes that are proper substrings of the reference are dropped as metrics.py
+// drops them (removing while iterating, so the entry after each removal stays).
 double classification(std::string_view prediction, std::string_view reference,
                       const std::vector<std::string>& all_classes);
 // The share of the prediction's numbers (digit runs) that equal the reference count.

@@ -39,6 +39,8 @@ struct sample {
   // Score only the last generation (multi-hop questions whose follow-ups restate the
   // intermediate answers); the whole transcript is still recorded.
   bool score_final_generation = false;
+  // Joins the continuations (and generations) into the prediction.
+  std::string branch_separator = ", ";
   nlohmann::json info = nlohmann::json::object();  // needle depth and position, key, ...
 };
 
