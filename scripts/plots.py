@@ -48,9 +48,14 @@ POLICIES = []  # every policy label of the report, so a policy has one colour in
 
 
 def line_style(name, names):
-    """One colour per policy (the same in every plot), solid without a terminator, dashed with one."""
-    policies = POLICIES or sorted({n.split(" + ")[0] for n in names})
-    colour = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")(policies.index(name.split(" + ")[0]))
+    """One colour per policy (the same in every plot), solid without a terminator and dashed
+    with one; when every line is of one policy, one colour per terminator instead."""
+    if len({n.split(" + ")[0] for n in names}) == 1:
+        keys = sorted(names)
+        colour = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")(keys.index(name))
+    else:
+        policies = POLICIES or sorted({n.split(" + ")[0] for n in names})
+        colour = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")(policies.index(name.split(" + ")[0]))
     return {"color": colour, "linestyle": "--" if " + " in name else "-", "marker": "o"}
 
 
