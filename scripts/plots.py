@@ -144,8 +144,9 @@ def tradeoff(rows, out):
                           "context tokens attended (%, log scale)", "accuracy (%)")
     for pts in lines.values():
         if len(pts) > 1:
-            for x, y, policy in pts:
-                ax.annotate(policy, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            for i, (x, y, policy) in enumerate(pts):  # labels above and below in turn
+                ax.annotate(policy, (x, y), fontsize=7, xytext=(3, 5 if i % 2 == 0 else -11),
+                            textcoords="offset points")
     ax.set_xscale("log")
     ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if min(p[0] for v in lines.values() for p in v) / 2 <= t]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
