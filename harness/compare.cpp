@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 #include "json-util.hpp"
+#include "results.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 namespace attnbench {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -90,19 +92,10 @@ metric_table load_benchmark(const fs::path& file, const json& doc, const std::ve
 
 // ---- run folders -------------------------------------------------------------------
 
-json read_results(const fs::path& dir) {
-  const fs::path file = dir / "results.json";
-  if (!fs::exists(file)) throw config_error(dir.string(), "", "not a results folder (no results.json)");
-  json doc = read_json_file(file);
-  if (!doc.contains("meta") || !doc.contains("cells") || !doc["cells"].is_array())
-    throw config_error(file.string(), "", "not an attnbench results file (no meta or cells)");
-  return doc;
-}
-
 // Labels of the config's dense policies.
-std::set<std::string> dense_labels(const json& config) {
+std::set<std::string> dense_labels(const ojson& config) {
   std::set<std::string> out;
-  for (const auto& p : config.value("policies", json::array())) {
+  for (const auto& p : config.value("policies", ojson::array())) {
     if (p.is_string() && p == "dense") out.insert("dense");
     if (p.is_object() && p.value("name", "") == "dense") out.insert(p.value("label", "dense"));
   }
@@ -112,8 +105,8 @@ std::set<std::string> dense_labels(const json& config) {
 metric_table load_run(const fs::path& dir, const std::vector<std::string>& wanted) {
   const std::vector<std::string> defaults{"accuracy", "speedup_vs_dense", "bandwidth_ratio"};
   const auto& metrics = wanted.empty() ? defaults : wanted;
-  const json doc = read_results(dir);
-  const auto dense = dense_labels(doc["meta"].value("config", json::object()));
+  const ojson doc = read_results_file(dir);
+  const auto dense = dense_labels(doc["meta"]["config"]);
   // Per-sample decode rates, by cell id and sample index.
   std::map<std::string, std::map<int, double>> rates;
   if (std::ifstream in(dir / "samples.jsonl"); in) {
@@ -134,14 +127,10 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
   // cell id with its policy and terminator parts replaced.
   std::set<std::string> ids;
   for (const auto& c : doc["cells"]) ids.insert(c.value("id", ""));
-  auto dense_cell = [&](const json& c) -> std::string {
-    const std::string id = c.value("id", "");
-    const auto a = id.find('/'), b = id.find('/', a + 1), e = id.rfind('/');
-    if (a == std::string::npos || b == std::string::npos || e <= b) return "";
-    for (const auto& label : dense) {
-      const std::string candidate = id.substr(0, b + 1) + label + "/none" + id.substr(e);
-      if (ids.count(candidate)) return candidate;
-    }
+  auto dense_cell = [&](const ojson& c) -> std::string {
+    for (const auto& label : dense)
+      if (const std::string candidate = cell_id_with(c.value("id", ""), label, "none"); ids.count(candidate))
+        return candidate;
     return "";
   };
   metric_table out;
@@ -174,10 +163,10 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
 
 // Runs compare only when they come from the same model and grid.
 void check_same_config(const fs::path& base, const fs::path& now) {
-  const json a = read_results(base)["meta"].value("config", json::object());
-  const json b = read_results(now)["meta"].value("config", json::object());
+  const ojson a = read_results_file(base)["meta"]["config"];
+  const ojson b = read_results_file(now)["meta"]["config"];
   for (const char* key : {"model", "tasks", "context_lengths", "policies", "terminators", "seeds"})
-    if (a.value(key, json()) != b.value(key, json()))
+    if (a.value(key, ojson()) != b.value(key, ojson()))
       throw config_error(now.string(), std::string("/meta/config/") + key,
                          "differs from " + base.string() + "; compare runs of the same config");
 }

@@ -1,7 +1,6 @@
 #include "merge.hpp"
 
 #include "errors.hpp"
-#include "json-util.hpp"
 #include "results.hpp"
 #include "summary.hpp"
 
@@ -17,31 +16,13 @@ namespace attnbench {
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
-namespace {
-
-ojson read_run(const fs::path& dir) {
-  const fs::path file = dir / "results.json";
-  if (!fs::exists(file)) throw config_error(dir.string(), "", "not a results folder (no results.json)");
-  std::ifstream in(file);
-  ojson doc;
-  try {
-    doc = ojson::parse(in);
-  } catch (const std::exception& e) {
-    throw config_error(file.string(), "", std::string("not readable JSON: ") + e.what());
-  }
-  if (!doc.contains("meta") || !doc["meta"].contains("config") || !doc.contains("cells"))
-    throw config_error(file.string(), "", "not an attnbench results file (no meta.config or cells)");
-  return doc;
-}
-
-}  // namespace
 
 merge_report merge_runs(const std::vector<fs::path>& shards, const fs::path& out) {
   if (shards.empty()) throw usage_error("merge needs at least one results folder");
   if (fs::exists(out / "results.json"))
     throw output_error("output folder " + out.string() + " already holds results.json; choose another --out");
   std::vector<ojson> docs;
-  for (const auto& dir : shards) docs.push_back(read_run(dir));
+  for (const auto& dir : shards) docs.push_back(read_results_file(dir));
   const ojson& config = docs[0]["meta"]["config"];
   for (std::size_t i = 1; i < docs.size(); ++i)
     if (docs[i]["meta"]["config"] != config)

@@ -31,16 +31,7 @@ struct run_data {
 run_data load(const fs::path& dir) {
   run_data r;
   r.dir = dir;
-  const fs::path file = dir / "results.json";
-  if (!fs::exists(file)) throw config_error(dir.string(), "", "not a results folder (no results.json)");
-  try {
-    std::ifstream in(file);
-    r.doc = ojson::parse(in);
-  } catch (const std::exception& e) {
-    throw config_error(file.string(), "", std::string("not readable JSON: ") + e.what());
-  }
-  if (!r.doc.contains("meta") || !r.doc.contains("cells"))
-    throw config_error(file.string(), "", "not an attnbench results file (no meta or cells)");
+  r.doc = read_results_file(dir);
   std::ifstream in(dir / "samples.jsonl");
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
@@ -289,17 +280,13 @@ report_result write_report(const std::vector<fs::path>& runs, const report_optio
     g.tps += m.value("decode_tokens_per_s", 0.0);
     // The dense cell of the same run, task label, length and seed, without a terminator:
     // the cell id with its policy and terminator parts replaced.
-    const std::string id = c["id"].get<std::string>();
-    const auto a = id.find('/'), b = id.find('/', a + 1), end = id.rfind('/');
     const ojson* dense = nullptr;
-    if (a != std::string::npos && b != std::string::npos && end > b)
-      for (const auto& [label, plugin] : run.plugin_of) {
-        if (plugin != "dense") continue;
-        const std::string want = id.substr(0, b + 1) + label + "/none" + id.substr(end);
-        for (const auto& d : run.doc["cells"])
-          if (d.value("id", "") == want) dense = &d;
-        if (dense) break;
-      }
+    for (const auto& [label, plugin] : run.plugin_of) {
+      if (plugin != "dense" || dense) continue;
+      const std::string want = cell_id_with(c["id"].get<std::string>(), label, "none");
+      for (const auto& d : run.doc["cells"])
+        if (d.value("id", "") == want) dense = &d;
+    }
     if (dense) {
       const ojson& dm = (*dense)["metrics"];
       const double stage = m.value("selection_us_per_step", 0.0) + m.value("attention_us_per_step", 0.0);

@@ -124,4 +124,27 @@ void results_writer::add_cell(const json& cell, const std::vector<json>& samples
   write_results();
 }
 
+nlohmann::ordered_json read_results_file(const fs::path& dir) {
+  const fs::path file = dir / "results.json";
+  if (!fs::exists(file)) throw config_error(dir.string(), "", "not a results folder (no results.json)");
+  nlohmann::ordered_json doc;
+  try {
+    std::ifstream in(file);
+    doc = nlohmann::ordered_json::parse(in);
+  } catch (const std::exception& e) {
+    throw config_error(file.string(), "", std::string("not readable JSON: ") + e.what());
+  }
+  if (!doc.contains("meta") || !doc["meta"].contains("config") || !doc.contains("cells") || !doc["cells"].is_array())
+    throw config_error(file.string(), "", "not an attnbench results file (no meta.config or cells)");
+  return doc;
+}
+
+std::string cell_id_with(const std::string& id, const std::string& policy, const std::string& terminator) {
+  const auto a = id.find('/'), b = a == std::string::npos ? a : id.find('/', a + 1), end = id.rfind('/');
+  if (b == std::string::npos || end <= b) return "";
+  const auto c = id.find('/', b + 1);
+  if (c == std::string::npos || c >= end) return "";
+  return id.substr(0, b + 1) + policy + "/" + terminator + id.substr(end);
+}
+
 }  // namespace attnbench

@@ -19,6 +19,15 @@ inline constexpr int kResultsSchemaVersion = 1;
 // output_error.
 void write_atomically(const std::filesystem::path& path, const std::string& text);
 
+// Reads DIR/results.json of a finished or interrupted run. Throws config_error naming
+// the folder or file when it is missing, not JSON, or has no meta.config and cells.
+nlohmann::ordered_json read_results_file(const std::filesystem::path& dir);
+
+// A cell id (TASK-LABEL/LENGTH/POLICY/TERMINATOR/SEED) with its policy and terminator
+// parts replaced: the id of the same task, length and seed under another policy, e.g.
+// dense without a terminator. Empty for an id of another shape.
+std::string cell_id_with(const std::string& id, const std::string& policy, const std::string& terminator);
+
 class results_writer {
  public:
   // Creates (or, with resume, reopens) the folder. Throws output_error when it is not
