@@ -45,7 +45,7 @@ TEST(Score, MatchesReferenceForEveryTargetDtypeAndShape) {
   for (const auto& target : available_targets()) {
     ASSERT_TRUE(set_target(target));
     for (auto dtype : {ATTNBENCH_DTYPE_FP32, ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16})
-      for (std::uint32_t group : {1u, 4u, 8u})
+      for (std::uint32_t group : {1u, 4u, 5u, 8u})
         for (std::uint32_t n : {1u, 63u, 65u, 4097u}) {
           SCOPED_TRACE(target + " dtype " + std::to_string(dtype) + " group " + std::to_string(group) + " n " +
                        std::to_string(n));
