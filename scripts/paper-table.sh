@@ -16,5 +16,17 @@ build=build/release
 [[ -x $build/attnbench ]] || { echo "paper-table: build $build first (README)" >&2; exit 2; }
 run=build/papers/$name
 rm -rf "$run" "results/papers/$name"
+# A table whose policies need calibrated files (tca's budgets) lists the calibrations in
+# configs/papers/NAME.calibrate, one `attnbench calibrate` argument line each.
+if [[ -f configs/papers/$name.calibrate ]]; then
+  while read -r line; do
+    [[ -z $line || $line == \#* ]] && continue
+    read -ra args <<< "$line"
+    for ((i = 0; i < ${#args[@]}; ++i)); do
+      [[ ${args[i]} == --out ]] && mkdir -p "$(dirname "${args[i + 1]}")"
+    done
+    $build/attnbench calibrate "${args[@]}" > /dev/null
+  done < "configs/papers/$name.calibrate"
+fi
 $build/attnbench run "$config" --out "$run" "$@" > /dev/null
 $build/attnbench report "$run" --out "results/papers/$name"
