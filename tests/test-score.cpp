@@ -145,13 +145,14 @@ TEST(TopK, ExactOnRandomTiedSortedAndNanScores) {
     ASSERT_TRUE(set_target(target));
     for (std::uint64_t n : {1ull, 10ull, 5000ull, 131072ull}) {
       for (std::uint32_t k : {1u, 7u, 2048u, 200000u}) {
-        std::vector<std::vector<float>> inputs(5, std::vector<float>(n));
+        std::vector<std::vector<float>> inputs(6, std::vector<float>(n));
         for (std::uint64_t i = 0; i < n; ++i) {
           inputs[0][i] = static_cast<float>(r.normal());
           inputs[1][i] = static_cast<float>(r.below(4));  // heavy ties
           inputs[2][i] = static_cast<float>(i);           // ascending: the best are at the end
           inputs[3][i] = -static_cast<float>(i);          // descending
           inputs[4][i] = r.below(10) == 0 ? NAN : static_cast<float>(r.normal());
+          inputs[5][i] = r.below(3) == 0 ? -0.0f : r.below(2) == 0 ? 0.0f : -1.0f;  // -0 ties with +0
         }
         for (std::size_t c = 0; c < inputs.size(); ++c) {
           const auto& s = inputs[c];

@@ -192,7 +192,7 @@ HWY_INLINE void output_one_head(const chunk_job& job, const float* logits, float
 // G x T = G x C = 8, 8, 9, 8 for G = 1..4) and load each K or V vector once per G FMAs.
 // G x T accumulators plus G query or probability vectors fit AVX2's 16 registers; the
 // earlier 16 accumulators for G = 2 to 4 spilled, and removing the spills made GQA 4
-// 20-25% faster (probe_ratio 0.57 -> 0.70 at 32K, one thread).
+// 15-20% faster (probe_ratio 0.56-0.58 -> 0.66-0.70 at 32K, one thread).
 template <int DT, std::size_t G>
 void fold(const chunk_job& job) {
   constexpr std::size_t C = G == 1 ? 8 : G == 2 ? 4 : G == 3 ? 3 : 2;  // slices of d per step of the output pass

@@ -163,8 +163,9 @@ namespace {
 // in the lower half (lower index first on ties). Sorting plain integers is several times
 // faster than a comparator that loads two scores and tests them for NaN.
 inline std::uint64_t order_key(float score, std::uint32_t index) {
+  const float canonical = score == 0.0f ? 0.0f : score;  // -0 ties with +0, as == says
   std::uint32_t bits;
-  std::memcpy(&bits, &score, sizeof bits);
+  std::memcpy(&bits, &canonical, sizeof bits);
   const std::uint32_t monotonic = std::isnan(score) ? 0u : (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
   return static_cast<std::uint64_t>(monotonic) << 32 | (0xFFFFFFFFu - index);
 }
