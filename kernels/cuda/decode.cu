@@ -23,6 +23,18 @@ constexpr int kWarps = 4;   // a CTA's warps split a block's rows: 16 each
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRowsPerWarp = kBlock / kWarps;
 
+// 16 bytes of each of this lane's ITER rows (row0, row0 + RPL, ...) of a block, zero
+// past the block's n valid rows; all loads are issued before any is used.
+template <int D, int ITER, int RPL>
+__device__ __forceinline__ void load_rows(const __half* block_col, int row0, int n, uint4 (&raw)[ITER]) {
+#pragma unroll
+  for (int it = 0; it < ITER; ++it) {
+    const int row = row0 + it * RPL;
+    raw[it] = row < n ? *reinterpret_cast<const uint4*>(block_col + static_cast<size_t>(row) * D)
+                      : make_uint4(0, 0, 0, 0);
+  }
+}
+
 // One CTA: one sequence, one KV head, one range of blocks (a split). Each lane reads 16
 // bytes (8 fp16) of a row: LPR = D / 8 lanes per row, 32 / LPR rows per load.
 template <int D, int G>
@@ -58,13 +70,9 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
     const size_t base = static_cast<size_t>(blocks[bi]) * kBlock * D;
     const int n = min(kBlock, len - bi * kBlock);
     // Logits of this warp's rows: all loads first, then the arithmetic.
+    const int row0 = warp * kRowsPerWarp + group_row;  // this lane's row at it = 0
     uint4 kraw[ITER];
-#pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      const int row = warp * kRowsPerWarp + it * RPL + group_row;
-      kraw[it] = row < n ? *reinterpret_cast<const uint4*>(k_pool + base + static_cast<size_t>(row) * D + col)
-                         : make_uint4(0, 0, 0, 0);
-    }
+    load_rows<D, ITER, RPL>(k_pool + base + col, row0, n, kraw);
     float s[ITER][G];
 #pragma unroll
     for (int it = 0; it < ITER; ++it) {
@@ -83,18 +91,12 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
         for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
 #pragma unroll
         for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        const int row = warp * kRowsPerWarp + it * RPL + group_row;
-        s[it][g] = row < n ? dot : -INFINITY;
+        s[it][g] = row0 + it * RPL < n ? dot : -INFINITY;
       }
     }
     // Start the V loads before the softmax arithmetic.
     uint4 vraw[ITER];
-#pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      const int row = warp * kRowsPerWarp + it * RPL + group_row;
-      vraw[it] = row < n ? *reinterpret_cast<const uint4*>(v_pool + base + static_cast<size_t>(row) * D + col)
-                         : make_uint4(0, 0, 0, 0);
-    }
+    load_rows<D, ITER, RPL>(v_pool + base + col, row0, n, vraw);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float cm = -INFINITY;
