@@ -8,6 +8,7 @@
 #include "results.hpp"
 #include "runner.hpp"
 #include "stats.hpp"
+#include "dump.hpp"
 #include "calibrate.hpp"
 #include "compare.hpp"
 #include "merge.hpp"
@@ -16,6 +17,7 @@
 
 #include <attnbench/kernels/dtype.hpp>
 #include <attnbench/kernels/probe.hpp>
+#include <attnbench/kernels/random.hpp>
 #include <attnbench/kernels/simd.hpp>
 #include <attnbench/tasks/task.hpp>
 
@@ -307,6 +309,35 @@ int cmd_stats(const std::string& config_file, const std::vector<std::string>& se
   return exit_ok;
 }
 
+struct dump_options {
+  std::string task, out;
+  std::uint32_t length = 0, sample = 0;
+};
+
+// Plugins are not loaded: the dump needs only the model, the task and the cache settings.
+int cmd_dump_kv(const std::string& config_file, const std::vector<std::string>& sets, const dump_options& o) {
+  const run_config config = load_config(config_file, sets);
+  const model_profile profile = load_profile(resolve_profile_path(config));
+  std::string name;
+  const auto task = find_task(config, o.task, name);
+  dump_request req;
+  req.context_length = o.length ? o.length : config.context_lengths.front();
+  if (req.context_length < task->min_context_length())
+    throw usage_error("--length: " + name + " needs at least " + std::to_string(task->min_context_length()) +
+                      " tokens, got " + std::to_string(req.context_length));
+  req.sample_seed = hash_combine(config.seeds.front(), o.sample);
+  req.dtype = config.dtype;
+  req.block_size = config.block_size;
+  req.task_name = name;
+  const synthetic_model model(profile, config.model_seed);
+  const auto meta = dump_kv(model, *task, req, o.out);
+  std::printf("dump-kv: %s, task %s, %llu tokens x %u layers x %u KV heads x %u (%s) -> %s\n", profile.name.c_str(),
+              name.c_str(), static_cast<unsigned long long>(meta["n_tokens"].get<std::uint64_t>()), profile.n_layers,
+              profile.n_kv_heads, profile.head_dim, std::string(kernels::dtype_name(config.dtype)).c_str(),
+              o.out.c_str());
+  return exit_ok;
+}
+
 struct calibrate_options {
   std::string task, out;
   std::uint32_t length = 0;
@@ -470,6 +501,18 @@ int main(int argc, char** argv) {
   stats->add_option("--json", stats_opts.json_out, "Also write every head's figures to this file")->type_name("FILE");
   stats->footer(kExitCodes);
 
+  dump_options dump_opts;
+  auto* dump = app.add_subcommand(
+      "dump-kv", "Write one sample's K/V cache and decode queries as raw arrays with a meta.json (for GPU kernels)");
+  model_config_options(dump);
+  dump->add_option("--out", dump_opts.out, "Folder to write meta.json, k.bin, v.bin and q.bin into")
+      ->required()
+      ->type_name("DIR");
+  dump->add_option("--task", dump_opts.task, "Task (default: the config's first)");
+  dump->add_option("--length", dump_opts.length, "Context length in tokens (default: the config's first)");
+  dump->add_option("--sample", dump_opts.sample, "Sample index (default 0)");
+  dump->footer(kExitCodes);
+
   calibrate_options cal;
   auto* calibrate = app.add_subcommand(
       "calibrate", "Write per-head budgets for the tca policy from a dense pass over calibration samples");
@@ -576,6 +619,7 @@ int main(int argc, char** argv) {
     if (*list) return cmd_list(registry, list_json);
     if (*stats) return cmd_stats(config_file, sets, stats_opts, registry);
     if (*calibrate) return cmd_calibrate(config_file, sets, cal);
+    if (*dump) return cmd_dump_kv(config_file, sets, dump_opts);
     if (*compare) {
       const auto rows = compare_sources(cmp_base, cmp_new, cmp);
       std::fputs(compare_markdown(rows, cmp).c_str(), stdout);

@@ -1,89 +1,208 @@
-// Dense decode attention over a paged fp16 KV cache on an NVIDIA GPU: a batch of
-// sequences, GQA (the query heads of a KV head share every K/V load), split-K across the
-// sequence with a log-sum-exp merge. A first step of issue 9: no sparse lists, no ART,
-// no bf16 yet (see results/gpu/NOTES.md).
+// Decode attention over a paged fp16/bf16 KV cache on an NVIDIA GPU (issue 9): a batch of
+// sequences; GQA (the query heads of a KV head share every 16-byte K/V load); dense, or
+// over a per-head list of blocks or tokens; split-K across the sequence with a log-sum-exp
+// merge; ART's stability test after each chunk, per split and GQA group. The C API and
+// the layout are in include/attnbench/cuda.h; the versions tried and their figures in
+// results/gpu/NOTES.md.
 //
-// Layout, as the CPU cache's: blocks of kBlock tokens, each row-major token x D fp16, K
-// and V in two pools indexed by the same block ids; a block table [B][Hkv][max_blocks]
-// names each sequence's blocks in order. Queries are fp32 [B][Hq][D], already multiplied
-// by the softmax scale; the output is fp32 [B][Hq][D].
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
+// Work unit: one warp runs one split of one (sequence, KV head) traversal alone, from its
+// first chunk to its last (or until ART stops it), and writes its unnormalised partial
+// (max, sum, accumulator per query head); a CTA is just four such warps. No CTA-wide
+// synchronisation, so a warp's ART test needs only shuffles. Each lane holds 16 bytes
+// (8 values) of a row: LPR = D / 8 lanes per row, RPL = 32 / LPR rows per load, ITER
+// loads per sub-chunk of SUB = ITER * RPL rows. The next sub-chunk's K loads are issued
+// right after the current one's V loads, before its softmax and V arithmetic.
+#include "common.cuh"
 
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
 #include <algorithm>
-#include <string>
+#include <cmath>
 
+namespace attnbench::cuda {
 namespace {
 
-constexpr int kBlock = 64;  // tokens per cache block
-constexpr int kWarps = 4;   // a CTA's warps split a block's rows: 16 each
-constexpr int kThreads = 32 * kWarps;
-constexpr int kRowsPerWarp = kBlock / kWarps;
+struct decode_params {
+  const float* q;
+  const int32_t* table;
+  const int32_t* lens;
+  const int32_t* list;
+  const int32_t* list_counts;
+  int traversals, n_kv_heads, max_blocks, max_list, splits, chunks_per_split;
+  float tau_mag, tau_dir;
+  int patience, min_blocks, art_mass;
+  uint32_t *planned, *visited, *stops;
+  float *part_m, *part_l, *part_acc;
+};
 
-// 16 bytes of each of this lane's ITER rows (row0, row0 + RPL, ...) of a block, zero
-// past the block's n valid rows; all loads are issued before any is used.
-template <int D, int ITER, int RPL>
-__device__ __forceinline__ void load_rows(const __half* block_col, int row0, int n, uint4 (&raw)[ITER]) {
-#pragma unroll
-  for (int it = 0; it < ITER; ++it) {
-    const int row = row0 + it * RPL;
-    raw[it] = row < n ? *reinterpret_cast<const uint4*>(block_col + static_cast<size_t>(row) * D)
-                      : make_uint4(0, 0, 0, 0);
+// Pool row of row r (0 .. kBlock - 1) of chunk c of a traversal, or -1 past its end.
+template <int MODE>
+__device__ __forceinline__ int chunk_row(const int32_t* blocks, const int32_t* list, int len, int count, int c,
+                                         int r) {
+  if constexpr (MODE == ATTNBENCH_CUDA_ALL) {
+    const int t = c * kBlock + r;
+    return t < len ? blocks[c] * kBlock + r : -1;
+  } else if constexpr (MODE == ATTNBENCH_CUDA_BLOCKS) {
+    const int lb = list[c];
+    return lb * kBlock + r < len ? blocks[lb] * kBlock + r : -1;
+  } else {
+    const int i = c * kBlock + r;
+    if (i >= count) return -1;
+    const int t = list[i];
+    return blocks[t / kBlock] * kBlock + t % kBlock;
   }
 }
 
-// One CTA: one sequence, one KV head, one range of blocks (a split). Each lane reads 16
-// bytes (8 fp16) of a row: LPR = D / 8 lanes per row, 32 / LPR rows per load.
+#ifndef ATTNBENCH_CUDA_ITER_G4
+#define ATTNBENCH_CUDA_ITER_G4 8  // loads per lane per sub-chunk for GQA 4 (a tuning knob; NOTES.md)
+#endif
+
 template <int D, int G>
-__global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict__ q, const __half* __restrict__ k_pool,
-                                                         const __half* __restrict__ v_pool,
-                                                         const int32_t* __restrict__ table,
-                                                         const int32_t* __restrict__ lens, int n_kv_heads,
-                                                         int max_blocks, int blocks_per_split, float* __restrict__ part_m,
-                                                         float* __restrict__ part_l, float* __restrict__ part_acc) {
+struct shape {
+  static constexpr int LPR = D / 8;
+  static constexpr int RPL = 32 / LPR;
+  static constexpr int ITER = G >= 8 ? 4 : G == 4 ? ATTNBENCH_CUDA_ITER_G4 : 8;
+  static constexpr int SUB = ITER * RPL;
+  static constexpr int SUBS = kBlock / SUB;  // sub-chunks per chunk
+};
+
+// ART's stability test after a chunk, for one warp's split (see cuda.h): the running
+// output of each head (accumulators summed over the warp's row groups) against the one
+// after the previous chunk, kept normalised in `prev` (this lane's 8 columns, written by
+// row group 0). fp32 throughout, and no division: |norm - prev_norm| < tau_mag prev_norm
+// for the norm test, carried-over mass L - carried < tau_mag L for the mass test, and
+// 1 - cosine < tau_dir. Returns true when the split stops. Warp-uniform: every lane
+// ends its reductions with the same values.
+template <int D, int G>
+__device__ __forceinline__ bool art_step(const decode_params& p, float (*prev)[D], const float (&acc)[G][8],
+                                         const float (&l)[G], const float (&m)[G], float (&prev_norm)[G],
+                                         float (&prev_max)[G], float (&prev_sum)[G], int done, int& passes, int col,
+                                         int group_row) {
   constexpr int LPR = D / 8;
-  constexpr int RPL = 32 / LPR;
-  constexpr int ITER = kRowsPerWarp / RPL;
-  const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int splits = gridDim.x;
+  bool pass = done >= 2;
+  __syncwarp();
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float a[8], L = l[g];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) a[k] = acc[g][k];
+#pragma unroll
+    for (int off = LPR; off < 32; off *= 2) {
+      L += __shfl_xor_sync(0xffffffffu, L, off);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) a[k] += __shfl_xor_sync(0xffffffffu, a[k], off);
+    }
+    const float4 p0 = *reinterpret_cast<const float4*>(&prev[g][col]);
+    const float4 p1 = *reinterpret_cast<const float4*>(&prev[g][col + 4]);
+    const float pr[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+    float nn = 0.0f, dp = 0.0f, pp = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      nn = fmaf(a[k], a[k], nn);
+      dp = fmaf(a[k], pr[k], dp);
+      pp = fmaf(pr[k], pr[k], pp);
+    }
+#pragma unroll
+    for (int off = 1; off < LPR; off *= 2) {
+      nn += __shfl_xor_sync(0xffffffffu, nn, off);
+      dp += __shfl_xor_sync(0xffffffffu, dp, off);
+      pp += __shfl_xor_sync(0xffffffffu, pp, off);
+    }
+    const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
+    const float norm = sqrtf(nn) * inv;
+    if (pass) {
+      bool mag_ok;
+      if (p.art_mass) {
+        const float carried = prev_sum[g] * __expf(prev_max[g] - m[g]);
+        mag_ok = L > 0.0f ? L - carried < p.tau_mag * L : 1.0f < p.tau_mag;
+      } else {
+        mag_ok = prev_norm[g] > 0.0f ? fabsf(norm - prev_norm[g]) < p.tau_mag * prev_norm[g]
+                                     : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
+      }
+      const float cosine = nn > 0.0f && pp > 0.0f ? dp * rsqrtf(nn * pp) : 1.0f;
+      pass = mag_ok && 1.0f - cosine < p.tau_dir;
+    }
+    __syncwarp();
+    if (group_row == 0) {
+      *reinterpret_cast<float4*>(&prev[g][col]) = make_float4(a[0] * inv, a[1] * inv, a[2] * inv, a[3] * inv);
+      *reinterpret_cast<float4*>(&prev[g][col + 4]) = make_float4(a[4] * inv, a[5] * inv, a[6] * inv, a[7] * inv);
+    }
+    prev_norm[g] = norm;
+    prev_max[g] = m[g];
+    prev_sum[g] = L;
+  }
+  passes = pass ? passes + 1 : 0;
+  return done >= p.min_blocks && passes >= p.patience;
+}
+
+template <class T, int D, int G, int MODE, bool ART>
+__global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k_pool, const T* __restrict__ v_pool,
+                                                         decode_params p) {
+  using S = shape<D, G>;
+  constexpr int LPR = S::LPR, RPL = S::RPL, ITER = S::ITER, SUB = S::SUB, SUBS = S::SUBS;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int unit = blockIdx.x * kWarps + warp;
+  const int split = unit % p.splits;
+  const int bh = unit / p.splits;  // b * n_kv_heads + h
+  if (bh >= p.traversals) return;  // the last CTA's spare warps
+  const int b = bh / p.n_kv_heads, h = bh % p.n_kv_heads;
   const int group_row = lane / LPR, col = (lane % LPR) * 8;
-  const int n_q = n_kv_heads * G;
-  const int len = lens[b];
-  const int n_blocks = (len + kBlock - 1) / kBlock;
-  const int first = split * blocks_per_split;
-  const int last = min(n_blocks, first + blocks_per_split);
-  const int32_t* blocks = table + (static_cast<size_t>(b) * n_kv_heads + h) * max_blocks;
+  const int n_q = p.n_kv_heads * G;
+  const int len = p.lens[b];
+  const int32_t* blocks = p.table + static_cast<size_t>(bh) * p.max_blocks;
+  const int32_t* list = MODE == ATTNBENCH_CUDA_ALL ? nullptr : p.list + static_cast<size_t>(bh) * p.max_list;
+  const int count = MODE == ATTNBENCH_CUDA_ALL ? 0 : min(p.list_counts[bh], p.max_list);
+  const int n_chunks = MODE == ATTNBENCH_CUDA_ALL      ? (len + kBlock - 1) / kBlock
+                       : MODE == ATTNBENCH_CUDA_BLOCKS ? count
+                                                       : (count + kBlock - 1) / kBlock;
+  const int first = split * p.chunks_per_split;
+  const int last = min(n_chunks, first + p.chunks_per_split);
 
   float qv[G][8], acc[G][8], m[G], l[G];
+#pragma unroll
   for (int g = 0; g < G; ++g) {
-    const float* qg = q + (static_cast<size_t>(b) * n_q + h * G + g) * D + col;
-    for (int k = 0; k < 8; ++k) qv[g][k] = qg[k], acc[g][k] = 0.0f;
+    const float* qg = p.q + (static_cast<size_t>(b) * n_q + h * G + g) * D + col;
+    const float4 a = *reinterpret_cast<const float4*>(qg), c = *reinterpret_cast<const float4*>(qg + 4);
+    qv[g][0] = a.x, qv[g][1] = a.y, qv[g][2] = a.z, qv[g][3] = a.w;
+    qv[g][4] = c.x, qv[g][5] = c.y, qv[g][6] = c.z, qv[g][7] = c.w;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc[g][k] = 0.0f;
     m[g] = -INFINITY;
     l[g] = 0.0f;
   }
 
-  for (int bi = first; bi < last; ++bi) {
-    const size_t base = static_cast<size_t>(blocks[bi]) * kBlock * D;
-    const int n = min(kBlock, len - bi * kBlock);
-    // Logits of this warp's rows: all loads first, then the arithmetic.
-    const int row0 = warp * kRowsPerWarp + group_row;  // this lane's row at it = 0
-    uint4 kraw[ITER];
-    load_rows<D, ITER, RPL>(k_pool + base + col, row0, n, kraw);
+  // ART: the previous normalised output of each head (this lane's 8 columns) in shared
+  // memory, written by the lanes of row group 0; norms, maxima and sums in registers.
+  __shared__ float sm_prev[ART ? kWarps : 1][ART ? G : 1][ART ? D : 1];
+  float prev_norm[G], prev_max[G], prev_sum[G];
+  int passes = 0, done = 0;
+  bool stopped = false;
+  if constexpr (ART) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      prev_norm[g] = prev_max[g] = prev_sum[g] = 0.0f;
+      if (group_row == 0)
+#pragma unroll
+        for (int k = 0; k < 8; ++k) sm_prev[warp][g][col + k] = 0.0f;
+    }
+  }
+
+  const int sc_end = last * SUBS;
+  int sc = first * SUBS;
+  int rid[ITER];
+  uint4 kraw[ITER];
+  if (sc < sc_end) {
+#pragma unroll
+    for (int it = 0; it < ITER; ++it) {
+      rid[it] = chunk_row<MODE>(blocks, list, len, count, sc / SUBS, (sc % SUBS) * SUB + it * RPL + group_row);
+      kraw[it] = load_row<D>(k_pool, rid[it], col);
+    }
+  }
+  for (; sc < sc_end; ++sc) {
+    // Logits of this lane's rows for every head of the group.
     float s[ITER][G];
 #pragma unroll
     for (int it = 0; it < ITER; ++it) {
-      const __half2* h2 = reinterpret_cast<const __half2*>(&kraw[it]);
       float kf[8];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const float2 f = __half22float2(h2[k]);
-        kf[2 * k] = f.x;
-        kf[2 * k + 1] = f.y;
-      }
+      to_float8<T>(kraw[it], kf);
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         float dot = 0.0f;
@@ -91,12 +210,33 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
         for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
 #pragma unroll
         for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        s[it][g] = row0 + it * RPL < n ? dot : -INFINITY;
+        s[it][g] = rid[it] >= 0 ? dot : -INFINITY;
       }
     }
-    // Start the V loads before the softmax arithmetic.
     uint4 vraw[ITER];
-    load_rows<D, ITER, RPL>(v_pool + base + col, row0, n, vraw);
+#pragma unroll
+    for (int it = 0; it < ITER; ++it) vraw[it] = load_row<D>(v_pool, rid[it], col);
+    // The next sub-chunk's K, in flight during this one's softmax and V arithmetic.
+    if (sc + 1 < sc_end) {
+      const int nc = (sc + 1) / SUBS, nr = ((sc + 1) % SUBS) * SUB + group_row;
+#pragma unroll
+      for (int it = 0; it < ITER; ++it) {
+        rid[it] = chunk_row<MODE>(blocks, list, len, count, nc, nr + it * RPL);
+        kraw[it] = load_row<D>(k_pool, rid[it], col);
+      }
+    }
+    // ART's test of the chunk that ended with the previous sub-chunk: here, with this
+    // sub-chunk's V and the next one's K in flight, and before this sub-chunk changes the
+    // running state (a stop discards it). None after the last chunk: nothing is left.
+    if constexpr (ART) {
+      if (sc % SUBS == 0 && sc > first * SUBS) {
+        ++done;
+        if (art_step(p, sm_prev[warp], acc, l, m, prev_norm, prev_max, prev_sum, done, passes, col, group_row)) {
+          stopped = true;
+          break;
+        }
+      }
+    }
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float cm = -INFINITY;
@@ -105,7 +245,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
 #pragma unroll
       for (int off = LPR; off < 32; off *= 2) cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, off));
       const float m_new = fmaxf(m[g], cm);
-      if (m_new == -INFINITY) {  // no row of this warp yet: nothing to add
+      if (m_new == -INFINITY) {  // no valid row yet
 #pragma unroll
         for (int it = 0; it < ITER; ++it) s[it][g] = 0.0f;
         continue;
@@ -117,27 +257,24 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
       for (int k = 0; k < 8; ++k) acc[g][k] *= alpha;
 #pragma unroll
       for (int it = 0; it < ITER; ++it) {
-        const float p = s[it][g] == -INFINITY ? 0.0f : __expf(s[it][g] - m_new);
-        s[it][g] = p;
-        l[g] += p;  // per row group; summed across groups at the end
+        const float e = __expf(s[it][g] - m_new);  // 0 for -inf
+        s[it][g] = e;
+        l[g] += e;  // this row group's share; summed over row groups when needed
       }
     }
 #pragma unroll
     for (int it = 0; it < ITER; ++it) {
-      const __half2* h2 = reinterpret_cast<const __half2*>(&vraw[it]);
+      float vf[8];
+      to_float8<T>(vraw[it], vf);
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const float2 f = __half22float2(h2[k]);
+      for (int g = 0; g < G; ++g)
 #pragma unroll
-        for (int g = 0; g < G; ++g) {
-          acc[g][2 * k] = fmaf(s[it][g], f.x, acc[g][2 * k]);
-          acc[g][2 * k + 1] = fmaf(s[it][g], f.y, acc[g][2 * k + 1]);
-        }
-      }
+        for (int k = 0; k < 8; ++k) acc[g][k] = fmaf(s[it][g], vf[k], acc[g][k]);
     }
+
   }
 
-  // Row groups of a warp share m: sum their l and acc.
+  // Row groups share m: sum their l and accumulators, then write the partial.
 #pragma unroll
   for (int g = 0; g < G; ++g) {
 #pragma unroll
@@ -146,32 +283,23 @@ __global__ void __launch_bounds__(kThreads) decode_split(const float* __restrict
 #pragma unroll
       for (int k = 0; k < 8; ++k) acc[g][k] += __shfl_xor_sync(0xffffffffu, acc[g][k], off);
     }
+    const size_t part = (static_cast<size_t>(b) * n_q + h * G + g) * p.splits + split;
+    if (group_row == 0) {
+      float4* dst = reinterpret_cast<float4*>(p.part_acc + part * D + col);
+      dst[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
+      dst[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
+    }
+    if (lane == 0) p.part_m[part] = m[g], p.part_l[part] = l[g];
   }
-  __shared__ float sm_m[kWarps][G], sm_l[kWarps][G], sm_acc[kWarps][G][D];
-  if (lane < LPR)
-    for (int g = 0; g < G; ++g)
-      for (int k = 0; k < 8; ++k) sm_acc[warp][g][col + k] = acc[g][k];
-  if (lane == 0)
-    for (int g = 0; g < G; ++g) sm_m[warp][g] = m[g], sm_l[warp][g] = l[g];
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
-    const int g = idx / D, c = idx % D;
-    float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w][g]);
-    float a = 0.0f, L = 0.0f;
-    if (M != -INFINITY)
-      for (int w = 0; w < kWarps; ++w) {
-        const float e = sm_m[w][g] == -INFINITY ? 0.0f : __expf(sm_m[w][g] - M);
-        a += e * sm_acc[w][g][c];
-        L += e * sm_l[w][g];
-      }
-    const size_t part = (static_cast<size_t>(b) * n_q + h * G + g) * splits + split;
-    part_acc[part * D + c] = a;
-    if (c == 0) part_m[part] = M, part_l[part] = L;
+  if (lane == 0 && p.planned) {
+    const int planned = max(0, last - first);
+    atomicAdd(p.planned + bh, static_cast<uint32_t>(planned));
+    atomicAdd(p.visited + bh, static_cast<uint32_t>(ART && stopped ? done : planned));
+    if (ART && stopped) atomicAdd(p.stops + bh, 1u);
   }
 }
 
-// One CTA per (query head, sequence), D threads: the log-sum-exp merge of the splits.
+// One CTA per (query head, sequence): the log-sum-exp merge of the splits.
 __global__ void merge_splits(const float* __restrict__ part_m, const float* __restrict__ part_l,
                              const float* __restrict__ part_acc, int splits, int D, float* __restrict__ out) {
   const size_t head = static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x;
@@ -192,101 +320,122 @@ __global__ void merge_splits(const float* __restrict__ part_m, const float* __re
   }
 }
 
-thread_local std::string g_error;
+workspace g_decode_ws;
 
-struct workspace {
-  float* data = nullptr;
-  size_t floats = 0;
-  ~workspace() { cudaFree(data); }
-};
-
-template <int D, int G>
-cudaError_t launch(const float* q, const __half* k, const __half* v, const int32_t* table, const int32_t* lens, int B,
-                   int n_kv_heads, int max_blocks, int max_len, int splits_wanted, float* out, cudaStream_t stream) {
-  static workspace ws;
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  const int blocks = (max_len + kBlock - 1) / kBlock;
-  // Splits: as many as fill the GPU's resident CTA slots once (one wave). Each CTA's work
-  // is long, so a partial second wave leaves most SMs idle at the end: measured at 128K,
-  // batch 8, 576 CTAs (1.1 waves) gave 0.81 of the copy bandwidth and 1152 (2.2) 0.93;
-  // batch 32, 768 CTAs 0.96 and 1280 0.87.
-  int per_sm = 0;
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_split<D, G>, kThreads, 0);
-  const int slots = std::max(1, per_sm) * sms;
-  int splits = splits_wanted > 0 ? splits_wanted : std::max(1, slots / (B * n_kv_heads));
-  splits = std::max(1, std::min(splits, blocks));
-  const int per_split = (blocks + splits - 1) / splits;
-  splits = (blocks + per_split - 1) / per_split;
-  const size_t heads = static_cast<size_t>(B) * n_kv_heads * G;
-  const size_t need = heads * splits * (D + 2);
-  if (need > ws.floats) {
-    cudaFree(ws.data);
-    ws.data = nullptr;
-    ws.floats = 0;
-    if (cudaError_t e = cudaMalloc(&ws.data, need * sizeof(float)); e != cudaSuccess) return e;
-    ws.floats = need;
+template <class T, int D, int G, int MODE, bool ART>
+cudaError_t launch(const attnbench_cuda_decode_args& a) {
+  auto kernel = decode_split<T, D, G, MODE, ART>;
+  const int max_chunks = MODE == ATTNBENCH_CUDA_ALL      ? (a.max_len + kBlock - 1) / kBlock
+                         : MODE == ATTNBENCH_CUDA_BLOCKS ? a.max_list
+                                                         : (a.max_list + kBlock - 1) / kBlock;
+  const int traversals = a.batch * a.n_kv_heads;
+  // Splits: enough warps to fill every resident CTA slot once (one wave; see NOTES.md).
+  int splits = a.splits;
+  if (splits <= 0) splits = std::max(1, resident_ctas(kernel) * kWarps / traversals);
+  splits = std::max(1, std::min(splits, std::max(1, max_chunks)));
+  const int per_split = std::max(1, (max_chunks + splits - 1) / splits);
+  splits = std::max(1, (max_chunks + per_split - 1) / per_split);
+  const size_t heads = static_cast<size_t>(traversals) * G;
+  const size_t floats = heads * splits * (D + 2);
+  if (cudaError_t e = g_decode_ws.reserve(floats * sizeof(float)); e != cudaSuccess) return e;
+  decode_params p{};
+  p.q = a.queries;
+  p.table = a.block_table;
+  p.lens = a.lens;
+  p.list = a.list;
+  p.list_counts = a.list_counts;
+  p.traversals = traversals;
+  p.n_kv_heads = a.n_kv_heads;
+  p.max_blocks = a.max_blocks;
+  p.max_list = a.max_list;
+  p.splits = splits;
+  p.chunks_per_split = per_split;
+  p.tau_mag = static_cast<float>(a.tau_mag);
+  p.tau_dir = static_cast<float>(a.tau_dir);
+  p.patience = a.patience;
+  p.min_blocks = a.min_blocks;
+  p.art_mass = a.art_mass;
+  p.planned = a.chunks_planned;
+  p.visited = a.chunks_visited;
+  p.stops = a.stops;
+  p.part_m = static_cast<float*>(g_decode_ws.data);
+  p.part_l = p.part_m + heads * splits;
+  p.part_acc = p.part_l + heads * splits;
+  if (p.planned) {
+    const size_t bytes = static_cast<size_t>(traversals) * sizeof(uint32_t);
+    cudaMemsetAsync(p.planned, 0, bytes);
+    cudaMemsetAsync(p.visited, 0, bytes);
+    cudaMemsetAsync(p.stops, 0, bytes);
   }
-  float* pm = ws.data;
-  float* pl = pm + heads * splits;
-  float* pa = pl + heads * splits;
-  decode_split<D, G><<<dim3(splits, n_kv_heads, B), kThreads, 0, stream>>>(q, k, v, table, lens, n_kv_heads, max_blocks,
-                                                                           per_split, pm, pl, pa);
-  merge_splits<<<dim3(n_kv_heads * G, B), D, 0, stream>>>(pm, pl, pa, splits, D, out);
+  const int units = traversals * splits;
+  kernel<<<(units + kWarps - 1) / kWarps, kThreads>>>(static_cast<const T*>(a.k_pool), static_cast<const T*>(a.v_pool),
+                                                      p);
+  merge_splits<<<dim3(a.n_kv_heads * G, a.batch), D>>>(p.part_m, p.part_l, p.part_acc, splits, D, a.out);
   return cudaGetLastError();
 }
 
-}  // namespace
-
-extern "C" {
-
-const char* attnbench_cuda_last_error() { return g_error.c_str(); }
-
-// Dense decode of one step for B sequences. Returns 0 on success, else non-zero with a
-// message in attnbench_cuda_last_error(). With iters > 0 it also times iters launches
-// (after one warm-up) with CUDA events and writes milliseconds per step to *ms.
-int attnbench_cuda_decode(const float* q, const void* k_pool, const void* v_pool, const int32_t* table,
-                          const int32_t* lens, int B, int n_q_heads, int n_kv_heads, int head_dim, int max_blocks,
-                          int max_len, int splits, float* out, int iters, float* ms) {
-  if (B <= 0 || n_kv_heads <= 0 || n_q_heads % n_kv_heads != 0 || max_len <= 0) {
-    g_error = "attnbench_cuda_decode: bad shape";
-    return 1;
+template <class T, int D, int G>
+cudaError_t dispatch_mode(const attnbench_cuda_decode_args& a) {
+  switch (a.list_kind * 2 + (a.art ? 1 : 0)) {
+    case 0: return launch<T, D, G, ATTNBENCH_CUDA_ALL, false>(a);
+    case 1: return launch<T, D, G, ATTNBENCH_CUDA_ALL, true>(a);
+    case 2: return launch<T, D, G, ATTNBENCH_CUDA_BLOCKS, false>(a);
+    case 3: return launch<T, D, G, ATTNBENCH_CUDA_BLOCKS, true>(a);
+    case 4: return launch<T, D, G, ATTNBENCH_CUDA_TOKENS, false>(a);
+    default: return launch<T, D, G, ATTNBENCH_CUDA_TOKENS, true>(a);
   }
-  const int G = n_q_heads / n_kv_heads;
-  auto run = [&]() -> cudaError_t {
-    const auto* k = static_cast<const __half*>(k_pool);
-    const auto* v = static_cast<const __half*>(v_pool);
-#define ATTNBENCH_CASE(DD, GG) \
-  if (head_dim == DD && G == GG) return launch<DD, GG>(q, k, v, table, lens, B, n_kv_heads, max_blocks, max_len, splits, out, 0);
-    ATTNBENCH_CASE(128, 1) ATTNBENCH_CASE(128, 2) ATTNBENCH_CASE(128, 4) ATTNBENCH_CASE(128, 8)
-    ATTNBENCH_CASE(64, 1) ATTNBENCH_CASE(64, 2) ATTNBENCH_CASE(64, 4) ATTNBENCH_CASE(64, 8)
-#undef ATTNBENCH_CASE
-    return cudaErrorInvalidValue;
-  };
-  cudaError_t e = run();
-  if (e == cudaSuccess && iters > 0) {
-    cudaEvent_t t0, t1;
-    cudaEventCreate(&t0);
-    cudaEventCreate(&t1);
-    cudaEventRecord(t0);
-    for (int i = 0; i < iters && e == cudaSuccess; ++i) e = run();
-    cudaEventRecord(t1);
-    cudaEventSynchronize(t1);
-    float total = 0;
-    cudaEventElapsedTime(&total, t0, t1);
-    if (ms) *ms = total / iters;
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
-  }
-  if (e == cudaSuccess) e = cudaDeviceSynchronize();
-  if (e != cudaSuccess) {
-    g_error = std::string("attnbench_cuda_decode: ") +
-              (e == cudaErrorInvalidValue ? "head_dim must be 64 or 128 and the GQA ratio 1, 2, 4 or 8"
-                                          : cudaGetErrorString(e));
-    return 2;
-  }
-  return 0;
 }
 
-}  // extern "C"
+template <class T>
+cudaError_t dispatch(const attnbench_cuda_decode_args& a) {
+  const int G = a.n_query_heads / a.n_kv_heads;
+#define ATTNBENCH_CASE(DD, GG) \
+  if (a.head_dim == DD && G == GG) return dispatch_mode<T, DD, GG>(a);
+  ATTNBENCH_CASE(128, 1) ATTNBENCH_CASE(128, 2) ATTNBENCH_CASE(128, 4) ATTNBENCH_CASE(128, 8)
+  ATTNBENCH_CASE(64, 1) ATTNBENCH_CASE(64, 2) ATTNBENCH_CASE(64, 4) ATTNBENCH_CASE(64, 8)
+#undef ATTNBENCH_CASE
+  return cudaErrorInvalidValue;
+}
+
+// The argument checks a host can make without touching device memory.
+std::string check(const attnbench_cuda_decode_args& a) {
+  if (a.dtype != ATTNBENCH_CUDA_FP16 && a.dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (0) or bf16 (1)";
+  if (a.batch <= 0 || a.n_kv_heads <= 0 || a.n_query_heads <= 0) return "batch and head counts must be positive";
+  if (a.n_query_heads % a.n_kv_heads != 0) return "n_query_heads must be a multiple of n_kv_heads";
+  const int G = a.n_query_heads / a.n_kv_heads;
+  if ((a.head_dim != 64 && a.head_dim != 128) || (G != 1 && G != 2 && G != 4 && G != 8))
+    return "head_dim must be 64 or 128 and the GQA ratio 1, 2, 4 or 8";
+  if (a.max_len <= 0 || a.max_blocks * kBlock < a.max_len) return "max_len must be positive and fit max_blocks";
+  if (!a.queries || !a.k_pool || !a.v_pool || !a.block_table || !a.lens || !a.out) return "a required pointer is null";
+  if (a.list_kind < ATTNBENCH_CUDA_ALL || a.list_kind > ATTNBENCH_CUDA_TOKENS) return "list_kind must be 0, 1 or 2";
+  if (a.list_kind != ATTNBENCH_CUDA_ALL && (!a.list || !a.list_counts || a.max_list <= 0))
+    return "a block or token list needs list, list_counts and max_list > 0";
+  if (a.art && (a.patience < 1 || a.min_blocks < 0 || !(a.tau_mag >= 0) || !(a.tau_dir >= 0)))
+    return "ART needs patience >= 1, min_blocks >= 0 and thresholds >= 0";
+  if ((a.chunks_planned != nullptr) != (a.chunks_visited != nullptr) || (a.chunks_planned != nullptr) != (a.stops != nullptr))
+    return "chunks_planned, chunks_visited and stops go together";
+  return {};
+}
+
+}  // namespace
+}  // namespace attnbench::cuda
+
+extern "C" int attnbench_cuda_decode(const attnbench_cuda_decode_args* args, int iters, float* ms) {
+  using namespace attnbench::cuda;
+  if (!args) {
+    set_error("attnbench_cuda_decode: args is null");
+    return ATTNBENCH_CUDA_BAD_ARGUMENT;
+  }
+  if (std::string why = check(*args); !why.empty()) {
+    set_error("attnbench_cuda_decode: " + why);
+    return ATTNBENCH_CUDA_BAD_ARGUMENT;
+  }
+  const cudaError_t e = run_timed(
+      [&] { return args->dtype == ATTNBENCH_CUDA_FP16 ? dispatch<__half>(*args) : dispatch<__nv_bfloat16>(*args); }, iters,
+      ms);
+  if (e != cudaSuccess) {
+    set_error(std::string("attnbench_cuda_decode: ") + cudaGetErrorString(e));
+    return ATTNBENCH_CUDA_ERROR;
+  }
+  return ATTNBENCH_CUDA_OK;
+}

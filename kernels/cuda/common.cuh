@@ -1,0 +1,102 @@
+// Helpers shared by the CUDA kernels: 16-byte row loads of a paged fp16/bf16 cache, their
+// conversion to fp32, the thread-local error message and the event timing of a call.
+#pragma once
+
+#include <attnbench/cuda.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+namespace attnbench::cuda {
+
+constexpr int kBlock = ATTNBENCH_CUDA_BLOCK;  // tokens per cache block
+constexpr int kWarps = 4;                     // warps per CTA; each warp works alone
+constexpr int kThreads = 32 * kWarps;
+
+void set_error(std::string message);
+
+// Eight fp16 or bf16 values (16 bytes) to fp32.
+template <class T>
+__device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8]) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 x = __half22float2(h2[k]);
+      f[2 * k] = x.x;
+      f[2 * k + 1] = x.y;
+    }
+  } else {
+    const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 x = __bfloat1622float2(h2[k]);
+      f[2 * k] = x.x;
+      f[2 * k + 1] = x.y;
+    }
+  }
+}
+
+// The 16 bytes at column col of pool row `row` (a row index over the whole pool: block *
+// kBlock + slot), or zeros for row < 0.
+template <int D, class T>
+__device__ __forceinline__ uint4 load_row(const T* pool, int row, int col) {
+  return row >= 0 ? __ldg(reinterpret_cast<const uint4*>(pool + static_cast<size_t>(row) * D + col))
+                  : make_uint4(0, 0, 0, 0);
+}
+
+// Runs `launch` once (the warm-up, whose result the caller keeps), then, with iters > 0,
+// iters more times between two events, and writes milliseconds per call to *ms.
+template <class F>
+cudaError_t run_timed(F&& launch, int iters, float* ms) {
+  cudaError_t e = launch();
+  if (e == cudaSuccess && iters > 0) {
+    cudaEvent_t t0, t1;
+    cudaEventCreate(&t0);
+    cudaEventCreate(&t1);
+    cudaEventRecord(t0);
+    for (int i = 0; i < iters && e == cudaSuccess; ++i) e = launch();
+    cudaEventRecord(t1);
+    cudaEventSynchronize(t1);
+    float total = 0;
+    cudaEventElapsedTime(&total, t0, t1);
+    if (ms) *ms = total / iters;
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+  }
+  if (e == cudaSuccess) e = cudaDeviceSynchronize();
+  return e;
+}
+
+// A device buffer that grows and is kept between calls of one kernel family.
+struct workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+  ~workspace() { cudaFree(data); }
+  cudaError_t reserve(size_t need) {
+    if (need <= bytes) return cudaSuccess;
+    cudaFree(data);
+    data = nullptr;
+    bytes = 0;
+    const cudaError_t e = cudaMalloc(&data, need);
+    if (e == cudaSuccess) bytes = need;
+    return e;
+  }
+};
+
+// Resident CTAs of kernel per SM times the SMs: what one wave holds.
+template <class K>
+int resident_ctas(K kernel) {
+  int device = 0, sms = 0, per_sm = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0);
+  return (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
+}
+
+}  // namespace attnbench::cuda
