@@ -46,8 +46,17 @@ __device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8]) {
 // kBlock + slot), or zeros for row < 0.
 template <int D, class T>
 __device__ __forceinline__ uint4 load_row(const T* pool, int row, int col) {
-  return row >= 0 ? __ldg(reinterpret_cast<const uint4*>(pool + static_cast<size_t>(row) * D + col))
-                  : make_uint4(0, 0, 0, 0);
+  if (row < 0) return make_uint4(0, 0, 0, 0);
+  const T* src = pool + static_cast<size_t>(row) * D + col;
+#ifdef ATTNBENCH_CUDA_L2_256B  // a variant tried in NOTES.md: no L1 allocation, 256-byte L2 fetches
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(src));
+  return r;
+#else
+  return __ldg(reinterpret_cast<const uint4*>(src));
+#endif
 }
 
 // Runs `launch` once (the warm-up, whose result the caller keeps), then, with iters > 0,
@@ -89,13 +98,13 @@ struct workspace {
   }
 };
 
-// Resident CTAs of kernel per SM times the SMs: what one wave holds.
+// Resident CTAs of kernel (with `threads` per CTA) per SM times the SMs: what one wave holds.
 template <class K>
-int resident_ctas(K kernel) {
+int resident_ctas(K kernel, int threads = kThreads) {
   int device = 0, sms = 0, per_sm = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0);
   return (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
 }
 

@@ -64,34 +64,54 @@ struct shape {
   static constexpr int SUBS = kBlock / SUB;  // sub-chunks per chunk
 };
 
+// ART's per-warp state in shared memory: each row group's partial accumulators and sums
+// (published at each test), and per head the previous normalised output, its norm, the
+// running max and sum it came from.
+template <int D, int G>
+struct art_state {
+  static constexpr int RG = 32 / (D / 8);  // row groups of a warp
+  float part[RG][G][D];
+  float part_l[RG][G];
+  float prev[G][D];
+  float prev_norm[G], prev_max[G], prev_sum[G];
+};
+
 // ART's stability test after a chunk, for one warp's split (see cuda.h): the running
 // output of each head (accumulators summed over the warp's row groups) against the one
-// after the previous chunk, kept normalised in `prev` (this lane's 8 columns, written by
-// row group 0). fp32 throughout, and no division: |norm - prev_norm| < tau_mag prev_norm
-// for the norm test, carried-over mass L - carried < tau_mag L for the mass test, and
-// 1 - cosine < tau_dir. Returns true when the split stops. Warp-uniform: every lane
-// ends its reductions with the same values.
+// after the previous chunk. Each row group tests its own G / RG heads, so the work is not
+// repeated across row groups. fp32 and no division: |norm - prev_norm| < tau_mag
+// prev_norm for the norm test, L - carried < tau_mag L for the mass test, and
+// 1 - cosine < tau_dir. Returns true (on every lane) when the split stops.
 template <int D, int G>
-__device__ __forceinline__ bool art_step(const decode_params& p, float (*prev)[D], const float (&acc)[G][8],
-                                         const float (&l)[G], const float (&m)[G], float (&prev_norm)[G],
-                                         float (&prev_max)[G], float (&prev_sum)[G], int done, int& passes, int col,
+__device__ __forceinline__ bool art_step(const decode_params& p, art_state<D, G>& st, const float (&acc)[G][8],
+                                         const float (&l)[G], const float (&m)[G], int done, int& passes, int col,
                                          int group_row) {
-  constexpr int LPR = D / 8;
-  bool pass = done >= 2;
+  constexpr int LPR = D / 8, RG = 32 / LPR, HPR = (G + RG - 1) / RG;  // heads per row group
   __syncwarp();
 #pragma unroll
   for (int g = 0; g < G; ++g) {
-    float a[8], L = l[g];
+    *reinterpret_cast<float4*>(&st.part[group_row][g][col]) = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
+    *reinterpret_cast<float4*>(&st.part[group_row][g][col + 4]) = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
+    if (col == 0) st.part_l[group_row][g] = l[g];
+  }
+  __syncwarp();
+  bool pass = done >= 2;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) a[k] = acc[g][k];
+  for (int i = 0; i < HPR; ++i) {
+    const int g_want = group_row * HPR + i;
+    const bool active = g_want < G;  // uniform within a row group
+    const int g = active ? g_want : G - 1;
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, L = 0.0f;
 #pragma unroll
-    for (int off = LPR; off < 32; off *= 2) {
-      L += __shfl_xor_sync(0xffffffffu, L, off);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) a[k] += __shfl_xor_sync(0xffffffffu, a[k], off);
+    for (int r = 0; r < RG; ++r) {
+      const float4 x0 = *reinterpret_cast<const float4*>(&st.part[r][g][col]);
+      const float4 x1 = *reinterpret_cast<const float4*>(&st.part[r][g][col + 4]);
+      a[0] += x0.x, a[1] += x0.y, a[2] += x0.z, a[3] += x0.w;
+      a[4] += x1.x, a[5] += x1.y, a[6] += x1.z, a[7] += x1.w;
+      L += st.part_l[r][g];
     }
-    const float4 p0 = *reinterpret_cast<const float4*>(&prev[g][col]);
-    const float4 p1 = *reinterpret_cast<const float4*>(&prev[g][col + 4]);
+    const float4 p0 = *reinterpret_cast<const float4*>(&st.prev[g][col]);
+    const float4 p1 = *reinterpret_cast<const float4*>(&st.prev[g][col + 4]);
     const float pr[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
     float nn = 0.0f, dp = 0.0f, pp = 0.0f;
 #pragma unroll
@@ -101,37 +121,41 @@ __device__ __forceinline__ bool art_step(const decode_params& p, float (*prev)[D
       pp = fmaf(pr[k], pr[k], pp);
     }
 #pragma unroll
-    for (int off = 1; off < LPR; off *= 2) {
+    for (int off = 1; off < LPR; off *= 2) {  // within the row group
       nn += __shfl_xor_sync(0xffffffffu, nn, off);
       dp += __shfl_xor_sync(0xffffffffu, dp, off);
       pp += __shfl_xor_sync(0xffffffffu, pp, off);
     }
+    float mg = m[0];
+#pragma unroll
+    for (int j = 1; j < G; ++j) mg = j == g ? m[j] : mg;
     const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
     const float norm = sqrtf(nn) * inv;
-    if (pass) {
+    const float pn = st.prev_norm[g];
+    if (pass && active) {
       bool mag_ok;
       if (p.art_mass) {
-        const float carried = prev_sum[g] * __expf(prev_max[g] - m[g]);
+        const float carried = st.prev_sum[g] * __expf(st.prev_max[g] - mg);
         mag_ok = L > 0.0f ? L - carried < p.tau_mag * L : 1.0f < p.tau_mag;
       } else {
-        mag_ok = prev_norm[g] > 0.0f ? fabsf(norm - prev_norm[g]) < p.tau_mag * prev_norm[g]
-                                     : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
+        mag_ok = pn > 0.0f ? fabsf(norm - pn) < p.tau_mag * pn : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
       }
       const float cosine = nn > 0.0f && pp > 0.0f ? dp * rsqrtf(nn * pp) : 1.0f;
       pass = mag_ok && 1.0f - cosine < p.tau_dir;
     }
     __syncwarp();
-    if (group_row == 0) {
-      *reinterpret_cast<float4*>(&prev[g][col]) = make_float4(a[0] * inv, a[1] * inv, a[2] * inv, a[3] * inv);
-      *reinterpret_cast<float4*>(&prev[g][col + 4]) = make_float4(a[4] * inv, a[5] * inv, a[6] * inv, a[7] * inv);
+    if (active) {
+      *reinterpret_cast<float4*>(&st.prev[g][col]) = make_float4(a[0] * inv, a[1] * inv, a[2] * inv, a[3] * inv);
+      *reinterpret_cast<float4*>(&st.prev[g][col + 4]) = make_float4(a[4] * inv, a[5] * inv, a[6] * inv, a[7] * inv);
+      if (col == 0) st.prev_norm[g] = norm, st.prev_max[g] = mg, st.prev_sum[g] = L;
     }
-    prev_norm[g] = norm;
-    prev_max[g] = m[g];
-    prev_sum[g] = L;
   }
-  passes = pass ? passes + 1 : 0;
+  passes = __all_sync(0xffffffffu, pass) ? passes + 1 : 0;
   return done >= p.min_blocks && passes >= p.patience;
 }
+
+// Warps per CTA: 4, or 2 where ART's shared state of 4 warps would pass 48 KB (D 128, GQA 8).
+__host__ __device__ constexpr int cta_warps(int D, int G, bool art) { return art && D * G > 512 ? 2 : kWarps; }
 
 template <class T, int D, int G, int MODE, bool ART>
 __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k_pool, const T* __restrict__ v_pool,
@@ -139,7 +163,8 @@ __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k
   using S = shape<D, G>;
   constexpr int LPR = S::LPR, RPL = S::RPL, ITER = S::ITER, SUB = S::SUB, SUBS = S::SUBS;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int unit = blockIdx.x * kWarps + warp;
+  constexpr int W = cta_warps(D, G, ART);
+  const int unit = blockIdx.x * W + warp;
   const int split = unit % p.splits;
   const int bh = unit / p.splits;  // b * n_kv_heads + h
   if (bh >= p.traversals) return;  // the last CTA's spare warps
@@ -169,20 +194,13 @@ __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k
     l[g] = 0.0f;
   }
 
-  // ART: the previous normalised output of each head (this lane's 8 columns) in shared
-  // memory, written by the lanes of row group 0; norms, maxima and sums in registers.
-  __shared__ float sm_prev[ART ? kWarps : 1][ART ? G : 1][ART ? D : 1];
-  float prev_norm[G], prev_max[G], prev_sum[G];
+  // ART: its state in shared memory, zeroed (the CPU terminator starts from zeros too).
+  __shared__ art_state<ART ? D : 8, ART ? G : 1> sm_art[ART ? W : 1];
   int passes = 0, done = 0;
   bool stopped = false;
   if constexpr (ART) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      prev_norm[g] = prev_max[g] = prev_sum[g] = 0.0f;
-      if (group_row == 0)
-#pragma unroll
-        for (int k = 0; k < 8; ++k) sm_prev[warp][g][col + k] = 0.0f;
-    }
+    float* z = reinterpret_cast<float*>(&sm_art[warp]);
+    for (int i = lane; i < static_cast<int>(sizeof(art_state<D, G>) / sizeof(float)); i += 32) z[i] = 0.0f;
   }
 
   const int sc_end = last * SUBS;
@@ -231,7 +249,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k
     if constexpr (ART) {
       if (sc % SUBS == 0 && sc > first * SUBS) {
         ++done;
-        if (art_step(p, sm_prev[warp], acc, l, m, prev_norm, prev_max, prev_sum, done, passes, col, group_row)) {
+        if (art_step<D, G>(p, sm_art[warp], acc, l, m, done, passes, col, group_row)) {
           stopped = true;
           break;
         }
@@ -331,7 +349,8 @@ cudaError_t launch(const attnbench_cuda_decode_args& a) {
   const int traversals = a.batch * a.n_kv_heads;
   // Splits: enough warps to fill every resident CTA slot once (one wave; see NOTES.md).
   int splits = a.splits;
-  if (splits <= 0) splits = std::max(1, resident_ctas(kernel) * kWarps / traversals);
+  constexpr int W = cta_warps(D, G, ART);
+  if (splits <= 0) splits = std::max(1, resident_ctas(kernel, W * 32) * W / traversals);
   splits = std::max(1, std::min(splits, std::max(1, max_chunks)));
   const int per_split = std::max(1, (max_chunks + splits - 1) / splits);
   splits = std::max(1, (max_chunks + per_split - 1) / per_split);
@@ -368,7 +387,7 @@ cudaError_t launch(const attnbench_cuda_decode_args& a) {
     cudaMemsetAsync(p.stops, 0, bytes);
   }
   const int units = traversals * splits;
-  kernel<<<(units + kWarps - 1) / kWarps, kThreads>>>(static_cast<const T*>(a.k_pool), static_cast<const T*>(a.v_pool),
+  kernel<<<(units + W - 1) / W, W * 32>>>(static_cast<const T*>(a.k_pool), static_cast<const T*>(a.v_pool),
                                                       p);
   merge_splits<<<dim3(a.n_kv_heads * G, a.batch), D>>>(p.part_m, p.part_l, p.part_acc, splits, D, a.out);
   return cudaGetLastError();
