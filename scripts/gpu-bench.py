@@ -23,8 +23,8 @@ BLOCK = 64
 ITERS = 20
 REPS = 5
 P = ctypes.c_void_p
-# GPU_BENCH_QUICK=1: only the ceilings and dense decode where the bar applies (to compare
-# builds of the library in one call).
+# GPU_BENCH_QUICK=1: only the ceilings, dense decode and ART's overhead where the bars
+# apply (to compare builds of the library in one call).
 QUICK = os.environ.get("GPU_BENCH_QUICK") == "1"
 
 
@@ -94,7 +94,9 @@ def decode(args, iters=0):
 
 
 def timed(fn):
-    """Median of REPS timings of ITERS calls each."""
+    """Median of REPS timings of ITERS calls each, after one untimed round (the clocks
+    settle after the previous, heavier case)."""
+    fn()
     return median([fn() for _ in range(REPS)])
 
 
@@ -152,6 +154,32 @@ for n in (32768, 131072) if QUICK else (4096, 16384, 32768, 65536, 131072):
         del c, k, v, q16, ref, out
         torch.cuda.empty_cache()
 
+# 4. ART's cost when it never fires (tau 0: no chunk passes), alternating with plain dense.
+R["art_overhead"] = []
+for n in (32768, 131072) if QUICK else (32768, 65536, 131072):
+    for B in (8, 32):
+        c = Cache(B, hq, hkv, d, n, seed=11)
+        out = torch.empty(B, hq, d, device=dev)
+        cnt = [torch.zeros(B * hkv, dtype=torch.int32, device=dev) for _ in range(3)]
+        plain, art = [], []
+        decode(c.args(out), ITERS)  # settle
+        for _ in range(REPS):
+            plain.append(decode(c.args(out), ITERS))
+            art.append(decode(c.args(out, art=1, tau_mag=0.0, tau_dir=0.0, patience=5, chunks_planned=p(cnt[0]),
+                                      chunks_visited=p(cnt[1]), stops=p(cnt[2])), ITERS))
+        assert int(cnt[2].sum()) == 0 and torch.equal(cnt[0], cnt[1]), "ART fired with tau 0"
+        row = {"context": n, "batch": B, "dense_ms": median(plain), "art_never_ms": median(art),
+               "overhead": median(art) / median(plain) - 1}
+        R["art_overhead"].append(row)
+        print(f"ART never firing n={n} B={B}: {row['dense_ms']:.3f} -> {row['art_never_ms']:.3f} ms,"
+              f" overhead {100 * row['overhead']:+.2f}%")
+        del c, out
+        torch.cuda.empty_cache()
+
+if QUICK:
+    json.dump(R, open(f"{out_dir}/gpu-bench-quick.json", "w"), indent=1)
+    sys.exit(0)
+
 # 2b. The same where the bar applies with the pool's blocks in sequence order: how much
 #     the random block order of a paged cache costs (PyTorch reads contiguous tensors).
 R["dense_in_order"] = []
@@ -167,10 +195,6 @@ for n in (32768, 131072):
         del c, out
         torch.cuda.empty_cache()
 
-if QUICK:
-    json.dump(R, open(f"{out_dir}/gpu-bench-quick.json", "w"), indent=1)
-    sys.exit(0)
-
 # 3. Split sweep (warps per traversal) where the bar applies.
 R["split_sweep"] = []
 for n, B in ((32768, 8), (131072, 8), (32768, 32), (131072, 32)):
@@ -183,27 +207,6 @@ for n, B in ((32768, 8), (131072, 8), (32768, 32), (131072, 32)):
         print(f"split sweep n={n} B={B} splits={splits or 'auto'}: {ms:.3f} ms, {frac:.3f} of copy")
     del c, out
     torch.cuda.empty_cache()
-
-# 4. ART's cost when it never fires (tau 0: no chunk passes), alternating with plain dense.
-R["art_overhead"] = []
-for n in (32768, 65536, 131072):
-    for B in (8, 32):
-        c = Cache(B, hq, hkv, d, n, seed=11)
-        out = torch.empty(B, hq, d, device=dev)
-        cnt = [torch.zeros(B * hkv, dtype=torch.int32, device=dev) for _ in range(3)]
-        plain, art = [], []
-        for _ in range(REPS):
-            plain.append(decode(c.args(out), ITERS))
-            art.append(decode(c.args(out, art=1, tau_mag=0.0, tau_dir=0.0, patience=5, chunks_planned=p(cnt[0]),
-                                      chunks_visited=p(cnt[1]), stops=p(cnt[2])), ITERS))
-        assert int(cnt[2].sum()) == 0 and torch.equal(cnt[0], cnt[1]), "ART fired with tau 0"
-        row = {"context": n, "batch": B, "dense_ms": median(plain), "art_never_ms": median(art),
-               "overhead": median(art) / median(plain) - 1}
-        R["art_overhead"].append(row)
-        print(f"ART never firing n={n} B={B}: {row['dense_ms']:.3f} -> {row['art_never_ms']:.3f} ms,"
-              f" overhead {100 * row['overhead']:+.2f}%")
-        del c, out
-        torch.cuda.empty_cache()
 
 # 5. Sparse decode at 128K: TokenSelect's 2K + 512 (128 initial + 2048 selected + 512 local
 #    tokens per head, a token list) and a block list of the same 2688 tokens (42 blocks).

@@ -428,3 +428,33 @@ TEST(Cli, ReportDrawsPlotsWithMatplotlib) {
   EXPECT_NE(read_file(dir / "run" / "report" / "report.md").find("![throughput](plots/throughput.png)"),
             std::string::npos);
 }
+
+// dump-kv: the arrays have the sizes meta.json states, the same sample dumps the same
+// bytes, another sample other bytes, and an unwritable folder is an output error.
+TEST(Cli, DumpKvWritesArraysOfTheStatedShape) {
+  const auto d = scratch("cli-dump");
+  const auto cfg = write(d, "dump.json", config(R"(["dense"])"));
+  const auto r = run_cli("dump-kv " + cfg.string() + " --out " + (d / "a").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto meta = nlohmann::json::parse(read_file(d / "a" / "meta.json"));
+  const auto profile = attnbench::testing::profile("tiny");
+  EXPECT_EQ(meta["n_layers"], profile.n_layers);
+  EXPECT_EQ(meta["n_kv_heads"], profile.n_kv_heads);
+  EXPECT_EQ(meta["dtype"], "fp16");
+  const std::uint64_t n = meta["n_tokens"];
+  EXPECT_GT(n, 900u);
+  EXPECT_LE(n, 1024u);
+  const std::uint64_t kv_bytes = std::uint64_t{profile.n_layers} * profile.n_kv_heads * n * profile.head_dim * 2;
+  EXPECT_EQ(fs::file_size(d / "a" / "k.bin"), kv_bytes);
+  EXPECT_EQ(fs::file_size(d / "a" / "v.bin"), kv_bytes);
+  EXPECT_EQ(fs::file_size(d / "a" / "q.bin"),
+            std::uint64_t{profile.n_layers} * profile.n_query_heads * profile.head_dim * sizeof(float));
+  ASSERT_EQ(run_cli("dump-kv " + cfg.string() + " --out " + (d / "b").string()).code, 0);
+  ASSERT_EQ(run_cli("dump-kv " + cfg.string() + " --sample 1 --out " + (d / "c").string()).code, 0);
+  EXPECT_EQ(read_file(d / "a" / "k.bin"), read_file(d / "b" / "k.bin"));
+  EXPECT_EQ(read_file(d / "a" / "q.bin"), read_file(d / "b" / "q.bin"));
+  EXPECT_NE(read_file(d / "a" / "k.bin"), read_file(d / "c" / "k.bin"));
+  write(d, "a-file", "x");
+  expect_failure(run_cli("dump-kv " + cfg.string() + " --out " + (d / "a-file" / "x").string()), exit_output,
+                 {"dump-kv: cannot create"});
+}

@@ -43,20 +43,65 @@ __device__ __forceinline__ void to_float8(const uint4& raw, float (&f)[8]) {
 }
 
 // The 16 bytes at column col of pool row `row` (a row index over the whole pool: block *
-// kBlock + slot), or zeros for row < 0.
+// kBlock + slot), or zeros for row < 0. Read-only, not kept in L1 (nothing is read twice),
+// with 256-byte L2 fetches: +0.2-1.4% over __ldg in the same runs (NOTES.md, v7).
 template <int D, class T>
 __device__ __forceinline__ uint4 load_row(const T* pool, int row, int col) {
   if (row < 0) return make_uint4(0, 0, 0, 0);
   const T* src = pool + static_cast<size_t>(row) * D + col;
-#ifdef ATTNBENCH_CUDA_L2_256B  // a variant tried in NOTES.md: no L1 allocation, 256-byte L2 fetches
   uint4 r;
   asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                : "l"(src));
   return r;
-#else
-  return __ldg(reinterpret_cast<const uint4*>(src));
-#endif
+}
+
+// Logits of a lane's ITER rows for the G query heads of a GQA group: each lane holds 8
+// columns of every row (raw, 16 bytes) and of every query (qv); the dot products are
+// summed over the row's D / 8 lanes, so every lane of a row ends with the row's logits.
+template <class T, int D, int G, int ITER>
+__device__ __forceinline__ void row_logits(const float (&qv)[G][8], const uint4 (&raw)[ITER], float (&s)[ITER][G]) {
+  constexpr int LPR = D / 8;
+#pragma unroll
+  for (int it = 0; it < ITER; ++it) {
+    float kf[8];
+    to_float8<T>(raw[it], kf);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float dot = 0.0f;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
+#pragma unroll
+      for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+      s[it][g] = dot;
+    }
+  }
+}
+
+// The shape checks the decode and selection calls share; empty when the shape is served.
+inline std::string check_shape(int dtype, int batch, int n_query_heads, int n_kv_heads, int head_dim, int max_len,
+                               int max_blocks) {
+  if (dtype != ATTNBENCH_CUDA_FP16 && dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (0) or bf16 (1)";
+  if (batch <= 0 || n_kv_heads <= 0 || n_query_heads <= 0) return "batch and head counts must be positive";
+  if (n_query_heads % n_kv_heads != 0) return "n_query_heads must be a multiple of n_kv_heads";
+  const int G = n_query_heads / n_kv_heads;
+  if ((head_dim != 64 && head_dim != 128) || (G != 1 && G != 2 && G != 4 && G != 8))
+    return "head_dim must be 64 or 128 and the GQA ratio 1, 2, 4 or 8";
+  if (max_len <= 0 || static_cast<long long>(max_blocks) * kBlock < max_len)
+    return "max_len must be positive and fit max_blocks";
+  return {};
+}
+
+// Calls f(integral_constant D, integral_constant G) for the served head dims and GQA
+// ratios (check_shape has accepted the shape).
+template <class F>
+cudaError_t for_shape(int head_dim, int G, F&& f) {
+#define ATTNBENCH_CASE(DD, GG) \
+  if (head_dim == DD && G == GG) return f(std::integral_constant<int, DD>{}, std::integral_constant<int, GG>{});
+  ATTNBENCH_CASE(128, 1) ATTNBENCH_CASE(128, 2) ATTNBENCH_CASE(128, 4) ATTNBENCH_CASE(128, 8)
+  ATTNBENCH_CASE(64, 1) ATTNBENCH_CASE(64, 2) ATTNBENCH_CASE(64, 4) ATTNBENCH_CASE(64, 8)
+#undef ATTNBENCH_CASE
+  return cudaErrorInvalidValue;
 }
 
 // Runs `launch` once (the warm-up, whose result the caller keeps), then, with iters > 0,
@@ -100,11 +145,11 @@ struct workspace {
 
 // Resident CTAs of kernel (with `threads` per CTA) per SM times the SMs: what one wave holds.
 template <class K>
-int resident_ctas(K kernel, int threads = kThreads) {
+int resident_ctas(K kernel, int threads = kThreads, size_t dynamic_smem = 0) {
   int device = 0, sms = 0, per_sm = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, dynamic_smem);
   return (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
 }
 

@@ -217,20 +217,11 @@ __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k
   for (; sc < sc_end; ++sc) {
     // Logits of this lane's rows for every head of the group.
     float s[ITER][G];
+    row_logits<T, D, G, ITER>(qv, kraw, s);
 #pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      float kf[8];
-      to_float8<T>(kraw[it], kf);
+    for (int it = 0; it < ITER; ++it)
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
-#pragma unroll
-        for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        s[it][g] = rid[it] >= 0 ? dot : -INFINITY;
-      }
-    }
+      for (int g = 0; g < G; ++g) s[it][g] = rid[it] >= 0 ? s[it][g] : -INFINITY;
     uint4 vraw[ITER];
 #pragma unroll
     for (int it = 0; it < ITER; ++it) vraw[it] = load_row<D>(v_pool, rid[it], col);
@@ -407,24 +398,16 @@ cudaError_t dispatch_mode(const attnbench_cuda_decode_args& a) {
 
 template <class T>
 cudaError_t dispatch(const attnbench_cuda_decode_args& a) {
-  const int G = a.n_query_heads / a.n_kv_heads;
-#define ATTNBENCH_CASE(DD, GG) \
-  if (a.head_dim == DD && G == GG) return dispatch_mode<T, DD, GG>(a);
-  ATTNBENCH_CASE(128, 1) ATTNBENCH_CASE(128, 2) ATTNBENCH_CASE(128, 4) ATTNBENCH_CASE(128, 8)
-  ATTNBENCH_CASE(64, 1) ATTNBENCH_CASE(64, 2) ATTNBENCH_CASE(64, 4) ATTNBENCH_CASE(64, 8)
-#undef ATTNBENCH_CASE
-  return cudaErrorInvalidValue;
+  return for_shape(a.head_dim, a.n_query_heads / a.n_kv_heads,
+                   [&](auto d, auto g) { return dispatch_mode<T, decltype(d)::value, decltype(g)::value>(a); });
 }
 
 // The argument checks a host can make without touching device memory.
 std::string check(const attnbench_cuda_decode_args& a) {
-  if (a.dtype != ATTNBENCH_CUDA_FP16 && a.dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (0) or bf16 (1)";
-  if (a.batch <= 0 || a.n_kv_heads <= 0 || a.n_query_heads <= 0) return "batch and head counts must be positive";
-  if (a.n_query_heads % a.n_kv_heads != 0) return "n_query_heads must be a multiple of n_kv_heads";
-  const int G = a.n_query_heads / a.n_kv_heads;
-  if ((a.head_dim != 64 && a.head_dim != 128) || (G != 1 && G != 2 && G != 4 && G != 8))
-    return "head_dim must be 64 or 128 and the GQA ratio 1, 2, 4 or 8";
-  if (a.max_len <= 0 || a.max_blocks * kBlock < a.max_len) return "max_len must be positive and fit max_blocks";
+  if (std::string why = check_shape(a.dtype, a.batch, a.n_query_heads, a.n_kv_heads, a.head_dim, a.max_len,
+                                    a.max_blocks);
+      !why.empty())
+    return why;
   if (!a.queries || !a.k_pool || !a.v_pool || !a.block_table || !a.lens || !a.out) return "a required pointer is null";
   if (a.list_kind < ATTNBENCH_CUDA_ALL || a.list_kind > ATTNBENCH_CUDA_TOKENS) return "list_kind must be 0, 1 or 2";
   if (a.list_kind != ATTNBENCH_CUDA_ALL && (!a.list || !a.list_counts || a.max_list <= 0))

@@ -64,22 +64,15 @@ __global__ void __launch_bounds__(kThreads) score_logits(const T* __restrict__ k
       raw[it] = load_row<D>(k_pool, j[it] < last ? blocks[t / kBlock] * kBlock + t % kBlock : -1, col);
     }
     float s[ITER][G];
+    row_logits<T, D, G, ITER>(qv, raw, s);
 #pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      float kf[8];
-      to_float8<T>(raw[it], kf);
+    for (int it = 0; it < ITER; ++it)
 #pragma unroll
       for (int g = 0; g < G; ++g) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
-#pragma unroll
-        for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        s[it][g] = j[it] < last ? dot : -INFINITY;
         if (j[it] < last && lane % LPR == g % LPR)  // spread the stores over the row's lanes
-          p.logits[(static_cast<size_t>(b) * n_q + h * G + g) * p.max_cand + j[it]] = dot;
+          p.logits[(static_cast<size_t>(b) * n_q + h * G + g) * p.max_cand + j[it]] = s[it][g];
+        s[it][g] = j[it] < last ? s[it][g] : -INFINITY;
       }
-    }
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float cm = -INFINITY;
@@ -269,24 +262,17 @@ cudaError_t launch(const attnbench_cuda_select_args& a, float* scores_out, cudaE
 
 template <class T>
 cudaError_t dispatch(const attnbench_cuda_select_args& a, float* scores, cudaEvent_t* marks) {
-  const int G = a.n_query_heads / a.n_kv_heads;
-#define ATTNBENCH_CASE(DD, GG) \
-  if (a.head_dim == DD && G == GG) return launch<T, DD, GG>(a, scores, marks);
-  ATTNBENCH_CASE(128, 1) ATTNBENCH_CASE(128, 2) ATTNBENCH_CASE(128, 4) ATTNBENCH_CASE(128, 8)
-  ATTNBENCH_CASE(64, 1) ATTNBENCH_CASE(64, 2) ATTNBENCH_CASE(64, 4) ATTNBENCH_CASE(64, 8)
-#undef ATTNBENCH_CASE
-  return cudaErrorInvalidValue;
+  return for_shape(a.head_dim, a.n_query_heads / a.n_kv_heads, [&](auto d, auto g) {
+    return launch<T, decltype(d)::value, decltype(g)::value>(a, scores, marks);
+  });
 }
 
 std::string check(const attnbench_cuda_select_args& a) {
-  if (a.dtype != ATTNBENCH_CUDA_FP16 && a.dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (0) or bf16 (1)";
-  if (a.batch <= 0 || a.n_kv_heads <= 0 || a.n_query_heads <= 0 || a.n_query_heads % a.n_kv_heads != 0)
-    return "batch and head counts must be positive, n_query_heads a multiple of n_kv_heads";
+  if (std::string why = check_shape(a.dtype, a.batch, a.n_query_heads, a.n_kv_heads, a.head_dim, a.max_len,
+                                    a.max_blocks);
+      !why.empty())
+    return why;
   if (a.n_query_heads > kMaxHeads) return "at most 256 query heads";
-  const int G = a.n_query_heads / a.n_kv_heads;
-  if ((a.head_dim != 64 && a.head_dim != 128) || (G != 1 && G != 2 && G != 4 && G != 8))
-    return "head_dim must be 64 or 128 and the GQA ratio 1, 2, 4 or 8";
-  if (a.max_len <= 0 || a.max_blocks * kBlock < a.max_len) return "max_len must be positive and fit max_blocks";
   if (a.n_init < 0 || a.n_local < 0 || a.top_k < 1) return "n_init and n_local must be >= 0 and top_k >= 1";
   if (!a.queries || !a.k_pool || !a.block_table || !a.lens || !a.selected || !a.n_selected)
     return "a required pointer is null";
