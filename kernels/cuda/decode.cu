@@ -3,15 +3,31 @@
 // over a per-head list of blocks or tokens; split-K across the sequence with a log-sum-exp
 // merge; ART's stability test after each chunk, per split and GQA group. The C API and
 // the layout are in include/attnbench/cuda.h; the versions tried and their figures in
-// results/gpu/NOTES.md.
+// results/gpu/NOTES.md (v1-v7 did the products on CUDA cores; v8 on tensor cores).
 //
 // Work unit: one warp runs one split of one (sequence, KV head) traversal alone, from its
 // first chunk to its last (or until ART stops it), and writes its unnormalised partial
 // (max, sum, accumulator per query head); a CTA is just four such warps. No CTA-wide
-// synchronisation, so a warp's ART test needs only shuffles. Each lane holds 16 bytes
-// (8 values) of a row: LPR = D / 8 lanes per row, RPL = 32 / LPR rows per load, ITER
-// loads per sub-chunk of SUB = ITER * RPL rows. The next sub-chunk's K loads are issued
-// right after the current one's V loads, before its softmax and V arithmetic.
+// synchronisation, so a warp's ART test needs only shuffles. A chunk (64 rows: one block,
+// or 64 entries of a token list) is four sub-chunks of 16 rows, one MMA row tile.
+//
+// Layout. Lane (gid = lane / 4, tig = lane % 4) loads rows gid and gid + 8 of each
+// sub-chunk, and of each row the 16 bytes at columns 32 u + 8 tig for u < D / 32: each
+// load instruction reads 64 contiguous bytes of 8 rows (a first version read D / 4
+// contiguous columns per lane, so that an instruction used half of each 32-byte sector,
+// and ran 5% slower; NOTES.md). Both products may permute the head dimension as long as
+// both operands agree, so these registers are the MMA fragments directly:
+//  - S^T = K Q^T (M = 16 rows, N = 8 query heads, the GQA group padded with zeros, K = the
+//    head dimension): the K registers are the A fragments; the queries, split into a
+//    16-bit high part and the rounding rest (two MMAs), the B fragments. Logits are
+//    exact to about 2^-22 of q.k, not to fp16.
+//  - O^T += V^T P^T (M = 16 columns of the head dimension, N = 8 heads, K = 16 rows): the
+//    V registers transposed 8x8 at a time with movmatrix are the A fragments; the
+//    softmax weights, again split in two 16-bit parts, transposed the same way, the B
+//    fragments.
+// The softmax, the accumulators and ART's test then live in the accumulator layout: a lane
+// holds heads 2 tig and 2 tig + 1, for 2 D / 16 columns of each; lanes of equal tig share
+// a head, so a head's reductions take three shuffles.
 #include "common.cuh"
 
 #include <algorithm>
@@ -51,125 +67,81 @@ __device__ __forceinline__ int chunk_row(const int32_t* blocks, const int32_t* l
   }
 }
 
-#ifndef ATTNBENCH_CUDA_ITER_G4
-#define ATTNBENCH_CUDA_ITER_G4 8  // loads per lane per sub-chunk for GQA 4 (a tuning knob; NOTES.md)
-#endif
-
-template <int D, int G>
-struct shape {
-  static constexpr int LPR = D / 8;
-  static constexpr int RPL = 32 / LPR;
-  static constexpr int ITER = G >= 8 ? 4 : G == 4 ? ATTNBENCH_CUDA_ITER_G4 : 8;
-  static constexpr int SUB = ITER * RPL;
-  static constexpr int SUBS = kBlock / SUB;  // sub-chunks per chunk
-};
-
-// ART's per-warp state in shared memory: each row group's partial accumulators and sums
-// (published at each test), and per head the previous normalised output, its norm, the
-// running max and sum it came from.
-template <int D, int G>
-struct art_state {
-  static constexpr int RG = 32 / (D / 8);  // row groups of a warp
-  float part[RG][G][D];
-  float part_l[RG][G];
-  float prev[G][D];
-  float prev_norm[G], prev_max[G], prev_sum[G];
-};
-
-// ART's stability test after a chunk, for one warp's split (see cuda.h): the running
-// output of each head (accumulators summed over the warp's row groups) against the one
-// after the previous chunk. Each row group tests its own G / RG heads, so the work is not
-// repeated across row groups. fp32 and no division: |norm - prev_norm| < tau_mag
-// prev_norm for the norm test, L - carried < tau_mag L for the mass test, and
-// 1 - cosine < tau_dir. Returns true (on every lane) when the split stops.
-template <int D, int G>
-__device__ __forceinline__ bool art_step(const decode_params& p, art_state<D, G>& st, const float (&acc)[G][8],
-                                         const float (&l)[G], const float (&m)[G], int done, int& passes, int col,
-                                         int group_row) {
-  constexpr int LPR = D / 8, RG = 32 / LPR, HPR = (G + RG - 1) / RG;  // heads per row group
-  __syncwarp();
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    *reinterpret_cast<float4*>(&st.part[group_row][g][col]) = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
-    *reinterpret_cast<float4*>(&st.part[group_row][g][col + 4]) = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
-    if (col == 0) st.part_l[group_row][g] = l[g];
-  }
-  __syncwarp();
-  bool pass = done >= 2;
-#pragma unroll
-  for (int i = 0; i < HPR; ++i) {
-    const int g_want = group_row * HPR + i;
-    const bool active = g_want < G;  // uniform within a row group
-    const int g = active ? g_want : G - 1;
-    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, L = 0.0f;
-#pragma unroll
-    for (int r = 0; r < RG; ++r) {
-      const float4 x0 = *reinterpret_cast<const float4*>(&st.part[r][g][col]);
-      const float4 x1 = *reinterpret_cast<const float4*>(&st.part[r][g][col + 4]);
-      a[0] += x0.x, a[1] += x0.y, a[2] += x0.z, a[3] += x0.w;
-      a[4] += x1.x, a[5] += x1.y, a[6] += x1.z, a[7] += x1.w;
-      L += st.part_l[r][g];
-    }
-    const float4 p0 = *reinterpret_cast<const float4*>(&st.prev[g][col]);
-    const float4 p1 = *reinterpret_cast<const float4*>(&st.prev[g][col + 4]);
-    const float pr[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
-    float nn = 0.0f, dp = 0.0f, pp = 0.0f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) {
-      nn = fmaf(a[k], a[k], nn);
-      dp = fmaf(a[k], pr[k], dp);
-      pp = fmaf(pr[k], pr[k], pp);
-    }
-#pragma unroll
-    for (int off = 1; off < LPR; off *= 2) {  // within the row group
-      nn += __shfl_xor_sync(0xffffffffu, nn, off);
-      dp += __shfl_xor_sync(0xffffffffu, dp, off);
-      pp += __shfl_xor_sync(0xffffffffu, pp, off);
-    }
-    float mg = m[0];
-#pragma unroll
-    for (int j = 1; j < G; ++j) mg = j == g ? m[j] : mg;
-    const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
-    const float norm = sqrtf(nn) * inv;
-    const float pn = st.prev_norm[g];
-    if (pass && active) {
-      bool mag_ok;
-      if (p.art_mass) {
-        const float carried = st.prev_sum[g] * __expf(st.prev_max[g] - mg);
-        mag_ok = L > 0.0f ? L - carried < p.tau_mag * L : 1.0f < p.tau_mag;
-      } else {
-        mag_ok = pn > 0.0f ? fabsf(norm - pn) < p.tau_mag * pn : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
-      }
-      const float cosine = nn > 0.0f && pp > 0.0f ? dp * rsqrtf(nn * pp) : 1.0f;
-      pass = mag_ok && 1.0f - cosine < p.tau_dir;
-    }
-    __syncwarp();
-    if (active) {
-      *reinterpret_cast<float4*>(&st.prev[g][col]) = make_float4(a[0] * inv, a[1] * inv, a[2] * inv, a[3] * inv);
-      *reinterpret_cast<float4*>(&st.prev[g][col + 4]) = make_float4(a[4] * inv, a[5] * inv, a[6] * inv, a[7] * inv);
-      if (col == 0) st.prev_norm[g] = norm, st.prev_max[g] = mg, st.prev_sum[g] = L;
-    }
-  }
-  passes = __all_sync(0xffffffffu, pass) ? passes + 1 : 0;
-  return done >= p.min_blocks && passes >= p.patience;
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Warps per CTA: 4, or 2 where ART's shared state of 4 warps would pass 48 KB (D 128, GQA 8).
-__host__ __device__ constexpr int cta_warps(int D, int G, bool art) { return art && D * G > 512 ? 2 : kWarps; }
+// The transpose of the 8x8 16-bit matrix whose row lane / 4, columns 2 (lane % 4) and
+// 2 (lane % 4) + 1 this lane holds, in the same layout.
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  return y;
+}
+
+// (a, b) as two 16-bit values of T (high part) and what they leave (low part).
+template <class T>
+__device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 h = __floats2half2_rn(a, b);
+    const float2 back = __half22float2(h);
+    const __half2 l = __floats2half2_rn(a - back.x, b - back.y);
+    hi = *reinterpret_cast<const uint32_t*>(&h);
+    lo = *reinterpret_cast<const uint32_t*>(&l);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    const float2 back = __bfloat1622float2(h);
+    const __nv_bfloat162 l = __floats2bfloat162_rn(a - back.x, b - back.y);
+    hi = *reinterpret_cast<const uint32_t*>(&h);
+    lo = *reinterpret_cast<const uint32_t*>(&l);
+  }
+}
+
+__device__ __forceinline__ uint32_t word(const uint4 (&x)[8], int r) {  // 32-bit word r of the row registers
+  const uint4& v = x[r / 4];
+  return (r % 4) == 0 ? v.x : (r % 4) == 1 ? v.y : (r % 4) == 2 ? v.z : v.w;
+}
+
+// ART's state on the tensor-core layout: each lane's previous normalised output of its
+// two heads, in its own column order.
+template <int D>
+struct art_state_tc {
+  float prev[32][2][D / 8];
+};
+
+template <int D>
+__device__ __forceinline__ float head_sum(float x) {  // over the 8 lanes of equal tig
+  x += __shfl_xor_sync(0xffffffffu, x, 4);
+  x += __shfl_xor_sync(0xffffffffu, x, 8);
+  return x + __shfl_xor_sync(0xffffffffu, x, 16);
+}
 
 template <class T, int D, int G, int MODE, bool ART>
-__global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k_pool, const T* __restrict__ v_pool,
-                                                         decode_params p) {
-  using S = shape<D, G>;
-  constexpr int LPR = S::LPR, RPL = S::RPL, ITER = S::ITER, SUB = S::SUB, SUBS = S::SUBS;
+__global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_pool, const T* __restrict__ v_pool,
+                                                      decode_params p) {
+  constexpr int NU = D / 32;  // 16-byte loads per row per lane
+  constexpr int KS = D / 16;  // k-steps of S^T, and m-tiles of O^T
+  constexpr int SUBS = kBlock / 16;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  constexpr int W = cta_warps(D, G, ART);
-  const int unit = blockIdx.x * W + warp;
+  const int gid = lane / 4, tig = lane % 4;
+  const int unit = blockIdx.x * kWarps + warp;
   const int split = unit % p.splits;
-  const int bh = unit / p.splits;  // b * n_kv_heads + h
-  if (bh >= p.traversals) return;  // the last CTA's spare warps
+  const int bh = unit / p.splits;
+  if (bh >= p.traversals) return;
   const int b = bh / p.n_kv_heads, h = bh % p.n_kv_heads;
-  const int group_row = lane / LPR, col = (lane % LPR) * 8;
   const int n_q = p.n_kv_heads * G;
   const int len = p.lens[b];
   const int32_t* blocks = p.table + static_cast<size_t>(bh) * p.max_blocks;
@@ -181,124 +153,166 @@ __global__ void __launch_bounds__(kThreads) decode_split(const T* __restrict__ k
   const int first = split * p.chunks_per_split;
   const int last = min(n_chunks, first + p.chunks_per_split);
 
-  float qv[G][8], acc[G][8], m[G], l[G];
+  // B fragments of the queries: head gid (zeros past the group); k-step ks takes the 4
+  // columns its K words hold, 32 (ks / 2) + 8 tig + 4 (ks % 2).
+  uint32_t qh[KS][2], ql[KS][2];
+  {
+    const float* qg = p.q + (static_cast<size_t>(b) * n_q + h * G + min(gid, G - 1)) * D + 8 * tig;
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    const float* qg = p.q + (static_cast<size_t>(b) * n_q + h * G + g) * D + col;
-    const float4 a = *reinterpret_cast<const float4*>(qg), c = *reinterpret_cast<const float4*>(qg + 4);
-    qv[g][0] = a.x, qv[g][1] = a.y, qv[g][2] = a.z, qv[g][3] = a.w;
-    qv[g][4] = c.x, qv[g][5] = c.y, qv[g][6] = c.z, qv[g][7] = c.w;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) acc[g][k] = 0.0f;
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
+    for (int ks = 0; ks < KS; ++ks) {
+      const float4 x =
+          gid < G ? *reinterpret_cast<const float4*>(qg + 32 * (ks / 2) + 4 * (ks % 2)) : make_float4(0, 0, 0, 0);
+      split_pair<T>(x.x, x.y, qh[ks][0], ql[ks][0]);
+      split_pair<T>(x.z, x.w, qh[ks][1], ql[ks][1]);
+    }
   }
+  float acc[KS][4];  // O^T: [m-tile][c0 c1: column gid, heads 2 tig + e; c2 c3: column gid + 8]
+#pragma unroll
+  for (int t = 0; t < KS; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // heads 2 tig + e; l: this lane's rows
 
-  // ART: its state in shared memory, zeroed (the CPU terminator starts from zeros too).
-  __shared__ art_state<ART ? D : 8, ART ? G : 1> sm_art[ART ? W : 1];
+  __shared__ art_state_tc<ART ? D : 8> sm_art[ART ? kWarps : 1];
+  float prev_norm[2] = {0, 0}, prev_max[2] = {0, 0}, prev_sum[2] = {0, 0};
   int passes = 0, done = 0;
   bool stopped = false;
-  if constexpr (ART) {
-    float* z = reinterpret_cast<float*>(&sm_art[warp]);
-    for (int i = lane; i < static_cast<int>(sizeof(art_state<D, G>) / sizeof(float)); i += 32) z[i] = 0.0f;
-  }
+  if constexpr (ART)
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) sm_art[warp].prev[lane][e][i] = 0.0f;
 
   const int sc_end = last * SUBS;
   int sc = first * SUBS;
-  int rid[ITER];
-  uint4 kraw[ITER];
-  if (sc < sc_end) {
+  int ra = -1, rb = -1;
+  uint4 ka[8], kb[8];  // NU used
+  auto load_k = [&](int x) {
+    ra = chunk_row<MODE>(blocks, list, len, count, x / SUBS, (x % SUBS) * 16 + gid);
+    rb = chunk_row<MODE>(blocks, list, len, count, x / SUBS, (x % SUBS) * 16 + gid + 8);
 #pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      rid[it] = chunk_row<MODE>(blocks, list, len, count, sc / SUBS, (sc % SUBS) * SUB + it * RPL + group_row);
-      kraw[it] = load_row<D>(k_pool, rid[it], col);
+    for (int u = 0; u < NU; ++u) {
+      ka[u] = load_row<D>(k_pool, ra, 32 * u + 8 * tig);
+      kb[u] = load_row<D>(k_pool, rb, 32 * u + 8 * tig);
     }
-  }
+  };
+  if (sc < sc_end) load_k(sc);
   for (; sc < sc_end; ++sc) {
-    // Logits of this lane's rows for every head of the group.
-    float s[ITER][G];
-    row_logits<T, D, G, ITER>(qv, kraw, s);
+    // This sub-chunk's V loads first, then the wait for its K (issued one step back).
+    uint4 vra[8], vrb[8];
 #pragma unroll
-    for (int it = 0; it < ITER; ++it)
-#pragma unroll
-      for (int g = 0; g < G; ++g) s[it][g] = rid[it] >= 0 ? s[it][g] : -INFINITY;
-    uint4 vraw[ITER];
-#pragma unroll
-    for (int it = 0; it < ITER; ++it) vraw[it] = load_row<D>(v_pool, rid[it], col);
-    // The next sub-chunk's K, in flight during this one's softmax and V arithmetic.
-    if (sc + 1 < sc_end) {
-      const int nc = (sc + 1) / SUBS, nr = ((sc + 1) % SUBS) * SUB + group_row;
-#pragma unroll
-      for (int it = 0; it < ITER; ++it) {
-        rid[it] = chunk_row<MODE>(blocks, list, len, count, nc, nr + it * RPL);
-        kraw[it] = load_row<D>(k_pool, rid[it], col);
-      }
+    for (int u = 0; u < NU; ++u) {
+      vra[u] = load_row<D>(v_pool, ra, 32 * u + 8 * tig);
+      vrb[u] = load_row<D>(v_pool, rb, 32 * u + 8 * tig);
     }
-    // ART's test of the chunk that ended with the previous sub-chunk: here, with this
-    // sub-chunk's V and the next one's K in flight, and before this sub-chunk changes the
-    // running state (a stop discards it). None after the last chunk: nothing is left.
+    // S^T of this sub-chunk: rows gid, gid + 8 x heads 2 tig + e.
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+      const uint32_t a0 = word(ka, 2 * ks), a1 = word(kb, 2 * ks), a2 = word(ka, 2 * ks + 1), a3 = word(kb, 2 * ks + 1);
+      mma16816<T>(s, a0, a1, a2, a3, qh[ks][0], qh[ks][1]);
+      mma16816<T>(s, a0, a1, a2, a3, ql[ks][0], ql[ks][1]);
+    }
+    const bool va = ra >= 0, vb = rb >= 0;
+    if (!va) s[0] = s[1] = -INFINITY;
+    if (!vb) s[2] = s[3] = -INFINITY;
+    if (sc + 1 < sc_end) load_k(sc + 1);
     if constexpr (ART) {
       if (sc % SUBS == 0 && sc > first * SUBS) {
         ++done;
-        if (art_step<D, G>(p, sm_art[warp], acc, l, m, done, passes, col, group_row)) {
+        bool pass = done >= 2;
+        __syncwarp();
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float L = head_sum<D>(l[e]);
+          float nn = 0.0f, dp = 0.0f, pp = 0.0f;
+          float* pr = sm_art[warp].prev[lane][e];
+#pragma unroll
+          for (int t = 0; t < KS; ++t) {
+            const float x0 = acc[t][e], x1 = acc[t][2 + e], p0 = pr[2 * t], p1 = pr[2 * t + 1];
+            nn = fmaf(x0, x0, fmaf(x1, x1, nn));
+            dp = fmaf(x0, p0, fmaf(x1, p1, dp));
+            pp = fmaf(p0, p0, fmaf(p1, p1, pp));
+          }
+          nn = head_sum<D>(nn);
+          dp = head_sum<D>(dp);
+          pp = head_sum<D>(pp);
+          const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
+          const float norm = sqrtf(nn) * inv;
+          if (pass && 2 * tig + e < G) {
+            bool mag_ok;
+            if (p.art_mass) {
+              const float carried = prev_sum[e] * __expf(prev_max[e] - m[e]);
+              mag_ok = L > 0.0f ? L - carried < p.tau_mag * L : 1.0f < p.tau_mag;
+            } else {
+              mag_ok = prev_norm[e] > 0.0f ? fabsf(norm - prev_norm[e]) < p.tau_mag * prev_norm[e]
+                                           : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
+            }
+            const float cosine = nn > 0.0f && pp > 0.0f ? dp * rsqrtf(nn * pp) : 1.0f;
+            pass = mag_ok && 1.0f - cosine < p.tau_dir;
+          }
+#pragma unroll
+          for (int t = 0; t < KS; ++t) pr[2 * t] = acc[t][e] * inv, pr[2 * t + 1] = acc[t][2 + e] * inv;
+          prev_norm[e] = norm;
+          prev_max[e] = m[e];
+          prev_sum[e] = L;
+        }
+        passes = __all_sync(0xffffffffu, pass) ? passes + 1 : 0;
+        if (done >= p.min_blocks && passes >= p.patience) {
           stopped = true;
           break;
         }
       }
     }
+    // Online softmax per head: the max over the 16 rows is over the 8 lanes of equal tig.
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float cm = -INFINITY;
-#pragma unroll
-      for (int it = 0; it < ITER; ++it) cm = fmaxf(cm, s[it][g]);
-#pragma unroll
-      for (int off = LPR; off < 32; off *= 2) cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, off));
-      const float m_new = fmaxf(m[g], cm);
-      if (m_new == -INFINITY) {  // no valid row yet
-#pragma unroll
-        for (int it = 0; it < ITER; ++it) s[it][g] = 0.0f;
+    for (int e = 0; e < 2; ++e) {
+      float cm = fmaxf(s[e], s[2 + e]);
+      cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, 4));
+      cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, 8));
+      cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, 16));
+      const float m_new = fmaxf(m[e], cm);
+      if (m_new == -INFINITY) {
+        s[e] = s[2 + e] = 0.0f;
         continue;
       }
-      const float alpha = m[g] == -INFINITY ? 0.0f : __expf(m[g] - m_new);
-      m[g] = m_new;
-      l[g] *= alpha;
+      const float alpha = m[e] == -INFINITY ? 0.0f : __expf(m[e] - m_new);
+      m[e] = m_new;
+      l[e] *= alpha;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) acc[g][k] *= alpha;
-#pragma unroll
-      for (int it = 0; it < ITER; ++it) {
-        const float e = __expf(s[it][g] - m_new);  // 0 for -inf
-        s[it][g] = e;
-        l[g] += e;  // this row group's share; summed over row groups when needed
-      }
+      for (int t = 0; t < KS; ++t) acc[t][e] *= alpha, acc[t][2 + e] *= alpha;
+      s[e] = __expf(s[e] - m_new);
+      s[2 + e] = __expf(s[2 + e] - m_new);
+      l[e] += s[e] + s[2 + e];
     }
+    // B fragments of P^T (rows 16 x heads 8), high and low parts.
+    uint32_t p0h, p0l, p1h, p1l;
+    split_pair<T>(s[0], s[1], p0h, p0l);
+    split_pair<T>(s[2], s[3], p1h, p1l);
+    const uint32_t b0h = transpose8x8(p0h), b1h = transpose8x8(p1h), b0l = transpose8x8(p0l),
+                   b1l = transpose8x8(p1l);
 #pragma unroll
-    for (int it = 0; it < ITER; ++it) {
-      float vf[8];
-      to_float8<T>(vraw[it], vf);
-#pragma unroll
-      for (int g = 0; g < G; ++g)
-#pragma unroll
-        for (int k = 0; k < 8; ++k) acc[g][k] = fmaf(s[it][g], vf[k], acc[g][k]);
+    for (int t = 0; t < KS; ++t) {
+      const uint32_t a0 = transpose8x8(word(vra, 2 * t)), a1 = transpose8x8(word(vra, 2 * t + 1)),
+                     a2 = transpose8x8(word(vrb, 2 * t)), a3 = transpose8x8(word(vrb, 2 * t + 1));
+      mma16816<T>(acc[t], a0, a1, a2, a3, b0h, b1h);
+      mma16816<T>(acc[t], a0, a1, a2, a3, b0l, b1l);
     }
-
   }
 
-  // Row groups share m: sum their l and accumulators, then write the partial.
+  // The partial of each head of this lane: columns 32 (t / 2) + 8 (gid / 2) + 4 (t % 2) +
+  // gid % 2 (c0, c1) and + 2 (c2, c3).
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
+  for (int e = 0; e < 2; ++e) {
+    const float L = head_sum<D>(l[e]);
+    const int head = 2 * tig + e;
+    if (head >= G) continue;
+    const size_t part = (static_cast<size_t>(b) * n_q + h * G + head) * p.splits + split;
+    float* dst = p.part_acc + part * D + 8 * (gid / 2) + (gid % 2);
 #pragma unroll
-    for (int off = LPR; off < 32; off *= 2) {
-      l[g] += __shfl_xor_sync(0xffffffffu, l[g], off);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) acc[g][k] += __shfl_xor_sync(0xffffffffu, acc[g][k], off);
+    for (int t = 0; t < KS; ++t) {
+      dst[32 * (t / 2) + 4 * (t % 2)] = acc[t][e];
+      dst[32 * (t / 2) + 4 * (t % 2) + 2] = acc[t][2 + e];
     }
-    const size_t part = (static_cast<size_t>(b) * n_q + h * G + g) * p.splits + split;
-    if (group_row == 0) {
-      float4* dst = reinterpret_cast<float4*>(p.part_acc + part * D + col);
-      dst[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
-      dst[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
-    }
-    if (lane == 0) p.part_m[part] = m[g], p.part_l[part] = l[g];
+    if (gid == 0) p.part_m[part] = m[e], p.part_l[part] = L;
   }
   if (lane == 0 && p.planned) {
     const int planned = max(0, last - first);
@@ -333,14 +347,14 @@ workspace g_decode_ws;
 
 template <class T, int D, int G, int MODE, bool ART>
 cudaError_t launch(const attnbench_cuda_decode_args& a) {
-  auto kernel = decode_split<T, D, G, MODE, ART>;
+  auto kernel = decode_tc<T, D, G, MODE, ART>;
+  constexpr int W = kWarps;
   const int max_chunks = MODE == ATTNBENCH_CUDA_ALL      ? (a.max_len + kBlock - 1) / kBlock
                          : MODE == ATTNBENCH_CUDA_BLOCKS ? a.max_list
                                                          : (a.max_list + kBlock - 1) / kBlock;
   const int traversals = a.batch * a.n_kv_heads;
   // Splits: enough warps to fill every resident CTA slot once (one wave; see NOTES.md).
   int splits = a.splits;
-  constexpr int W = cta_warps(D, G, ART);
   if (splits <= 0) splits = std::max(1, resident_ctas(kernel, W * 32) * W / traversals);
   splits = std::max(1, std::min(splits, std::max(1, max_chunks)));
   const int per_split = std::max(1, (max_chunks + splits - 1) / splits);

@@ -1,7 +1,8 @@
 /* attnbench's CUDA kernels (issue 9): decode attention over a paged fp16/bf16 KV cache,
  * dense or over per-head block or token lists, with the ART stability test fused in, and
  * TokenSelect's scoring and top-k. A C API over device pointers, built only with
- * -DATTNBENCH_CUDA=ON (kernels/cuda/CMakeLists.txt).
+ * -DATTNBENCH_CUDA=ON (kernels/cuda/CMakeLists.txt); the decode uses mma.sync and
+ * movmatrix, so it needs compute capability 8.0 or later (the build targets 9.0).
  *
  * Cache layout (as the CPU cache's pages): K and V in two pools of blocks of
  * ATTNBENCH_CUDA_BLOCK tokens, each block row-major token x head_dim; a block table
