@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -227,7 +228,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaDense,
                                            dense_case{64, 1, ATTNBENCH_DTYPE_FP16}, dense_case{64, 4, ATTNBENCH_DTYPE_FP16},
                                            dense_case{64, 8, ATTNBENCH_DTYPE_FP16}, dense_case{128, 1, ATTNBENCH_DTYPE_BF16},
                                            dense_case{128, 4, ATTNBENCH_DTYPE_BF16}, dense_case{128, 8, ATTNBENCH_DTYPE_BF16},
-                                           dense_case{64, 2, ATTNBENCH_DTYPE_BF16}));
+                                           dense_case{64, 2, ATTNBENCH_DTYPE_BF16}),
+                         [](const ::testing::TestParamInfo<dense_case>& info) {
+                           std::ostringstream name;
+                           name << "d" << info.param.d << "_gqa" << info.param.G
+                                << (info.param.dtype == ATTNBENCH_DTYPE_BF16 ? "_bf16" : "_fp16");
+                           return name.str();
+                         });
 
 // Block and token lists: per (sequence, KV head) its own list, the last block partial.
 TEST(CudaSparse, BlockAndTokenListsMatchFloat64) {
