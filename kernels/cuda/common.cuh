@@ -56,28 +56,6 @@ __device__ __forceinline__ uint4 load_row(const T* pool, int row, int col) {
   return r;
 }
 
-// Logits of a lane's ITER rows for the G query heads of a GQA group: each lane holds 8
-// columns of every row (raw, 16 bytes) and of every query (qv); the dot products are
-// summed over the row's D / 8 lanes, so every lane of a row ends with the row's logits.
-template <class T, int D, int G, int ITER>
-__device__ __forceinline__ void row_logits(const float (&qv)[G][8], const uint4 (&raw)[ITER], float (&s)[ITER][G]) {
-  constexpr int LPR = D / 8;
-#pragma unroll
-  for (int it = 0; it < ITER; ++it) {
-    float kf[8];
-    to_float8<T>(raw[it], kf);
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float dot = 0.0f;
-#pragma unroll
-      for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
-#pragma unroll
-      for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-      s[it][g] = dot;
-    }
-  }
-}
-
 // The shape checks the decode and selection calls share; empty when the shape is served.
 inline std::string check_shape(int dtype, int batch, int n_query_heads, int n_kv_heads, int head_dim, int max_len,
                                int max_blocks) {
@@ -90,6 +68,22 @@ inline std::string check_shape(int dtype, int batch, int n_query_heads, int n_kv
   if (max_len <= 0 || static_cast<long long>(max_blocks) * kBlock < max_len)
     return "max_len must be positive and fit max_blocks";
   return {};
+}
+
+// The frame of a C entry point: `why` checks *args (an empty string when they are
+// good), `run` does the work; failures leave a message that starts with `name`.
+template <class A, class Why, class Run>
+int c_entry(const char* name, const A* args, Why&& why, Run&& run) {
+  std::string problem = args ? why(*args) : std::string("args is null");
+  if (!problem.empty()) {
+    set_error(std::string(name) + ": " + problem);
+    return ATTNBENCH_CUDA_BAD_ARGUMENT;
+  }
+  if (const cudaError_t e = run(); e != cudaSuccess) {
+    set_error(std::string(name) + ": " + cudaGetErrorString(e));
+    return ATTNBENCH_CUDA_ERROR;
+  }
+  return ATTNBENCH_CUDA_OK;
 }
 
 // Calls f(integral_constant D, integral_constant G) for the served head dims and GQA

@@ -110,7 +110,8 @@ __device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint3
   }
 }
 
-__device__ __forceinline__ uint32_t word(const uint4 (&x)[8], int r) {  // 32-bit word r of the row registers
+template <int N>
+__device__ __forceinline__ uint32_t word(const uint4 (&x)[N], int r) {  // 32-bit word r of the row registers
   const uint4& v = x[r / 4];
   return (r % 4) == 0 ? v.x : (r % 4) == 1 ? v.y : (r % 4) == 2 ? v.z : v.w;
 }
@@ -122,7 +123,6 @@ struct art_state_tc {
   float prev[32][2][D / 8];
 };
 
-template <int D>
 __device__ __forceinline__ float head_sum(float x) {  // over the 8 lanes of equal tig
   x += __shfl_xor_sync(0xffffffffu, x, 4);
   x += __shfl_xor_sync(0xffffffffu, x, 8);
@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   const int sc_end = last * SUBS;
   int sc = first * SUBS;
   int ra = -1, rb = -1;
-  uint4 ka[8], kb[8];  // NU used
+  uint4 ka[NU], kb[NU];
   auto load_k = [&](int x) {
     ra = chunk_row<MODE>(blocks, list, len, count, x / SUBS, (x % SUBS) * 16 + gid);
     rb = chunk_row<MODE>(blocks, list, len, count, x / SUBS, (x % SUBS) * 16 + gid + 8);
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   if (sc < sc_end) load_k(sc);
   for (; sc < sc_end; ++sc) {
     // This sub-chunk's V loads first, then the wait for its K (issued one step back).
-    uint4 vra[8], vrb[8];
+    uint4 vra[NU], vrb[NU];
 #pragma unroll
     for (int u = 0; u < NU; ++u) {
       vra[u] = load_row<D>(v_pool, ra, 32 * u + 8 * tig);
@@ -219,10 +219,9 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
       if (sc % SUBS == 0 && sc > first * SUBS) {
         ++done;
         bool pass = done >= 2;
-        __syncwarp();
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float L = head_sum<D>(l[e]);
+          const float L = head_sum(l[e]);
           float nn = 0.0f, dp = 0.0f, pp = 0.0f;
           float* pr = sm_art[warp].prev[lane][e];
 #pragma unroll
@@ -232,9 +231,9 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
             dp = fmaf(x0, p0, fmaf(x1, p1, dp));
             pp = fmaf(p0, p0, fmaf(p1, p1, pp));
           }
-          nn = head_sum<D>(nn);
-          dp = head_sum<D>(dp);
-          pp = head_sum<D>(pp);
+          nn = head_sum(nn);
+          dp = head_sum(dp);
+          pp = head_sum(pp);
           const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
           const float norm = sqrtf(nn) * inv;
           if (pass && 2 * tig + e < G) {
@@ -302,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   // gid % 2 (c0, c1) and + 2 (c2, c3).
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
-    const float L = head_sum<D>(l[e]);
+    const float L = head_sum(l[e]);
     const int head = 2 * tig + e;
     if (head >= G) continue;
     const size_t part = (static_cast<size_t>(b) * n_q + h * G + head) * p.splits + split;
@@ -438,20 +437,9 @@ std::string check(const attnbench_cuda_decode_args& a) {
 
 extern "C" int attnbench_cuda_decode(const attnbench_cuda_decode_args* args, int iters, float* ms) {
   using namespace attnbench::cuda;
-  if (!args) {
-    set_error("attnbench_cuda_decode: args is null");
-    return ATTNBENCH_CUDA_BAD_ARGUMENT;
-  }
-  if (std::string why = check(*args); !why.empty()) {
-    set_error("attnbench_cuda_decode: " + why);
-    return ATTNBENCH_CUDA_BAD_ARGUMENT;
-  }
-  const cudaError_t e = run_timed(
-      [&] { return args->dtype == ATTNBENCH_CUDA_FP16 ? dispatch<__half>(*args) : dispatch<__nv_bfloat16>(*args); }, iters,
-      ms);
-  if (e != cudaSuccess) {
-    set_error(std::string("attnbench_cuda_decode: ") + cudaGetErrorString(e));
-    return ATTNBENCH_CUDA_ERROR;
-  }
-  return ATTNBENCH_CUDA_OK;
+  return c_entry("attnbench_cuda_decode", args, [](const auto& a) { return check(a); }, [&] {
+    return run_timed(
+        [&] { return args->dtype == ATTNBENCH_CUDA_FP16 ? dispatch<__half>(*args) : dispatch<__nv_bfloat16>(*args); },
+        iters, ms);
+  });
 }

@@ -18,6 +18,28 @@
 namespace attnbench::cuda {
 namespace {
 
+// Logits of a lane's ITER rows for the G query heads of a GQA group: each lane holds 8
+// columns of every row (raw, 16 bytes) and of every query (qv); the dot products are
+// summed over the row's D / 8 lanes, so every lane of a row ends with the row's logits.
+template <class T, int D, int G, int ITER>
+__device__ __forceinline__ void row_logits(const float (&qv)[G][8], const uint4 (&raw)[ITER], float (&s)[ITER][G]) {
+  constexpr int LPR = D / 8;
+#pragma unroll
+  for (int it = 0; it < ITER; ++it) {
+    float kf[8];
+    to_float8<T>(raw[it], kf);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float dot = 0.0f;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) dot = fmaf(qv[g][k], kf[k], dot);
+#pragma unroll
+      for (int off = LPR / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+      s[it][g] = dot;
+    }
+  }
+}
+
 struct score_params {
   const float* q;
   const int32_t* table;
@@ -284,38 +306,28 @@ std::string check(const attnbench_cuda_select_args& a) {
 
 extern "C" int attnbench_cuda_select(const attnbench_cuda_select_args* args, int iters, float* ms, float* ms_parts) {
   using namespace attnbench::cuda;
-  if (!args) {
-    set_error("attnbench_cuda_select: args is null");
-    return ATTNBENCH_CUDA_BAD_ARGUMENT;
-  }
-  if (std::string why = check(*args); !why.empty()) {
-    set_error("attnbench_cuda_select: " + why);
-    return ATTNBENCH_CUDA_BAD_ARGUMENT;
-  }
   auto go = [&](cudaEvent_t* marks) {
     return args->dtype == ATTNBENCH_CUDA_FP16 ? dispatch<__half>(*args, args->scores, marks)
                                               : dispatch<__nv_bfloat16>(*args, args->scores, marks);
   };
-  cudaError_t e = run_timed([&] { return go(nullptr); }, iters, ms);
-  if (e == cudaSuccess && iters > 0 && ms_parts) {  // the stages, timed apart in a second loop
-    cudaEvent_t marks[4];
-    for (auto& m : marks) cudaEventCreate(&m);
-    float sums[3] = {0, 0, 0};
-    for (int i = 0; i < iters && e == cudaSuccess; ++i) {
-      e = go(marks);
-      cudaEventSynchronize(marks[3]);
-      for (int s = 0; s < 3; ++s) {
-        float t = 0;
-        cudaEventElapsedTime(&t, marks[s], marks[s + 1]);
-        sums[s] += t;
+  return c_entry("attnbench_cuda_select", args, [](const auto& a) { return check(a); }, [&] {
+    cudaError_t e = run_timed([&] { return go(nullptr); }, iters, ms);
+    if (e == cudaSuccess && iters > 0 && ms_parts) {  // the stages, timed apart in a second loop
+      cudaEvent_t marks[4];
+      for (auto& m : marks) cudaEventCreate(&m);
+      float sums[3] = {0, 0, 0};
+      for (int i = 0; i < iters && e == cudaSuccess; ++i) {
+        e = go(marks);
+        cudaEventSynchronize(marks[3]);
+        for (int s = 0; s < 3; ++s) {
+          float t = 0;
+          cudaEventElapsedTime(&t, marks[s], marks[s + 1]);
+          sums[s] += t;
+        }
       }
+      for (int s = 0; s < 3; ++s) ms_parts[s] = sums[s] / iters;
+      for (auto& m : marks) cudaEventDestroy(m);
     }
-    for (int s = 0; s < 3; ++s) ms_parts[s] = sums[s] / iters;
-    for (auto& m : marks) cudaEventDestroy(m);
-  }
-  if (e != cudaSuccess) {
-    set_error(std::string("attnbench_cuda_select: ") + cudaGetErrorString(e));
-    return ATTNBENCH_CUDA_ERROR;
-  }
-  return ATTNBENCH_CUDA_OK;
+    return e;
+  });
 }

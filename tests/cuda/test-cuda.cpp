@@ -53,8 +53,8 @@ struct paged_cache {
   int batch, hq, hkv, d, max_blocks, max_len;
   attnbench_dtype dtype;
   std::vector<int32_t> lens, table;
-  std::vector<std::uint16_t> k_raw, v_raw;
-  std::vector<float> k, v, q;  // k, v: the stored values; q: scaled queries [b][hq][d]
+  std::vector<std::uint16_t> k_raw, v_raw;  // the pools, as the dtype's bits
+  std::vector<float> q;                      // scaled queries [b][hq][d]
 
   paged_cache(int B, int n_q, int n_kv, int dim, std::vector<int32_t> lengths, attnbench_dtype dt, unsigned seed)
       : batch(B), hq(n_q), hkv(n_kv), d(dim), dtype(dt), lens(std::move(lengths)) {
@@ -68,12 +68,8 @@ struct paged_cache {
     for (auto& x : vf) x = normal(rng);
     k_raw.resize(kf.size());
     v_raw.resize(vf.size());
-    k.resize(kf.size());
-    v.resize(vf.size());
     attnbench::kernels::from_fp32(dtype, kf.data(), k_raw.data(), kf.size());
     attnbench::kernels::from_fp32(dtype, vf.data(), v_raw.data(), vf.size());
-    attnbench::kernels::to_fp32(dtype, k_raw.data(), k.data(), k.size());
-    attnbench::kernels::to_fp32(dtype, v_raw.data(), v.data(), v.size());
     table.resize(blocks);
     std::iota(table.begin(), table.end(), 0);
     std::shuffle(table.begin(), table.end(), rng);
@@ -86,33 +82,54 @@ struct paged_cache {
     return static_cast<std::size_t>(table[(static_cast<std::size_t>(b) * hkv + h) * max_blocks + t / kBlock]) * kBlock +
            t % kBlock;
   }
-  // float64 attention of every query head of (b, h) over the listed tokens, into out.
-  void reference(int b, int h, const std::vector<int>& tokens, std::vector<double>& out) const {
-    const int G = group();
-    for (int g = 0; g < G; ++g) {
-      const float* qv = &q[(static_cast<std::size_t>(b) * hq + h * G + g) * d];
-      std::vector<double> logit(tokens.size());
-      double mx = -INFINITY;
-      for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const float* kr = &k[row(b, h, tokens[i]) * d];
-        double s = 0;
-        for (int c = 0; c < d; ++c) s += static_cast<double>(qv[c]) * kr[c];
-        logit[i] = s;
-        mx = std::max(mx, s);
-      }
-      double* o = &out[(static_cast<std::size_t>(b) * hq + h * G + g) * d];
-      std::fill(o, o + d, 0.0);
-      double sum = 0;
-      for (std::size_t i = 0; i < tokens.size(); ++i) {
-        const double w = std::exp(logit[i] - mx);
-        sum += w;
-        const float* vr = &v[row(b, h, tokens[i]) * d];
-        for (int c = 0; c < d; ++c) o[c] += w * vr[c];
-      }
-      for (int c = 0; c < d; ++c) o[c] = sum > 0 ? o[c] / sum : 0.0;
-    }
-  }
+  const float* group_queries(int b, int h) const { return &q[(static_cast<std::size_t>(b) * hq + h * group()) * d]; }
 };
+
+// The CPU kernels' view of one (sequence, KV head) of a paged_cache: its blocks in sequence
+// order (no block metadata), so that the kernels' float64 references read the same bits.
+struct head_view {
+  std::vector<const void*> keys, values;
+  attnbench_kv_head_view view{};
+  head_view(const paged_cache& c, int b, int h) {
+    for (int i = 0; i < (c.lens[b] + kBlock - 1) / kBlock; ++i) {
+      keys.push_back(&c.k_raw[c.row(b, h, i * kBlock) * c.d]);
+      values.push_back(&c.v_raw[c.row(b, h, i * kBlock) * c.d]);
+    }
+    view.n_tokens = c.lens[b];
+    view.n_blocks = static_cast<std::uint32_t>(keys.size());
+    view.key_blocks = keys.data();
+    view.value_blocks = values.data();
+  }
+  head_view(const head_view&) = delete;
+};
+
+// kernels::decode_args for the GQA group of (b, h) over `entry`, scale 1 (queries are scaled).
+attnbench::kernels::decode_args cpu_args(const paged_cache& c, int b, int h, const head_view& hv,
+                                         const attnbench_plan_entry& entry) {
+  attnbench::kernels::decode_args a;
+  a.queries = c.group_queries(b, h);
+  a.n_query_heads = c.group();
+  a.head_dim = c.d;
+  a.scale = 1.0f;
+  a.kv = &hv.view;
+  a.block_size = kBlock;
+  a.dtype = c.dtype;
+  a.entry = &entry;
+  return a;
+}
+
+// float64 attention (kernels::decode_reference) of every query head of (b, h) over the
+// first max_chunks chunks of entry, into out [b][hq][d].
+void reference(const paged_cache& c, int b, int h, const attnbench_plan_entry& entry, std::uint64_t max_chunks,
+               std::vector<double>& out) {
+  const head_view hv(c, b, h);
+  const auto a = cpu_args(c, b, h, hv, entry);
+  ASSERT_EQ(attnbench::kernels::decode_reference(a, max_chunks, &out[(static_cast<std::size_t>(b) * c.hq + h * c.group()) * c.d]),
+            ATTNBENCH_STATUS_OK);
+}
+
+constexpr attnbench_plan_entry kAll{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr};
+constexpr std::uint64_t kEveryChunk = UINT64_MAX;
 
 // The kernel's inputs on the device.
 struct device_cache {
@@ -161,12 +178,6 @@ std::vector<float> run_decode(attnbench_cuda_decode_args a, std::size_t n_out) {
   return out.get();
 }
 
-std::vector<int> range_tokens(int n) {
-  std::vector<int> t(n);
-  std::iota(t.begin(), t.end(), 0);
-  return t;
-}
-
 // ---------------------------------------------------------------------------------------
 
 TEST(CudaArgs, BadShapesAreRejectedWithAMessage) {
@@ -211,7 +222,7 @@ TEST_P(CudaDense, MatchesFloat64AtEveryLengthAndSplit) {
     device_cache dc(c);
     std::vector<double> want(c.q.size());
     for (int b = 0; b < c.batch; ++b)
-      for (int h = 0; h < hkv; ++h) c.reference(b, h, range_tokens(lens[b]), want);
+      for (int h = 0; h < hkv; ++h) reference(c, b, h, kAll, kEveryChunk, want);
     for (int splits : {0, 1, 3}) {
       auto a = decode_args(c, dc, nullptr);
       a.splits = splits;
@@ -252,26 +263,22 @@ TEST(CudaSparse, BlockAndTokenListsMatchFloat64) {
         for (int h = 0; h < c.hkv; ++h) {
           const int bh = b * c.hkv + h;
           const int n_blocks = (lens[b] + kBlock - 1) / kBlock;
-          std::vector<int> tokens;
+          // Blocks (the last, partial one always among them) or tokens, in random order.
+          std::vector<std::uint32_t> all(kind == ATTNBENCH_CUDA_BLOCKS ? n_blocks : lens[b]);
+          std::iota(all.begin(), all.end(), 0u);
+          std::shuffle(all.begin(), all.end(), rng);
           if (kind == ATTNBENCH_CUDA_BLOCKS) {
-            std::vector<int> all = range_tokens(n_blocks);
-            std::shuffle(all.begin(), all.end(), rng);
             all.resize(std::min(n_blocks, 5 + bh * 3));
-            if (std::find(all.begin(), all.end(), n_blocks - 1) == all.end()) all.back() = n_blocks - 1;  // partial
-            counts[bh] = static_cast<int>(all.size());
-            for (std::size_t i = 0; i < all.size(); ++i) {
-              list[bh * max_list + i] = all[i];
-              for (int t = all[i] * kBlock; t < std::min(lens[b], (all[i] + 1) * kBlock); ++t) tokens.push_back(t);
-            }
+            if (std::find(all.begin(), all.end(), n_blocks - 1u) == all.end()) all.back() = n_blocks - 1;
           } else {
-            std::vector<int> all = range_tokens(lens[b]);
-            std::shuffle(all.begin(), all.end(), rng);
             all.resize(std::min<int>(max_list, 13 + 9 * bh));  // not a multiple of 64 ... nor of anything
-            counts[bh] = static_cast<int>(all.size());
-            for (std::size_t i = 0; i < all.size(); ++i) list[bh * max_list + i] = all[i];
-            tokens = all;
           }
-          c.reference(b, h, tokens, want);
+          counts[bh] = static_cast<int>(all.size());
+          std::copy(all.begin(), all.end(), list.begin() + static_cast<std::ptrdiff_t>(bh) * max_list);
+          const attnbench_plan_entry entry{
+              kind == ATTNBENCH_CUDA_BLOCKS ? ATTNBENCH_PLAN_BLOCKS : ATTNBENCH_PLAN_TOKENS,
+              static_cast<std::uint32_t>(all.size()), all.data(), nullptr};
+          reference(c, b, h, entry, kEveryChunk, want);
         }
       device_buffer<int32_t> dl(list), dn(counts);
       for (int splits : {0, 1, 2}) {
@@ -337,7 +344,7 @@ TEST(CudaArt, NeverFiringIsDenseAndAlwaysPassingStopsOnTime) {
         const int expect = std::min(n_chunks, std::max(patience + 1, min_blocks));
         EXPECT_EQ(static_cast<int>(visited[b * c.hkv + h]), expect) << "patience " << patience;
         EXPECT_EQ(stops[b * c.hkv + h], expect < n_chunks ? 1u : 0u);
-        c.reference(b, h, range_tokens(std::min(lens[b], expect * kBlock)), want);
+        reference(c, b, h, kAll, expect, want);
       }
     EXPECT_LT(rel_l2(got, want), 5e-3) << "patience " << patience;
   }
@@ -376,7 +383,6 @@ TEST(CudaArt, StopsWhereTheCpuTerminatorStops) {
         for (int x = 0; x < d; ++x) key[x] = -40.0f * mean[x];
         const std::size_t r = c.row(0, h, t);
         attnbench::kernels::from_fp32(c.dtype, key.data(), &c.k_raw[r * d], d);
-        attnbench::kernels::to_fp32(c.dtype, &c.k_raw[r * d], &c.k[r * d], d);
       }
     }
     device_cache dc(c);
@@ -393,35 +399,15 @@ TEST(CudaArt, StopsWhereTheCpuTerminatorStops) {
     const auto visited = cnt.visited.get();
 
     // The CPU: decode_group over the same fp16 blocks with the plugin as its hook.
-    std::vector<const void*> kb, vb;
     for (int h = 0; h < hkv; ++h) {
-      const int n_blocks = c.max_blocks;
-      kb.clear();
-      vb.clear();
-      for (int i = 0; i < n_blocks; ++i) {
-        kb.push_back(&c.k_raw[c.row(0, h, i * kBlock) * d]);
-        vb.push_back(&c.v_raw[c.row(0, h, i * kBlock) * d]);
-      }
-      attnbench_kv_head_view view{};
-      view.n_tokens = lens[0];
-      view.n_blocks = n_blocks;
-      view.key_blocks = kb.data();
-      view.value_blocks = vb.data();
-      const attnbench_plan_entry entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr};
+      const head_view hv(c, 0, h);
+      const std::uint32_t n_blocks = hv.view.n_blocks;
       std::vector<std::byte> state(term.state_size(G, d));
-      const attnbench_traversal_info info{0, static_cast<std::uint32_t>(h), G, d, static_cast<std::uint32_t>(n_blocks), 0,
-                                          static_cast<std::uint64_t>(lens[0]), &c.q[h * G * d], 1.0f, kBlock, &view,
-                                          &entry};
+      const attnbench_traversal_info info{0, static_cast<std::uint32_t>(h), G, d, n_blocks, 0,
+                                          static_cast<std::uint64_t>(lens[0]), c.group_queries(0, h), 1.0f, kBlock,
+                                          &hv.view, &kAll};
       ASSERT_EQ(term.ops()->reset(term.handle(), state.data(), &info), ATTNBENCH_STATUS_OK);
-      kernels::decode_args da;
-      da.queries = &c.q[h * G * d];
-      da.n_query_heads = G;
-      da.head_dim = d;
-      da.scale = 1.0f;
-      da.kv = &view;
-      da.block_size = kBlock;
-      da.dtype = c.dtype;
-      da.entry = &entry;
+      auto da = cpu_args(c, 0, h, hv, kAll);
       da.hook = {term.ops(), term.handle(), state.data()};
       std::vector<float> out(G * d);
       da.out = out.data();
@@ -448,7 +434,6 @@ TEST(CudaSelect, SoftVoteAndTopKMatchTheCpu) {
       for (int t = 1000; t < 1400; ++t) {
         const std::size_t r = c.row(2, h, t), r0 = c.row(2, h, 999);
         std::copy_n(&c.k_raw[r0 * c.d], c.d, &c.k_raw[r * c.d]);
-        std::copy_n(&c.k[r0 * c.d], c.d, &c.k[r * c.d]);
       }
     device_cache dc(c);
     const int n_init = 100, n_local = 200;
@@ -480,21 +465,27 @@ TEST(CudaSelect, SoftVoteAndTopKMatchTheCpu) {
       const int max_cand = c.max_len - n_local - n_init;
       for (int b = 0; b < c.batch; ++b) {
         const int n = lens[b] - n_local - n_init;
-        // float64 soft vote.
-        std::vector<double> vote(n, 0.0);
-        for (int qh = 0; qh < c.hq; ++qh) {
-          const int h = qh / c.group();
-          std::vector<double> lg(n);
-          double mx = -INFINITY, sum = 0;
-          for (int j = 0; j < n; ++j) {
-            const float* kr = &c.k[c.row(b, h, n_init + j) * c.d];
-            double x = 0;
-            for (int i = 0; i < c.d; ++i) x += static_cast<double>(c.q[(b * c.hq + qh) * c.d + i]) * kr[i];
-            lg[j] = x;
-            mx = std::max(mx, x);
+        // float64 soft vote, from kernels::score_reference's logits.
+        std::vector<double> vote(n, 0.0), lg(static_cast<std::size_t>(c.group()) * n);
+        for (int h = 0; h < c.hkv; ++h) {
+          const head_view hv(c, b, h);
+          attnbench::kernels::score_args sa;
+          sa.queries = c.group_queries(b, h);
+          sa.n_query_heads = c.group();
+          sa.head_dim = c.d;
+          sa.kv = &hv.view;
+          sa.block_size = kBlock;
+          sa.dtype = c.dtype;
+          sa.first = n_init;
+          sa.count = n;
+          ASSERT_EQ(attnbench::kernels::score_reference(sa, lg.data()), ATTNBENCH_STATUS_OK);
+          for (int g = 0; g < c.group(); ++g) {
+            const double* row = &lg[static_cast<std::size_t>(g) * n];
+            const double mx = *std::max_element(row, row + n);
+            double sum = 0;
+            for (int j = 0; j < n; ++j) sum += std::exp(row[j] - mx);
+            for (int j = 0; j < n; ++j) vote[j] += std::exp(row[j] - mx) / sum;
           }
-          for (int j = 0; j < n; ++j) sum += std::exp(lg[j] - mx);
-          for (int j = 0; j < n; ++j) vote[j] += std::exp(lg[j] - mx) / sum;
         }
         double err = 0, norm = 0;
         for (int j = 0; j < n; ++j) {
