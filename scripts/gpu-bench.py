@@ -10,112 +10,26 @@ sets up the data and calls both; it is not on the measuring path of our kernels.
 DUMP_DIR, from `attnbench dump-kv`, holds the synthetic model's K/V and queries: dense and
 dense + ART run on them (its 8 layers as a batch of 8 sequences).
 """
-import ctypes, json, math, os, statistics, sys
+import ctypes, json, os, sys
 import torch
 import torch.nn.functional as F
 
-lib = ctypes.CDLL(sys.argv[1])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_common import BLOCK, ITERS, REPS, Cache, DecodeArgs, SelectArgs, decode, dev, load, median, p, rel, timed, torch_time
+
+lib = load(sys.argv[1])
 out_dir = sys.argv[2]
 dump_dir = sys.argv[3] if len(sys.argv) > 3 else None
-lib.attnbench_cuda_last_error.restype = ctypes.c_char_p
-dev = torch.device("cuda")
-BLOCK = 64
-ITERS = 20
-REPS = 5
-P = ctypes.c_void_p
 # GPU_BENCH_QUICK=1: only the ceilings, dense decode and ART's overhead where the bars
 # apply (to compare builds of the library in one call).
 QUICK = os.environ.get("GPU_BENCH_QUICK") == "1"
 
-
-class DecodeArgs(ctypes.Structure):
-    _fields_ = [("dtype", ctypes.c_int), ("batch", ctypes.c_int), ("n_query_heads", ctypes.c_int),
-                ("n_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int), ("queries", P), ("k_pool", P),
-                ("v_pool", P), ("block_table", P), ("max_blocks", ctypes.c_int), ("lens", P),
-                ("max_len", ctypes.c_int), ("list_kind", ctypes.c_int), ("list", P), ("list_counts", P),
-                ("max_list", ctypes.c_int), ("splits", ctypes.c_int), ("art", ctypes.c_int),
-                ("tau_mag", ctypes.c_double), ("tau_dir", ctypes.c_double), ("patience", ctypes.c_int),
-                ("min_blocks", ctypes.c_int), ("art_mass", ctypes.c_int), ("chunks_planned", P),
-                ("chunks_visited", P), ("stops", P), ("out", P)]
-
-
-class SelectArgs(ctypes.Structure):
-    _fields_ = [("dtype", ctypes.c_int), ("batch", ctypes.c_int), ("n_query_heads", ctypes.c_int),
-                ("n_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int), ("queries", P), ("k_pool", P),
-                ("block_table", P), ("max_blocks", ctypes.c_int), ("lens", P), ("max_len", ctypes.c_int),
-                ("n_init", ctypes.c_int), ("n_local", ctypes.c_int), ("top_k", ctypes.c_int), ("scores", P),
-                ("selected", P), ("n_selected", P)]
-
-
-def p(t):
-    return P(t.data_ptr()) if t is not None else None
-
-
-def median(xs):
-    return statistics.median(xs)
-
-
-class Cache:
-    """A paged cache of B sequences with blocks in random order, scaled fp32 queries."""
-
-    def __init__(self, B, hq, hkv, d, n, seed, dtype=torch.float16):
-        g = torch.Generator(device=dev).manual_seed(seed)
-        self.B, self.hq, self.hkv, self.d, self.n = B, hq, hkv, d, n
-        self.max_blocks = (n + BLOCK - 1) // BLOCK
-        nb = B * hkv * self.max_blocks
-        self.k = (torch.randn(nb, BLOCK, d, device=dev, generator=g) * 0.3).to(dtype)
-        self.v = torch.randn(nb, BLOCK, d, device=dev, generator=g).to(dtype)
-        self.table = torch.randperm(nb, device=dev, generator=g).int().view(B, hkv, self.max_blocks).contiguous()
-        self.q = (torch.randn(B, hq, d, device=dev, generator=g) / math.sqrt(d)).float().contiguous()
-        self.lens = torch.full((B,), n, dtype=torch.int32, device=dev)
-        self.dtype = 1 if dtype == torch.bfloat16 else 0
-
-    def args(self, out, **kw):
-        a = DecodeArgs(dtype=self.dtype, batch=self.B, n_query_heads=self.hq, n_kv_heads=self.hkv, head_dim=self.d,
-                       queries=p(self.q), k_pool=p(self.k), v_pool=p(self.v), block_table=p(self.table),
-                       max_blocks=self.max_blocks, lens=p(self.lens), max_len=self.n, out=p(out))
-        for key, val in kw.items():
-            setattr(a, key, val)
-        return a
-
-    def gathered(self, pool):
-        return pool[self.table.view(-1).long()].view(self.B, self.hkv, self.max_blocks * BLOCK, -1)[:, :, :self.n]
-
-    def step_bytes(self):
-        return self.B * self.hkv * self.n * self.d * 2 * 2
-
-
-def decode(args, iters=0):
+def read_probe(args, method, units_per_sm, stages):
+    """attnbench_cuda_read_probe (kernels/cuda/probe.cu): reads what the decode of args reads."""
     ms = ctypes.c_float(0)
-    rc = lib.attnbench_cuda_decode(ctypes.byref(args), iters, ctypes.byref(ms))
-    if rc != 0:
+    if lib.attnbench_cuda_read_probe(ctypes.byref(args), method, units_per_sm, stages, ITERS, ctypes.byref(ms)) != 0:
         raise RuntimeError(lib.attnbench_cuda_last_error().decode())
     return ms.value
-
-
-def timed(fn):
-    """Median of REPS timings of ITERS calls each, after one untimed round (the clocks
-    settle after the previous, heavier case)."""
-    fn()
-    return median([fn() for _ in range(REPS)])
-
-
-def torch_time(fn):
-    fn()
-    vals = []
-    for _ in range(REPS):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(ITERS):
-            fn()
-        e1.record()
-        e1.synchronize()
-        vals.append(e0.elapsed_time(e1) / ITERS)
-    return median(vals)
-
-
-def rel(a, b):
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 R = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "iters": ITERS, "reps": REPS}
@@ -141,15 +55,19 @@ for n in (32768, 131072) if QUICK else (4096, 16384, 32768, 65536, 131072):
         c = Cache(B, hq, hkv, d, n, seed=n + B)
         out = torch.full((B, hq, d), float("nan"), device=dev)
         ms = timed(lambda: decode(c.args(out), ITERS))
+        # The read ceiling of this step: the best of two read probes over the same cache.
+        probe_ms = min(timed(lambda: read_probe(c.args(out), 1, 12, 2)), timed(lambda: read_probe(c.args(out), 2, 2, 3)))
         k, v = c.gathered(c.k), c.gathered(c.v)
         q16 = c.q.half().unsqueeze(2)
         ref = F.scaled_dot_product_attention(q16, k, v, scale=1.0, enable_gqa=True)
         torch_ms = torch_time(lambda: F.scaled_dot_product_attention(q16, k, v, scale=1.0, enable_gqa=True))
         row = {"context": n, "batch": B, "ms": ms, "bytes": c.step_bytes(), "fraction_of_copy":
-               c.step_bytes() / (ms / 1e3) / copy_bw, "torch_ms": torch_ms, "vs_torch": torch_ms / ms,
+               c.step_bytes() / (ms / 1e3) / copy_bw, "read_probe_ms": probe_ms, "fraction_of_read_probe": probe_ms / ms,
+               "torch_ms": torch_ms, "vs_torch": torch_ms / ms,
                "rel_l2_vs_torch": rel(out, ref.squeeze(2).float()), "all_written": not torch.isnan(out).any().item()}
         R["dense"].append(row)
-        print(f"dense n={n:6d} B={B:2d}: {ms:7.3f} ms = {row['fraction_of_copy']:.3f} of copy; torch {torch_ms:7.3f} ms;"
+        print(f"dense n={n:6d} B={B:2d}: {ms:7.3f} ms = {row['fraction_of_copy']:.3f} of copy,"
+              f" {row['fraction_of_read_probe']:.3f} of the read probe; torch {torch_ms:7.3f} ms;"
               f" speed vs torch {row['vs_torch']:.3f}; err vs torch {row['rel_l2_vs_torch']:.1e}")
         del c, k, v, q16, ref, out
         torch.cuda.empty_cache()
@@ -189,9 +107,15 @@ for n in (32768, 131072):
         c.table = torch.arange(c.table.numel(), dtype=torch.int32, device=dev).view_as(c.table)
         out = torch.empty(B, hq, d, device=dev)
         ms = timed(lambda: decode(c.args(out), ITERS))
-        row = {"context": n, "batch": B, "ms": ms, "fraction_of_copy": c.step_bytes() / (ms / 1e3) / copy_bw}
+        k, v = c.gathered(c.k), c.gathered(c.v)
+        q16 = c.q.half().unsqueeze(2)
+        torch_ms = torch_time(lambda: F.scaled_dot_product_attention(q16, k, v, scale=1.0, enable_gqa=True))
+        row = {"context": n, "batch": B, "ms": ms, "fraction_of_copy": c.step_bytes() / (ms / 1e3) / copy_bw,
+               "torch_ms": torch_ms, "vs_torch": torch_ms / ms}
         R["dense_in_order"].append(row)
-        print(f"dense, blocks in order, n={n:6d} B={B:2d}: {ms:7.3f} ms = {row['fraction_of_copy']:.3f} of copy")
+        print(f"dense, blocks in order, n={n:6d} B={B:2d}: {ms:7.3f} ms = {row['fraction_of_copy']:.3f} of copy;"
+              f" torch {torch_ms:.3f} ms; speed vs torch {row['vs_torch']:.3f}")
+        del k, v, q16
         del c, out
         torch.cuda.empty_cache()
 

@@ -204,6 +204,23 @@ TEST(CudaArgs, BadShapesAreRejectedWithAMessage) {
   s.top_k = 0;
   EXPECT_EQ(attnbench_cuda_select(&s, 0, nullptr, nullptr), ATTNBENCH_CUDA_BAD_ARGUMENT);
   EXPECT_NE(std::string(attnbench_cuda_last_error()).find("top_k"), std::string::npos);
+  // The read probe: a served shape, but no pools, then an unknown method and head dim 64.
+  a.n_query_heads = 32;
+  a.n_kv_heads = 8;
+  EXPECT_EQ(attnbench_cuda_read_probe(&a, ATTNBENCH_PROBE_WARP_LOADS, 12, 0, 0, nullptr),
+            ATTNBENCH_CUDA_BAD_ARGUMENT);
+  EXPECT_NE(std::string(attnbench_cuda_last_error()).find("null"), std::string::npos);
+  int dummy = 0;
+  a.k_pool = a.v_pool = &dummy;
+  a.block_table = &dummy;
+  EXPECT_EQ(attnbench_cuda_read_probe(&a, 9, 12, 2, 0, nullptr), ATTNBENCH_CUDA_BAD_ARGUMENT);
+  EXPECT_NE(std::string(attnbench_cuda_last_error()).find("method"), std::string::npos);
+  EXPECT_EQ(attnbench_cuda_read_probe(&a, ATTNBENCH_PROBE_CTA_BULK, 2, 0, 0, nullptr), ATTNBENCH_CUDA_BAD_ARGUMENT);
+  EXPECT_NE(std::string(attnbench_cuda_last_error()).find("stages"), std::string::npos);
+  a.head_dim = 64;
+  EXPECT_EQ(attnbench_cuda_read_probe(&a, ATTNBENCH_PROBE_WARP_LOADS, 12, 0, 0, nullptr),
+            ATTNBENCH_CUDA_BAD_ARGUMENT);
+  EXPECT_NE(std::string(attnbench_cuda_last_error()).find("head dim 128"), std::string::npos);
 }
 
 struct dense_case {

@@ -103,6 +103,19 @@ typedef struct attnbench_cuda_select_args {
  * timed: scoring, the soft vote, the top-k. */
 int attnbench_cuda_select(const attnbench_cuda_select_args* args, int iters, float* ms, float* ms_parts);
 
+/* Read probe: reads the bytes the dense decode of *args must read (K and V of every
+ * chunk of every traversal; head_dim 128 only), split over units_per_sm warps per SM
+ * (CTAs per SM for CTA_BULK) without arithmetic, to measure what each way of reading
+ * the paged cache reaches. `stages`: shared-memory buffers per warp (WARP_BULK) or per
+ * CTA (CTA_BULK), 1-8. Timed as the other calls. */
+enum {
+  ATTNBENCH_PROBE_WARP_LOADS = 0, /* 16-byte loads per lane, as the decode */
+  ATTNBENCH_PROBE_WARP_BULK = 1,  /* bulk copies of 16-row sub-chunks into a ring per warp */
+  ATTNBENCH_PROBE_CTA_BULK = 2,   /* bulk copies of whole chunks into a ring per CTA */
+};
+int attnbench_cuda_read_probe(const attnbench_cuda_decode_args* args, int method, int units_per_sm, int stages,
+                              int iters, float* ms);
+
 /* Number of CUDA devices, 0 when there is none or no driver (never an error). */
 int attnbench_cuda_device_count(void);
 

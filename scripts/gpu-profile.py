@@ -1,0 +1,48 @@
+"""One dense decode step, the warp_bulk read probe and PyTorch's attention on the same cache
+(128K tokens, batch 8), each run 3 times without timing: a workload for Nsight Compute
+(`ncu ... python3 scripts/gpu-profile.py LIB.so`) or for watching clocks and power.
+
+    python3 scripts/gpu-profile.py LIB.so [SECONDS]
+
+With SECONDS, repeats the three in turn for about that long (for nvidia-smi sampling).
+"""
+import ctypes, os, sys, time
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_common import Cache, decode, dev, load
+
+lib = load(sys.argv[1])
+seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 0
+c = Cache(8, 32, 8, 128, 131072, seed=5)
+out = torch.empty(8, 32, 128, device=dev)
+k, v = c.gathered(c.k), c.gathered(c.v)
+q16 = c.q.half().unsqueeze(2)
+args = c.args(out)
+ms = ctypes.c_float(0)
+
+
+def probe(iters=0):
+    if lib.attnbench_cuda_read_probe(ctypes.byref(args), 1, 12, 2, iters, ctypes.byref(ms)) != 0:
+        raise RuntimeError(lib.attnbench_cuda_last_error().decode())
+
+
+def sdpa():
+    F.scaled_dot_product_attention(q16, k, v, scale=1.0, enable_gqa=True)
+
+
+torch.cuda.synchronize()
+end = time.time() + seconds
+for name, fn in (("decode", lambda: decode(args)), ("probe", probe), ("torch", sdpa)):
+    if seconds:
+        t0 = time.time()
+        while time.time() < t0 + seconds / 3:
+            for _ in range(50):
+                fn()
+            torch.cuda.synchronize()
+        print(f"{name} done at {time.time():.2f}", flush=True)
+    else:
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
