@@ -33,14 +33,18 @@ def sdpa():
 
 
 torch.cuda.synchronize()
-end = time.time() + seconds
-for name, fn in (("decode", lambda: decode(args)), ("probe", probe), ("torch", sdpa)):
+def sdpa_many(iters):
+    for _ in range(iters):
+        sdpa()
+    torch.cuda.synchronize()
+
+
+for name, fn, many in (("decode", lambda: decode(args), lambda: decode(args, 50)), ("probe", probe, lambda: probe(50)),
+                       ("torch", sdpa, lambda: sdpa_many(50))):
     if seconds:
         t0 = time.time()
         while time.time() < t0 + seconds / 3:
-            for _ in range(50):
-                fn()
-            torch.cuda.synchronize()
+            many()
         print(f"{name} done at {time.time():.2f}", flush=True)
     else:
         for _ in range(3):
