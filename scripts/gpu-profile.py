@@ -2,9 +2,11 @@
 (128K tokens, batch 8), each run 3 times without timing: a workload for Nsight Compute
 (`ncu ... python3 scripts/gpu-profile.py LIB.so`) or for watching clocks and power.
 
-    python3 scripts/gpu-profile.py LIB.so [SECONDS]
+    python3 scripts/gpu-profile.py LIB.so [SECONDS] [PROBE_METHOD]
 
-With SECONDS, repeats the three in turn for about that long (for nvidia-smi sampling).
+With SECONDS (0: none), repeats the three in turn for about that long (for nvidia-smi
+sampling). PROBE_METHOD: attnbench_cuda_read_probe's method (default 1, warp_bulk; 0 is
+warp_loads, the decode's own read pattern).
 """
 import ctypes, os, sys, time
 import torch
@@ -15,6 +17,7 @@ from gpu_common import Cache, decode, dev, load
 
 lib = load(sys.argv[1])
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 0
+method = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 c = Cache(8, 32, 8, 128, 131072, seed=5)
 out = torch.empty(8, 32, 128, device=dev)
 k, v = c.gathered(c.k), c.gathered(c.v)
@@ -24,7 +27,7 @@ ms = ctypes.c_float(0)
 
 
 def probe(iters=0):
-    if lib.attnbench_cuda_read_probe(ctypes.byref(args), 1, 12, 2, iters, ctypes.byref(ms)) != 0:
+    if lib.attnbench_cuda_read_probe(ctypes.byref(args), method, 12, 2, iters, ctypes.byref(ms)) != 0:
         raise RuntimeError(lib.attnbench_cuda_last_error().decode())
 
 

@@ -298,7 +298,9 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   }
 
   // The merge kernel may be scheduled from here on (it waits for this grid's writes).
+#if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;");
+#endif
 
   // The partial of each head of this lane: columns 32 (t / 2) + 8 (gid / 2) + 4 (t % 2) +
   // gid % 2 (c0, c1) and + 2 (c2, c3).
@@ -328,12 +330,15 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
 // Launched as a programmatic dependent of the decode (see launch): it may start while the
 // decode's last CTAs run, and waits for their results at griddepcontrol.wait. The loops
 // over the splits are unrolled so that their loads are in flight together (a rolled
-// loop waited on one L2 round trip per split: batch 1, with up to 200 splits, ran 10-30%
-// slower; NOTES.md, v9).
+// loop waited on one L2 round trip per split: batch 1, with up to 200 splits, took 9-50%
+// longer; NOTES.md, v9). Before compute capability 9.0 griddepcontrol does not exist and
+// the launch is an ordinary one.
 __global__ void __launch_bounds__(128) merge_splits(const float* __restrict__ part_m, const float* __restrict__ part_l,
                                                     const float* __restrict__ part_acc, int splits, int D,
                                                     float* __restrict__ out) {
+#if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   const size_t head = static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x;
   const float* pm = part_m + head * splits;
   const float* pl = part_l + head * splits;

@@ -17,6 +17,13 @@
 namespace attnbench::cuda {
 namespace {
 
+// The bulk copy engine and mbarrier transaction counts need compute capability 9.0: for
+// older targets the two bulk kernels compile to a trap, and the call refuses them.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define ATTNBENCH_BULK 1
+#endif
+
+#ifdef ATTNBENCH_BULK
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -57,6 +64,7 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 __device__ __forceinline__ void fence_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
+#endif
 
 __device__ __forceinline__ uint4 ld_nc(const uint4* src) {
   uint4 r;
@@ -123,6 +131,7 @@ constexpr int kMaxStages = 8;
 
 // Each warp its own ring of `stages` sub-chunk buffers (8 KB each: K then V).
 __global__ void __launch_bounds__(kThreads) probe_warp_bulk(probe_params p) {
+#ifdef ATTNBENCH_BULK
   extern __shared__ __align__(128) uint4 ring[];
   __shared__ uint64_t bars[kWarps][kMaxStages];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -158,10 +167,14 @@ __global__ void __launch_bounds__(kThreads) probe_warp_bulk(probe_params p) {
     }
   }
   if (acc == 0x9e3779b9u) p.sink[0] = acc;
+#else
+  __trap();
+#endif
 }
 
 // One CTA per split, a ring of `stages` chunk buffers (32 KB each: K then V).
 __global__ void __launch_bounds__(kThreads) probe_cta_bulk(probe_params p) {
+#ifdef ATTNBENCH_BULK
   extern __shared__ __align__(128) uint4 ring[];
   __shared__ uint64_t bars[kMaxStages];
   if (threadIdx.x == 0)
@@ -194,6 +207,9 @@ __global__ void __launch_bounds__(kThreads) probe_cta_bulk(probe_params p) {
     }
   }
   if (acc == 0x9e3779b9u) p.sink[0] = acc;
+#else
+  __trap();
+#endif
 }
 
 workspace g_probe_sink;
@@ -218,9 +234,11 @@ extern "C" int attnbench_cuda_read_probe(const attnbench_cuda_decode_args* args,
   };
   return c_entry("attnbench_cuda_read_probe", args, why, [&]() -> cudaError_t {
     const auto& a = *args;
-    int device = 0, sms = 0;
+    int device = 0, sms = 0, major = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    if (method != ATTNBENCH_PROBE_WARP_LOADS && major < 9) return cudaErrorNotSupported;
     probe_params p{};
     p.k = static_cast<const uint4*>(a.k_pool);
     p.v = static_cast<const uint4*>(a.v_pool);

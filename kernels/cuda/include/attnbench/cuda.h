@@ -107,7 +107,8 @@ int attnbench_cuda_select(const attnbench_cuda_select_args* args, int iters, flo
  * chunk of every traversal; head_dim 128 only), split over units_per_sm warps per SM
  * (CTAs per SM for CTA_BULK) without arithmetic, to measure what each way of reading
  * the paged cache reaches. `stages`: shared-memory buffers per warp (WARP_BULK) or per
- * CTA (CTA_BULK), 1-8. Timed as the other calls. */
+ * CTA (CTA_BULK), 1-8. The bulk methods need compute capability 9.0 (ATTNBENCH_CUDA_ERROR
+ * on older devices). Timed as the other calls. */
 enum {
   ATTNBENCH_PROBE_WARP_LOADS = 0, /* 16-byte loads per lane, as the decode */
   ATTNBENCH_PROBE_WARP_BULK = 1,  /* bulk copies of 16-row sub-chunks into a ring per warp */
