@@ -129,79 +129,49 @@ __global__ void __launch_bounds__(kThreads) probe_warp_loads(probe_params p) {
 
 constexpr int kMaxStages = 8;
 
-// Each warp its own ring of `stages` sub-chunk buffers (8 KB each: K then V).
-__global__ void __launch_bounds__(kThreads) probe_warp_bulk(probe_params p) {
+// A ring of `stages` buffers, each one piece of K and then the same piece of V, filled by
+// the bulk copy engine and read by the group that owns the ring: a warp (pieces of 16
+// rows, four per chunk: 8 KB buffers) or the whole CTA (pieces of one chunk: 32 KB).
+template <bool PER_CTA>
+__global__ void __launch_bounds__(kThreads) probe_bulk(probe_params p) {
 #ifdef ATTNBENCH_BULK
+  constexpr int kPieceVecs = PER_CTA ? kChunkVecs : kSubVecs;
+  constexpr int kPieces = kChunkVecs / kPieceVecs;  // per chunk
+  constexpr int kGroup = PER_CTA ? kThreads : 32;   // threads that share a ring
   extern __shared__ __align__(128) uint4 ring[];
-  __shared__ uint64_t bars[kWarps][kMaxStages];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  uint4* my = ring + static_cast<size_t>(warp) * p.stages * 2 * kSubVecs;
-  if (lane == 0)
-    for (int i = 0; i < p.stages; ++i) mbar_init(&bars[warp][i], 1);
+  __shared__ uint64_t bars[PER_CTA ? 1 : kWarps][kMaxStages];
+  const int group = PER_CTA ? 0 : threadIdx.x / 32, rank = threadIdx.x % kGroup;
+  uint4* const mine = ring + static_cast<size_t>(group) * p.stages * 2 * kPieceVecs;
+  uint64_t* const bar = bars[group];
+  if (rank == 0)
+    for (int i = 0; i < p.stages; ++i) mbar_init(&bar[i], 1);
   mbar_fence_init();
   __syncthreads();
   const int32_t* blocks;
   int c0, c1;
-  if (!unit_range(p, blockIdx.x * kWarps + warp, blocks, c0, c1)) return;
-  const int s0 = c0 * 4, s_end = c1 * 4;
+  if (!unit_range(p, PER_CTA ? blockIdx.x : blockIdx.x * kWarps + group, blocks, c0, c1)) return;
+  const int x0 = c0 * kPieces, x_end = c1 * kPieces;
   auto issue = [&](int x) {
-    const int st = (x - s0) % p.stages;
-    const size_t off = static_cast<size_t>(blocks[x / 4]) * kChunkVecs + (x % 4) * kSubVecs;
-    mbar_expect(&bars[warp][st], 2 * kSubVecs * 16);
-    bulk_copy(my + st * 2 * kSubVecs, p.k + off, kSubVecs * 16, &bars[warp][st]);
-    bulk_copy(my + st * 2 * kSubVecs + kSubVecs, p.v + off, kSubVecs * 16, &bars[warp][st]);
+    const int st = (x - x0) % p.stages;
+    const size_t off = static_cast<size_t>(blocks[x / kPieces]) * kChunkVecs + (x % kPieces) * kPieceVecs;
+    mbar_expect(&bar[st], 2 * kPieceVecs * 16);
+    bulk_copy(mine + st * 2 * kPieceVecs, p.k + off, kPieceVecs * 16, &bar[st]);
+    bulk_copy(mine + st * 2 * kPieceVecs + kPieceVecs, p.v + off, kPieceVecs * 16, &bar[st]);
   };
-  if (lane == 0)
-    for (int x = s0; x < min(s_end, s0 + p.stages); ++x) issue(x);
+  if (rank == 0)
+    for (int x = x0; x < min(x_end, x0 + p.stages); ++x) issue(x);
   uint32_t acc = 0;
-  for (int x = s0; x < s_end; ++x) {
-    const int st = (x - s0) % p.stages;
-    mbar_wait(&bars[warp][st], ((x - s0) / p.stages) & 1);
-    const uint4* buf = my + st * 2 * kSubVecs;
+  for (int x = x0; x < x_end; ++x) {
+    const int st = (x - x0) % p.stages;
+    mbar_wait(&bar[st], ((x - x0) / p.stages) & 1);
+    const uint4* buf = mine + st * 2 * kPieceVecs;
 #pragma unroll
-    for (int i = 0; i < 16; ++i) mix(acc, buf[32 * i + lane]);
-    __syncwarp();
-    if (lane == 0 && x + p.stages < s_end) {
-      fence_async_shared();
-      issue(x + p.stages);
-    }
-  }
-  if (acc == 0x9e3779b9u) p.sink[0] = acc;
-#else
-  __trap();
-#endif
-}
-
-// One CTA per split, a ring of `stages` chunk buffers (32 KB each: K then V).
-__global__ void __launch_bounds__(kThreads) probe_cta_bulk(probe_params p) {
-#ifdef ATTNBENCH_BULK
-  extern __shared__ __align__(128) uint4 ring[];
-  __shared__ uint64_t bars[kMaxStages];
-  if (threadIdx.x == 0)
-    for (int i = 0; i < p.stages; ++i) mbar_init(&bars[i], 1);
-  mbar_fence_init();
-  __syncthreads();
-  const int32_t* blocks;
-  int c0, c1;
-  if (!unit_range(p, blockIdx.x, blocks, c0, c1)) return;
-  auto issue = [&](int x) {
-    const int st = (x - c0) % p.stages;
-    const size_t off = static_cast<size_t>(blocks[x]) * kChunkVecs;
-    mbar_expect(&bars[st], 2 * kChunkVecs * 16);
-    bulk_copy(ring + st * 2 * kChunkVecs, p.k + off, kChunkVecs * 16, &bars[st]);
-    bulk_copy(ring + st * 2 * kChunkVecs + kChunkVecs, p.v + off, kChunkVecs * 16, &bars[st]);
-  };
-  if (threadIdx.x == 0)
-    for (int x = c0; x < min(c1, c0 + p.stages); ++x) issue(x);
-  uint32_t acc = 0;
-  for (int x = c0; x < c1; ++x) {
-    const int st = (x - c0) % p.stages;
-    mbar_wait(&bars[st], ((x - c0) / p.stages) & 1);
-    const uint4* buf = ring + st * 2 * kChunkVecs;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) mix(acc, buf[kThreads * i + threadIdx.x]);
-    __syncthreads();
-    if (threadIdx.x == 0 && x + p.stages < c1) {
+    for (int i = 0; i < 2 * kPieceVecs / kGroup; ++i) mix(acc, buf[kGroup * i + rank]);
+    if constexpr (PER_CTA)
+      __syncthreads();
+    else
+      __syncwarp();
+    if (rank == 0 && x + p.stages < x_end) {
       fence_async_shared();
       issue(x + p.stages);
     }
@@ -264,11 +234,11 @@ extern "C" int attnbench_cuda_read_probe(const attnbench_cuda_decode_args* args,
       if (method == ATTNBENCH_PROBE_WARP_LOADS) {
         probe_warp_loads<<<grid, kThreads>>>(p);
       } else if (method == ATTNBENCH_PROBE_WARP_BULK) {
-        cudaFuncSetAttribute(probe_warp_bulk, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-        probe_warp_bulk<<<grid, kThreads, smem>>>(p);
+        cudaFuncSetAttribute(probe_bulk<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        probe_bulk<false><<<grid, kThreads, smem>>>(p);
       } else {
-        cudaFuncSetAttribute(probe_cta_bulk, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-        probe_cta_bulk<<<grid, kThreads, smem>>>(p);
+        cudaFuncSetAttribute(probe_bulk<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        probe_bulk<true><<<grid, kThreads, smem>>>(p);
       }
       return cudaGetLastError();
     };
