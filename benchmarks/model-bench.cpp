@@ -1,10 +1,11 @@
-// Synthetic-model benchmarks: how long K/V generation takes, the cost that issue 4's bar
+// Mechanistic-model benchmarks: how long K/V generation takes, the cost that issue 4's bar
 // puts against dense decoding of a 128K-token sample.
 //   model/kv/PROFILE/niah_single_1/ctx:N   prefill of one niah_single_1 prompt of N tokens
 //                                          into a cache whose pages are faulted in first
 // Each case reports ns_per_token_head: wall time of the prefill alone over
 // N x layers x KV heads, with the threads oneTBB gives it (the run's own setting).
-#include "model.hpp"
+#include <attnbench/model/mechanistic.hpp>
+#include <attnbench/model/profile.hpp>
 
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/tasks/task.hpp>
@@ -21,7 +22,7 @@ namespace {
 void kv_case(benchmark::State& state, const std::string& profile_name, std::uint32_t ctx) {
   const model_profile profile =
       load_profile(std::string(ATTNBENCH_SOURCE_DIR) + "/configs/profiles/" + profile_name + ".json");
-  const synthetic_model model(profile, 1);
+  const mechanistic_model model(profile, 1);
   const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
   const tasks::sample s = task->make_sample(0, ctx);
   kernels::kv_cache cache(profile.n_layers, profile.n_kv_heads, profile.head_dim, 64, ATTNBENCH_DTYPE_FP16);

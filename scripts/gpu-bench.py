@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import BLOCK, ITERS, REPS, Cache, DecodeArgs, SelectArgs, decode, dev, load, median, p, rel, timed, torch_time
+from gpu_common import BLOCK, DTYPE_FP16, ITERS, REPS, Cache, DecodeArgs, SelectArgs, decode, dev, load, median, p, rel, timed, torch_time
 
 lib = load(sys.argv[1])
 out_dir = sys.argv[2]
@@ -171,7 +171,7 @@ for n in (32768, 131072):
         c = Cache(B, hq, hkv, d, n, seed=17)
         sel = torch.empty(B, 2048, dtype=torch.int32, device=dev)
         nsel = torch.empty(B, dtype=torch.int32, device=dev)
-        a = SelectArgs(dtype=0, batch=B, n_query_heads=hq, n_kv_heads=hkv, head_dim=d, queries=p(c.q), k_pool=p(c.k),
+        a = SelectArgs(dtype=DTYPE_FP16, batch=B, n_query_heads=hq, n_kv_heads=hkv, head_dim=d, queries=p(c.q), k_pool=p(c.k),
                        block_table=p(c.table), max_blocks=c.max_blocks, lens=p(c.lens), max_len=n, n_init=128,
                        n_local=512, top_k=2048, scores=None, selected=p(sel), n_selected=p(nsel))
         parts = (ctypes.c_float * 3)()

@@ -6,6 +6,7 @@ import torch
 
 dev = torch.device("cuda")
 BLOCK = 64
+DTYPE_FP16, DTYPE_BF16 = 1, 2  # attnbench_dtype (include/attnbench/plugin.h), as cuda.h takes them
 ITERS = 20
 REPS = 5
 P = ctypes.c_void_p
@@ -60,7 +61,7 @@ class Cache:
         self.table = torch.randperm(nb, device=dev, generator=g).int().view(B, hkv, self.max_blocks).contiguous()
         self.q = (torch.randn(B, hq, d, device=dev, generator=g) / math.sqrt(d)).float().contiguous()
         self.lens = torch.full((B,), n, dtype=torch.int32, device=dev)
-        self.dtype = 1 if dtype == torch.bfloat16 else 0
+        self.dtype = DTYPE_BF16 if dtype == torch.bfloat16 else DTYPE_FP16
 
     def args(self, out, **kw):
         a = DecodeArgs(dtype=self.dtype, batch=self.B, n_query_heads=self.hq, n_kv_heads=self.hkv, head_dim=self.d,

@@ -59,7 +59,7 @@ __device__ __forceinline__ uint4 load_row(const T* pool, int row, int col) {
 // The shape checks the decode and selection calls share; empty when the shape is served.
 inline std::string check_shape(int dtype, int batch, int n_query_heads, int n_kv_heads, int head_dim, int max_len,
                                int max_blocks) {
-  if (dtype != ATTNBENCH_CUDA_FP16 && dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (0) or bf16 (1)";
+  if (dtype != ATTNBENCH_CUDA_FP16 && dtype != ATTNBENCH_CUDA_BF16) return "dtype must be fp16 (1) or bf16 (2), as attnbench_dtype numbers them";
   if (batch <= 0 || n_kv_heads <= 0 || n_query_heads <= 0) return "batch and head counts must be positive";
   if (n_query_heads % n_kv_heads != 0) return "n_query_heads must be a multiple of n_kv_heads";
   const int G = n_query_heads / n_kv_heads;

@@ -31,16 +31,10 @@ inline std::uint64_t chunk_count(const attnbench_plan_entry& e, const attnbench_
   }
 }
 
-// True when every index of the entry is in range and its kind is known.
-inline bool entry_valid(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv) {
-  if (e.kind == ATTNBENCH_PLAN_ALL) return true;
-  if (e.kind != ATTNBENCH_PLAN_BLOCKS && e.kind != ATTNBENCH_PLAN_TOKENS) return false;
-  if (e.count > 0 && !e.indices) return false;
-  const std::uint64_t limit = e.kind == ATTNBENCH_PLAN_BLOCKS ? kv.n_blocks : kv.n_tokens;
-  for (std::uint32_t i = 0; i < e.count; ++i)
-    if (e.indices[i] >= limit) return false;
-  return true;
-}
+// decode_partial without its checks, for an entry that check_plan or check_plan_entry
+// has passed (decode_layer checks a whole plan once, then runs its parts through this).
+void decode_valid_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
+                          partial_state part, decode_counters* counters);
 
 // Chunk i of a (valid) entry.
 inline chunk chunk_at(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv, std::uint32_t block_size,

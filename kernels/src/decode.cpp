@@ -178,13 +178,18 @@ bool reorder_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_vi
   return true;
 }
 
-attnbench_status decode_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
-                                partial_state part, decode_counters* counters) {
-  if (!args_ok(a) || !part.max || !part.sum || !part.acc) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  if (!detail::entry_valid(*a.entry, *a.kv)) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+void detail::decode_valid_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
+                                  partial_state part, decode_counters* counters) {
   end_chunk = std::min(end_chunk, detail::chunk_count(*a.entry, *a.kv, a.block_size));
   init_part(part, a.n_query_heads, a.head_dim);
   if (first_chunk < end_chunk) traverse(a, first_chunk, end_chunk, part, counters);
+}
+
+attnbench_status decode_partial(const decode_args& a, std::uint64_t first_chunk, std::uint64_t end_chunk,
+                                partial_state part, decode_counters* counters) {
+  if (!args_ok(a) || !part.max || !part.sum || !part.acc) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (!check_plan_entry(*a.entry, *a.kv).empty()) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  detail::decode_valid_partial(a, first_chunk, end_chunk, part, counters);
   return ATTNBENCH_STATUS_OK;
 }
 
@@ -225,151 +230,9 @@ attnbench_status decode_group(const decode_args& a, decode_counters* counters) {
   return ATTNBENCH_STATUS_OK;
 }
 
-attnbench_status decode_layer(const layer_decode_args& la, decode_counters* counters, std::string* error) {
-  if (!la.queries || !la.kv || !la.plan || !la.out || !la.plan->entries) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  const attnbench_kv_layer_view& kv = *la.kv;
-  const std::uint32_t hq = la.n_query_heads, hkv = kv.n_kv_heads, d = kv.head_dim;
-  if (hkv == 0 || hq == 0 || hq % hkv != 0) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  const std::uint32_t group = hq / hkv;
-  const bool per_query = la.plan->granularity == ATTNBENCH_PLAN_PER_QUERY_HEAD;
-  const std::uint32_t traversals = per_query ? hq : hkv;
-  const std::uint32_t nq = per_query ? 1 : group;
-  if (la.plan->n_entries != traversals) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  for (std::uint32_t t = 0; t < traversals; ++t)
-    if (!detail::entry_valid(la.plan->entries[t], kv.heads[per_query ? t / group : t]))
-      return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-
-  // Split-K: cut traversals until there are at least min_parts parts (see decode.hpp).
-  std::uint32_t splits = 1;
-  if (!la.terminator && la.min_parts > traversals) splits = (la.min_parts + traversals - 1) / traversals;
-  // Scratch per calling thread and nesting depth, reused across layers and steps. Depth
-  // matters when decode_layer runs inside a parallel loop (a batch of sequences): while
-  // this call waits for its workers, oneTBB may run another iteration, and so another
-  // decode_layer, on this same thread. The workers below reach the scratch through
-  // references: naming a thread_local inside the lambda would give each worker its own.
-  struct layer_scratch {
-    std::vector<std::uint64_t> chunks;
-    std::vector<float> max, sum, acc;
-    std::vector<decode_counters> part_counters;
-    std::vector<attnbench_status> status;
-    std::vector<std::string> messages;
-  };
-  thread_local std::vector<std::unique_ptr<layer_scratch>> pool;
-  thread_local std::size_t depth = 0;
-  if (pool.size() <= depth) pool.push_back(std::make_unique<layer_scratch>());
-  layer_scratch& scratch_here = *pool[depth];
-  struct depth_guard {
-    std::size_t& d;
-    explicit depth_guard(std::size_t& x) : d(x) { ++d; }
-    ~depth_guard() { --d; }
-  } guard(depth);
-
-  auto& chunks = scratch_here.chunks;
-  chunks.resize(traversals);
-  for (std::uint32_t t = 0; t < traversals; ++t)
-    chunks[t] = detail::chunk_count(la.plan->entries[t], kv.heads[per_query ? t / group : t], kv.block_size);
-  std::uint64_t min_chunks = UINT64_MAX;
-  for (auto c : chunks) min_chunks = std::min(min_chunks, c);
-  splits = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(splits, min_chunks / 4)));
-
-  const std::size_t parts = static_cast<std::size_t>(traversals) * splits;
-  auto& max = scratch_here.max;
-  auto& sum = scratch_here.sum;
-  auto& acc = scratch_here.acc;
-  auto& part_counters = scratch_here.part_counters;
-  auto& status = scratch_here.status;
-  auto& messages = scratch_here.messages;
-  max.resize(parts * nq);
-  sum.resize(parts * nq);
-  acc.resize(parts * nq * d);
-  part_counters.assign(parts, decode_counters{});
-  status.assign(parts, ATTNBENCH_STATUS_OK);
-  messages.resize(parts);
-  struct alignas(64) cache_line {
-    std::byte bytes[64];
-  };
-
-  tbb::parallel_for(std::size_t{0}, parts, [&](std::size_t job) {
-    const auto t = static_cast<std::uint32_t>(job / splits);
-    const auto split = static_cast<std::uint32_t>(job % splits);
-    const std::uint32_t kv_head = per_query ? t / group : t;
-    decode_args a;
-    a.queries = la.queries + static_cast<std::size_t>(t) * nq * d;
-    a.n_query_heads = nq;
-    a.head_dim = d;
-    a.scale = la.scale;
-    a.kv = &kv.heads[kv_head];
-    a.block_size = kv.block_size;
-    a.dtype = static_cast<attnbench_dtype>(kv.dtype);
-    a.entry = &la.plan->entries[t];
-    const std::uint64_t first = chunks[t] * split / splits, end = chunks[t] * (split + 1) / splits;
-    thread_local std::vector<cache_line> state;
-    thread_local std::vector<std::uint32_t> order, reordered;
-    attnbench_plan_entry reordered_entry;
-    if (la.terminator && la.terminator->order) {  // the terminator's chunk order
-      const attnbench_traversal_info planned{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(chunks[t]), 0,
-                                             detail::chunk_tokens(*a.entry, *a.kv, a.block_size, 0, chunks[t]),
-                                             a.queries, la.scale, kv.block_size, a.kv, a.entry};
-      order.resize(chunks[t]);
-      status[job] = la.terminator->order(la.terminator_instance, &planned, static_cast<std::uint32_t>(chunks[t]),
-                                         order.data());
-      if (status[job] == ATTNBENCH_STATUS_OK &&
-          !reorder_entry(*a.entry, *a.kv, a.block_size, order.data(), static_cast<std::uint32_t>(chunks[t]), reordered,
-                         reordered_entry)) {
-        status[job] = ATTNBENCH_STATUS_INVALID_ARGUMENT;
-        messages[job] = "order is not a permutation of the traversal's chunks";
-        return;
-      }
-      if (status[job] != ATTNBENCH_STATUS_OK) {
-        const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;
-        messages[job] = message ? message : "";
-        return;
-      }
-      a.entry = &reordered_entry;
-    }
-    if (la.terminator) {
-      state.resize(la.terminator_state_size / sizeof(cache_line) + 1);
-      const attnbench_traversal_info info{kv.layer, kv_head, nq, d, static_cast<std::uint32_t>(end - first), 0,
-                                          detail::chunk_tokens(*a.entry, *a.kv, a.block_size, first, end), a.queries,
-                                          la.scale, kv.block_size, a.kv, a.entry};
-      status[job] = la.terminator->reset(la.terminator_instance, state.data(), &info);
-      if (status[job] != ATTNBENCH_STATUS_OK) {
-        const char* message = la.terminator_last_error ? la.terminator_last_error() : nullptr;
-        messages[job] = message ? message : "";
-        return;
-      }
-      a.hook = {la.terminator, la.terminator_instance, state.data()};
-    }
-    const partial_state part{&max[job * nq], &sum[job * nq], &acc[job * nq * d]};
-    status[job] = decode_partial(a, first, end, part, &part_counters[job]);
-  });
-  for (std::size_t job = 0; job < parts; ++job)
-    if (status[job] != ATTNBENCH_STATUS_OK) {
-      if (error) *error = messages[job];
-      return status[job];
-    }
-
-  for (std::uint32_t t = 0; t < traversals; ++t) {
-    const std::size_t base = static_cast<std::size_t>(t) * splits;
-    merge_partials(splits, nq, d, &max[base * nq], &sum[base * nq], &acc[base * nq * d],
-                   la.out + static_cast<std::size_t>(t) * nq * d, nullptr);
-    if (counters) {
-      counters[t] = {};
-      for (std::uint32_t s = 0; s < splits; ++s) {
-        const auto& c = part_counters[base + s];
-        counters[t].blocks_planned += c.blocks_planned;
-        counters[t].blocks_visited += c.blocks_visited;
-        counters[t].tokens_planned += c.tokens_planned;
-        counters[t].tokens_visited += c.tokens_visited;
-      }
-    }
-  }
-  return ATTNBENCH_STATUS_OK;
-}
-
 attnbench_status decode_reference(const decode_args& a, std::uint64_t max_blocks, double* out) {
   if (!args_ok(a) || !out) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
-  if (!detail::entry_valid(*a.entry, *a.kv)) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
+  if (!check_plan_entry(*a.entry, *a.kv).empty()) return ATTNBENCH_STATUS_INVALID_ARGUMENT;
   const std::uint32_t d = a.head_dim;
   const std::size_t row_bytes = d * dtype_size(a.dtype);
   std::vector<const void*> k_rows(a.block_size), v_rows(a.block_size);

@@ -221,4 +221,14 @@ void top_k(const float* scores, std::uint64_t n, std::uint32_t k, std::uint32_t*
   select_exact(scores, candidates.data(), count, k, out);
 }
 
+double cosine(const float* a, const float* b, std::size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
 }  // namespace attnbench::kernels

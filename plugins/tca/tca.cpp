@@ -9,7 +9,7 @@
 // evicted through the host's compaction. Decode then attends to all that is left.
 // Left out: compressing each completed block of tokens generated during decode (answers
 // here are far shorter than the window, which always keeps them).
-#include "tca-select.hpp"
+#include <attnbench/kernels/tca-select.hpp>
 
 #include <attnbench/kernels/score.hpp>
 #include <attnbench/plugin-support.hpp>

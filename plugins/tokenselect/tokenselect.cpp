@@ -54,16 +54,6 @@ struct tokenselect_policy {
   std::uint64_t steps_selecting = 0, selections = 0, k_bytes_scored = 0;
   std::string stats;
 
-  static double cosine(const float* a, const float* b, std::size_t n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      ab += static_cast<double>(a[i]) * b[i];
-      aa += static_cast<double>(a[i]) * a[i];
-      bb += static_cast<double>(b[i]) * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
-  }
-
   // Chooses top_k of the candidates [n_init, n - n_local) into `selected`.
   attnbench_status select(const attnbench_plan_request& r, std::uint64_t n, std::vector<std::uint32_t>& selected) {
     const std::uint64_t count = n - n_local - n_init;
@@ -186,7 +176,7 @@ attnbench_status tokenselect_plan(void* instance, const attnbench_plan_request* 
     ++p->steps_selecting;
     const std::size_t qn = static_cast<std::size_t>(request->n_query_heads) * p->model.head_dim;
     const bool reuse = p->cache_threshold && c.valid && contiguous && request->step > 0 && c.n_tokens <= n &&
-                       tokenselect_policy::cosine(request->queries, c.query.data(), qn) >= *p->cache_threshold;
+                       attnbench::kernels::cosine(request->queries, c.query.data(), qn) >= *p->cache_threshold;
     if (!reuse) {
       if (const auto st = p->select(*request, n, c.selected); st != ATTNBENCH_STATUS_OK) return st;
       c.valid = true;

@@ -17,6 +17,8 @@
 #ifndef ATTNBENCH_CUDA_H
 #define ATTNBENCH_CUDA_H
 
+#include <attnbench/plugin.h>
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -31,7 +33,8 @@ enum {
   ATTNBENCH_CUDA_ERROR = 2,        /* the CUDA runtime failed (no device, launch, memory) */
 };
 
-enum { ATTNBENCH_CUDA_FP16 = 0, ATTNBENCH_CUDA_BF16 = 1 };
+/* The dtypes the CUDA kernels take: the plugin ABI's numbers (attnbench_dtype). */
+enum { ATTNBENCH_CUDA_FP16 = ATTNBENCH_DTYPE_FP16, ATTNBENCH_CUDA_BF16 = ATTNBENCH_DTYPE_BF16 };
 
 /* What each (sequence, KV head) attends to. */
 enum {

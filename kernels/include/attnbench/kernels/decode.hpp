@@ -45,8 +45,15 @@ struct decode_args {
   float* lse = nullptr;  // optional [n_query_heads]: log of the softmax denominator
 };
 
-// Returns ATTNBENCH_STATUS_INVALID_ARGUMENT on a null pointer or an index out of range.
-// Adds to *counters when it is not null.
+// The one check of a plan against a layer's cache, before any kernel reads it: the
+// granularity and number of entries, and per entry its kind and indices (present, in
+// range, none listed twice). Returns "" or the problem, naming the entry.
+std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view& kv, std::uint32_t n_query_heads);
+// The same check of one entry against one KV head.
+std::string check_plan_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv);
+
+// Returns ATTNBENCH_STATUS_INVALID_ARGUMENT on a null pointer or an entry that
+// check_plan_entry rejects. Adds to *counters when it is not null.
 attnbench_status decode_group(const decode_args& args, decode_counters* counters);
 
 // An unnormalised part of a traversal: per query head the max logit, the sum of
@@ -89,10 +96,22 @@ struct layer_decode_args {
   float* out = nullptr;  // [n_query_heads * head_dim]
 };
 
-// Runs every traversal of the plan on oneTBB threads; counters has one slot per traversal
-// (plan entry). Returns the first non-OK status (an invalid plan, or a terminator reset
-// failure, whose message goes to *error when error is not null).
-attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters, std::string* error = nullptr);
+// Why decode_layer failed, so that the caller can name the culprit without guessing.
+struct decode_error {
+  enum class source {
+    none,
+    arguments,   // a null pointer or an impossible shape: the caller's bug
+    plan,        // check_plan rejected the plan: the policy's
+    terminator,  // the terminator's order or reset failed: the terminator's
+  };
+  source where = source::none;
+  std::string message;  // check_plan's problem, or the terminator's last_error
+};
+
+// Checks the plan once (check_plan), then runs every traversal on oneTBB threads;
+// counters has one slot per traversal (plan entry). Returns the first non-OK status and,
+// when error is not null, what failed.
+attnbench_status decode_layer(const layer_decode_args& args, decode_counters* counters, decode_error* error = nullptr);
 
 // The entry visited in the chunk order `order` (a permutation of its chunks): the entry
 // itself for the identity, else a BLOCKS entry for ALL and BLOCKS and a TOKENS entry for

@@ -45,4 +45,7 @@ float key_range_bound(const float* q, const float* kmin, const float* kmax, std:
 // number. Exact: the result equals a full sort's first k.
 void top_k(const float* scores, std::uint64_t n, std::uint32_t k, std::uint32_t* out);
 
+// Cosine similarity of two vectors of n floats, in float64; 0 when either is zero.
+double cosine(const float* a, const float* b, std::size_t n);
+
 }  // namespace attnbench::kernels

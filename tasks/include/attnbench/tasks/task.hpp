@@ -81,4 +81,12 @@ std::string_view longbench_category(std::string_view task);
 // Throws std::out_of_range for an unknown name and task_params_error for bad params.
 std::unique_ptr<task> make_task(std::string_view name, const nlohmann::json& params);
 
+// The seed of sample `index` of a task at a context length under a run seed. Every
+// command that makes samples (run, stats, calibrate, dump-kv) derives them through
+// make_indexed_sample, so each sees the same tokens for the same (task, length, seed,
+// sample): a sample depends on these four only, never on the policy or the batch.
+std::uint64_t sample_seed(std::uint64_t seed, std::string_view task_name, std::uint32_t context_length,
+                          std::uint32_t index);
+sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index);
+
 }  // namespace attnbench::tasks

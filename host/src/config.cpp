@@ -1,0 +1,268 @@
+#include <attnbench/host/config.hpp>
+
+#include <attnbench/host/json.hpp>
+
+#include <attnbench/kernels/dtype.hpp>
+
+#include <set>
+#include <sstream>
+
+#ifndef ATTNBENCH_SOURCE_DIR
+#define ATTNBENCH_SOURCE_DIR ""
+#endif
+#ifndef ATTNBENCH_INSTALL_DATADIR
+#define ATTNBENCH_INSTALL_DATADIR ""
+#endif
+
+namespace attnbench {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string ptr(const std::string& base, const std::string& key) { return base + "/" + key; }
+std::string ptr(const std::string& base, std::size_t index) { return base + "/" + std::to_string(index); }
+
+// Plugin entries: a name string, or {name, label, params, plugin}.
+json resolve_plugin_list(const json_reader& r, const json& list, const std::string& pointer) {
+  r.expect_array(list, pointer, true);
+  json out = json::array();
+  std::set<std::string> labels;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string p = ptr(pointer, i);
+    json e = list[i].is_string() ? json{{"name", list[i]}} : list[i];
+    r.expect_object(e, p);
+    r.reject_unknown_keys(e, p, {"name", "label", "params", "plugin"});
+    if (!e.contains("name")) r.fail(ptr(p, "name"), "required field is missing");
+    const std::string name = r.string(e["name"], ptr(p, "name"));
+    if (name.empty()) r.fail(ptr(p, "name"), "must not be empty");
+    const std::string label = e.contains("label") ? r.string(e["label"], ptr(p, "label")) : name;
+    if (!labels.insert(label).second)
+      r.fail(ptr(p, "label"), "label \"" + label + "\" is used twice; give each entry a distinct label");
+    json params = e.value("params", json::object());
+    if (!params.is_object()) r.fail(ptr(p, "params"), "expected an object, got " + describe_json(params));
+    const std::string plugin = e.contains("plugin") ? r.string(e["plugin"], ptr(p, "plugin")) : "";
+    out.push_back({{"name", name}, {"label", label}, {"params", params}, {"plugin", plugin}});
+  }
+  return out;
+}
+
+json resolve_model(const json& raw, const json_reader& r) {
+  const json model = raw.value("model", json::object());
+  r.expect_object(model, "/model");
+  r.reject_unknown_keys(model, "/model", {"profile", "dtype", "block_size", "seed"});
+  json m = json::object();
+  m["profile"] = model.contains("profile") ? r.string(model["profile"], "/model/profile") : "default";
+  const std::string dtype = model.contains("dtype") ? r.string(model["dtype"], "/model/dtype") : "fp16";
+  if (!kernels::dtype_from_name(dtype))
+    r.fail("/model/dtype", "expected one of \"fp16\", \"bf16\", \"fp32\", got \"" + dtype + "\"");
+  m["dtype"] = dtype;
+  m["block_size"] = model.contains("block_size") ? r.integer(model["block_size"], "/model/block_size", 1, 4096) : 64;
+  m["seed"] = model.contains("seed") ? r.integer(model["seed"], "/model/seed", 0, INT64_MAX) : 1;
+  return m;
+}
+
+// Task entries: a name string, or {name, label, params}; each checked by the rules.
+// min_lengths receives each task's smallest context length.
+json resolve_tasks(const json& raw, const json_reader& r, const task_rules& rules,
+                   std::vector<std::pair<std::string, std::uint32_t>>& min_lengths) {
+  if (!raw.contains("tasks")) r.fail("/tasks", "required field is missing");
+  r.expect_array(raw["tasks"], "/tasks", true);
+  json tasks_out = json::array();
+  std::set<std::string> task_labels;
+  std::string known;
+  for (const auto& name : rules.names) known += (known.empty() ? "" : ", ") + name;
+  for (std::size_t i = 0; i < raw["tasks"].size(); ++i) {
+    const std::string p = ptr("/tasks", i);
+    json e = raw["tasks"][i].is_string() ? json{{"name", raw["tasks"][i]}} : raw["tasks"][i];
+    r.expect_object(e, p);
+    r.reject_unknown_keys(e, p, {"name", "label", "params"});
+    if (!e.contains("name")) r.fail(ptr(p, "name"), "required field is missing");
+    const std::string name = r.string(e["name"], ptr(p, "name"));
+    const std::string label = e.contains("label") ? r.string(e["label"], ptr(p, "label")) : name;
+    if (!task_labels.insert(label).second)
+      r.fail(ptr(p, "label"), "label \"" + label + "\" is used twice; give each entry of a task a distinct label");
+    json params = e.value("params", json::object());
+    if (!params.is_object()) r.fail(ptr(p, "params"), "expected an object, got " + describe_json(params));
+    const task_rules::verdict v = rules.check(name, params);
+    if (!v.known) r.fail(ptr(p, "name"), "unknown task \"" + name + "\" (known: " + known + ")");
+    if (!v.problem.empty()) r.fail(ptr(p, "params") + v.params_pointer, v.problem);
+    min_lengths.emplace_back(name, v.min_context_length);
+    tasks_out.push_back({{"name", name}, {"label", label}, {"params", params}});
+  }
+  return tasks_out;
+}
+
+json resolve_lengths(const json& raw, const json_reader& r,
+                     const std::vector<std::pair<std::string, std::uint32_t>>& min_lengths) {
+  if (!raw.contains("context_lengths")) r.fail("/context_lengths", "required field is missing");
+  r.expect_array(raw["context_lengths"], "/context_lengths", true);
+  json lengths = json::array();
+  for (std::size_t i = 0; i < raw["context_lengths"].size(); ++i) {
+    const auto n = r.integer(raw["context_lengths"][i], ptr("/context_lengths", i), 1, 1 << 24);
+    for (const auto& [name, min_length] : min_lengths)
+      if (n < min_length)
+        r.fail(ptr("/context_lengths", i), "task " + name + " needs at least " + std::to_string(min_length) +
+                                               " tokens, got " + std::to_string(n));
+    for (std::size_t j = 0; j < lengths.size(); ++j)
+      if (lengths[j] == n)
+        r.fail(ptr("/context_lengths", i), "context length " + std::to_string(n) + " is listed twice (also at index " +
+                                               std::to_string(j) + ")");
+    lengths.push_back(n);
+  }
+  return lengths;
+}
+
+json resolve_seeds(const json& raw, const json_reader& r) {
+  const json seeds = raw.value("seeds", json::array({0}));
+  r.expect_array(seeds, "/seeds", true);
+  json seeds_out = json::array();
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    const auto seed = r.integer(seeds[i], ptr("/seeds", i), 0, INT64_MAX);
+    for (const auto& other : seeds_out)
+      if (other == seed) r.fail(ptr("/seeds", i), "seed " + std::to_string(seed) + " is listed twice");
+    seeds_out.push_back(seed);
+  }
+  return seeds_out;
+}
+
+// Validates raw (or already resolved) JSON and returns it with every default filled in.
+json resolve(const json& raw, const json_reader& r, const fs::path& file, const task_rules& rules) {
+  r.expect_object(raw, "");
+  r.reject_unknown_keys(raw, "", {"name", "description", "model", "tasks", "context_lengths", "policies",
+                                  "terminators", "seeds", "samples", "batch", "threads", "memory_limit_gib"});
+  json out = json::object();
+  out["name"] = raw.contains("name") ? r.string(raw["name"], "/name") : file.stem().string();
+  out["description"] = raw.contains("description") ? r.string(raw["description"], "/description") : "";
+  out["model"] = resolve_model(raw, r);
+  std::vector<std::pair<std::string, std::uint32_t>> min_lengths;
+  out["tasks"] = resolve_tasks(raw, r, rules, min_lengths);
+  out["context_lengths"] = resolve_lengths(raw, r, min_lengths);
+  if (!raw.contains("policies")) r.fail("/policies", "required field is missing");
+  out["policies"] = resolve_plugin_list(r, raw["policies"], "/policies");
+  out["terminators"] = resolve_plugin_list(r, raw.value("terminators", json::array({"none"})), "/terminators");
+  out["seeds"] = resolve_seeds(raw, r);
+  out["samples"] = raw.contains("samples") ? r.integer(raw["samples"], "/samples", 1, 1000000) : 10;
+  out["batch"] = raw.contains("batch") ? r.integer(raw["batch"], "/batch", 1, 256) : 1;
+  out["threads"] = raw.contains("threads") ? r.integer(raw["threads"], "/threads", 0, 1024) : 0;
+  out["memory_limit_gib"] =
+      raw.contains("memory_limit_gib") ? r.number(raw["memory_limit_gib"], "/memory_limit_gib", 0.0, 1e6) : 0.0;
+  return out;
+}
+
+// Applies one "a.b.0.c=value" override to resolved JSON. The path must exist, except
+// for new keys inside a "params" object (plugins and tasks check their own params).
+void apply_override(json& config, const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw usage_error("--set " + spec + ": expected PATH=VALUE, e.g. --set samples=20");
+  const std::string path = spec.substr(0, eq);
+  const std::string text = spec.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::out_of_range&) {
+    throw usage_error("--set " + spec + ": the number " + text + " is out of range");
+  } catch (const json::exception&) {
+    value = text;  // a bare word is a string
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  json* node = &config;
+  std::string pointer;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string& key = parts[i];
+    const bool last = i + 1 == parts.size();
+    const bool in_params = !pointer.empty() && pointer.size() >= 7 && pointer.ends_with("/params");
+    pointer += "/" + key;
+    if (node->is_array()) {
+      std::size_t index = 0;
+      try {
+        std::size_t used = 0;
+        index = std::stoul(key, &used);
+        if (used != key.size()) throw std::invalid_argument(key);
+      } catch (const std::exception&) {
+        throw usage_error("--set " + spec + ": " + pointer + ": expected an array index");
+      }
+      if (index >= node->size())
+        throw usage_error("--set " + spec + ": unknown path " + pointer + " (the array has " +
+                          std::to_string(node->size()) + " entries)");
+      node = &(*node)[index];
+    } else if (node->is_object()) {
+      if (!node->contains(key) && !(in_params && last))
+        throw usage_error("--set " + spec + ": unknown path " + pointer);
+      node = &(*node)[key];
+    } else {
+      throw usage_error("--set " + spec + ": unknown path " + pointer + " (" +
+                        pointer.substr(0, pointer.rfind('/')) + " is not an object or array)");
+    }
+  }
+  *node = value;
+}
+
+}  // namespace
+
+run_config load_config(const fs::path& file, const task_rules& rules, const std::vector<std::string>& overrides) {
+  const json raw = read_json_file(file);
+  const json_reader r(file.string());
+  json resolved = resolve(raw, r, file, rules);
+  if (!overrides.empty()) {
+    for (const auto& o : overrides) apply_override(resolved, o);
+    const json_reader after(file.string() + " (after --set)");
+    resolved = resolve(resolved, after, file, rules);
+  }
+
+  run_config c;
+  c.file = file;
+  c.resolved = resolved;
+  c.name = resolved["name"];
+  c.profile = resolved["model"]["profile"];
+  c.dtype = *kernels::dtype_from_name(resolved["model"]["dtype"].get<std::string>());
+  c.block_size = resolved["model"]["block_size"];
+  c.model_seed = resolved["model"]["seed"];
+  for (const auto& t : resolved["tasks"]) c.tasks.push_back({t["name"], t["label"], t["params"]});
+  for (const auto& n : resolved["context_lengths"]) c.context_lengths.push_back(n);
+  auto plugins = [](const json& list) {
+    std::vector<plugin_spec> out;
+    for (const auto& e : list) out.push_back({e["name"], e["label"], e["params"], e["plugin"]});
+    return out;
+  };
+  c.policies = plugins(resolved["policies"]);
+  c.terminators = plugins(resolved["terminators"]);
+  for (const auto& s : resolved["seeds"]) c.seeds.push_back(s);
+  c.samples = resolved["samples"];
+  c.batch = resolved["batch"];
+  c.threads = resolved["threads"];
+  c.memory_limit_gib = resolved["memory_limit_gib"];
+  return c;
+}
+
+std::vector<fs::path> profile_dirs() {
+  std::vector<fs::path> dirs;
+  if (*ATTNBENCH_SOURCE_DIR) dirs.push_back(fs::path(ATTNBENCH_SOURCE_DIR) / "configs" / "profiles");
+  if (*ATTNBENCH_INSTALL_DATADIR) dirs.push_back(fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench" / "configs" / "profiles");
+  return dirs;
+}
+
+fs::path resolve_profile_path(const run_config& config) {
+  const std::string& p = config.profile;
+  if (p.find('/') != std::string::npos || p.ends_with(".json")) {
+    fs::path path(p);
+    return path.is_absolute() ? path : config.file.parent_path() / path;
+  }
+  const std::string name = p + ".json";
+  std::vector<fs::path> candidates = {config.file.parent_path() / "profiles" / name};
+  for (const auto& dir : profile_dirs()) candidates.push_back(dir / name);
+  std::string tried;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::exists(c, ec)) return c;
+    tried += (tried.empty() ? "" : ", ") + c.string();
+  }
+  throw config_error(config.file.string(), "/model/profile", "no profile named \"" + p + "\" (looked in " + tried + ")");
+}
+
+}  // namespace attnbench

@@ -1,0 +1,105 @@
+#include <attnbench/host/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace attnbench {
+
+nlohmann::json read_json_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(file, ec);
+    throw config_error(file.string(), "", exists ? "cannot be read" : "no such file");
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // Turn the byte offset into a line and column (1-based).
+    std::size_t line = 1, column = 1;
+    const std::size_t end = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    for (std::size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+    const auto colon = what.find(": ", what.find("parse error"));
+    const std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
+    throw config_error(file.string() + ":" + std::to_string(line) + ":" + std::to_string(column), "",
+                       "malformed JSON: " + detail);
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for a double (out_of_range.406)
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    throw config_error(file.string(), "", "invalid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2)));
+  }
+}
+
+std::string describe_json(const nlohmann::json& value) {
+  std::string text = value.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return std::string(value.type_name()) + " " + text;
+}
+
+void json_reader::fail(const std::string& pointer, const std::string& message) const {
+  throw config_error(file_, pointer.empty() ? "/" : pointer, message);
+}
+
+void json_reader::expect_object(const nlohmann::json& v, const std::string& pointer) const {
+  if (!v.is_object()) fail(pointer, "expected an object, got " + describe_json(v));
+}
+
+void json_reader::expect_array(const nlohmann::json& v, const std::string& pointer, bool non_empty) const {
+  if (!v.is_array()) fail(pointer, "expected an array, got " + describe_json(v));
+  if (non_empty && v.empty()) fail(pointer, "expected a non-empty array");
+}
+
+std::string json_reader::string(const nlohmann::json& v, const std::string& pointer) const {
+  if (!v.is_string()) fail(pointer, "expected a string, got " + describe_json(v));
+  return v.get<std::string>();
+}
+
+std::int64_t json_reader::integer(const nlohmann::json& v, const std::string& pointer, std::int64_t min,
+                                  std::int64_t max) const {
+  if (!v.is_number_integer()) fail(pointer, "expected an integer, got " + describe_json(v));
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max))
+    fail(pointer, "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + v.dump());
+  const auto x = v.get<std::int64_t>();
+  if (x < min || x > max)
+    fail(pointer, "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + v.dump());
+  return x;
+}
+
+double json_reader::number(const nlohmann::json& v, const std::string& pointer, double min, double max) const {
+  if (!v.is_number()) fail(pointer, "expected a number, got " + describe_json(v));
+  const auto x = v.get<double>();
+  if (!(x >= min && x <= max)) {
+    std::ostringstream os;
+    os << "expected a number in [" << min << ", " << max << "], got " << v.dump();
+    fail(pointer, os.str());
+  }
+  return x;
+}
+
+void json_reader::reject_unknown_keys(const nlohmann::json& obj, const std::string& pointer,
+                                      std::initializer_list<const char*> known) const {
+  for (const auto& [key, value] : obj.items()) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) {
+      std::string list;
+      for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      fail(pointer + "/" + key, "unknown field (known: " + list + ")");
+    }
+  }
+}
+
+}  // namespace attnbench

@@ -1,0 +1,96 @@
+#include <attnbench/report/merge.hpp>
+
+#include <attnbench/host/errors.hpp>
+#include <attnbench/report/results.hpp>
+#include <attnbench/report/summary.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+namespace attnbench {
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+
+merge_report merge_runs(const std::vector<fs::path>& shards, const fs::path& out) {
+  if (shards.empty()) throw usage_error("merge needs at least one results folder");
+  if (fs::exists(out / "results.json"))
+    throw output_error("output folder " + out.string() + " already holds results.json; choose another --out");
+  std::vector<ojson> docs;
+  for (const auto& dir : shards) docs.push_back(read_results_file(dir));
+  const ojson& config = docs[0]["meta"]["config"];
+  for (std::size_t i = 1; i < docs.size(); ++i)
+    if (docs[i]["meta"]["config"] != config)
+      throw config_error(shards[i].string(), "/meta/config",
+                         "differs from " + shards[0].string() + "'s; merge only shards of one config (same --set)");
+
+  // Cells by grid position; the same cell in two folders is an error.
+  std::map<std::string, std::size_t> owner;
+  std::vector<std::pair<std::size_t, ojson>> cells;
+  for (std::size_t i = 0; i < docs.size(); ++i)
+    for (const auto& c : docs[i]["cells"]) {
+      const std::string id = c.value("id", "");
+      if (const auto [it, fresh] = owner.emplace(id, i); !fresh)
+        throw config_error(shards[i].string(), "",
+                           "holds cell " + id + ", which " + shards[it->second].string() + " holds too");
+      cells.emplace_back(c.value("grid_index", cells.size()), c);
+    }
+  std::stable_sort(cells.begin(), cells.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  // Sample lines of the merged cells, in the cells' order.
+  std::map<std::string, std::string> lines;
+  for (const auto& dir : shards) {
+    std::ifstream in(dir / "samples.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      try {
+        const std::string cell = ojson::parse(line).at("cell").get<std::string>();
+        if (owner.count(cell)) lines[cell] += line + "\n";
+      } catch (const std::exception&) {
+        // a torn last line of an interrupted shard: its cell never finished
+      }
+    }
+  }
+  std::string samples;
+  ojson merged_cells = ojson::array();
+  for (auto& [index, c] : cells) {
+    samples += lines[c.value("id", "")];
+    merged_cells.push_back(std::move(c));
+  }
+
+  ojson meta = docs[0]["meta"];
+  meta.erase("shard");
+  ojson from = ojson::array();
+  ojson bandwidth = ojson::array();
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    from.push_back({{"folder", shards[i].string()}, {"shard", docs[i]["meta"].value("shard", ojson())},
+                    {"cells", docs[i]["cells"].size()}});
+    bandwidth.push_back(docs[i]["meta"].value("read_bandwidth_bytes_per_s", 0.0));
+  }
+  meta["merged_from"] = from;
+  meta["read_bandwidth_bytes_per_s_by_folder"] = bandwidth;
+  ojson doc = {{"meta", meta}, {"cells", merged_cells}};
+  if (const auto ruler = ruler_summary(doc["cells"]); !ruler.empty()) doc["summary"]["ruler"] = ruler;
+  if (const auto lb = longbench_summary(doc["cells"]); !lb.empty()) doc["summary"]["longbench"] = lb;
+
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw output_error("output folder " + out.string() + ": cannot create: " + ec.message());
+  write_atomically(out / "samples.jsonl", samples);
+  write_atomically(out / "results.json", doc.dump(2) + "\n");
+
+  merge_report r;
+  r.cells = merged_cells.size();
+  std::size_t grid = 1;
+  for (const char* key : {"tasks", "context_lengths", "policies", "terminators", "seeds"})
+    grid *= config.contains(key) && config[key].is_array() ? config[key].size() : 1;
+  r.grid_cells = grid;
+  return r;
+}
+
+}  // namespace attnbench

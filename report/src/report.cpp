@@ -1,0 +1,366 @@
+#include <attnbench/report/report.hpp>
+
+#include <attnbench/host/errors.hpp>
+#include <attnbench/report/results.hpp>
+#include <attnbench/report/summary.hpp>
+#include <attnbench/report/tables.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace attnbench {
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+struct run_data {
+  fs::path dir;
+  ojson doc;
+  std::map<std::string, std::vector<ojson>> samples;  // by cell id
+  std::map<std::string, std::string> plugin_of;       // policy label -> plugin name
+};
+
+run_data load(const fs::path& dir) {
+  run_data r;
+  r.dir = dir;
+  r.doc = read_results_file(dir);
+  std::ifstream in(dir / "samples.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    try {
+      ojson s = ojson::parse(line);
+      r.samples[s.value("cell", "")].push_back(std::move(s));
+    } catch (const std::exception&) {
+      // a torn last line of an interrupted run
+    }
+  }
+  for (const auto& p : r.doc["meta"].value("config", ojson::object()).value("policies", ojson::array())) {
+    if (p.is_string()) r.plugin_of[p.get<std::string>()] = p.get<std::string>();
+    else if (p.is_object()) r.plugin_of[p.value("label", p.value("name", ""))] = p.value("name", "");
+  }
+  return r;
+}
+
+struct group_key {
+  std::string policy, terminator;
+  unsigned length;
+  bool operator<(const group_key& o) const {
+    return std::tie(policy, terminator, length) < std::tie(o.policy, o.terminator, o.length);
+  }
+};
+
+double geomean(const std::vector<double>& v) {
+  if (v.empty()) return 0.0;
+  double s = 0;
+  for (double x : v) s += std::log(x);
+  return std::exp(s / static_cast<double>(v.size()));
+}
+
+// One report being written: the runs, their cells (no cell in two folders), the folder
+// and report.md as it grows.
+struct report_context {
+  const std::vector<fs::path>& runs;
+  std::vector<run_data> data;
+  std::vector<const ojson*> cells;
+  std::vector<std::size_t> cell_run;  // index in data of each cell's run
+  report_result res;
+  std::string md;
+  void write(const std::string& name, const std::string& text) {
+    write_atomically(res.dir / name, text);
+    res.files.push_back(name);
+  }
+  // name.md and name.csv, and the table in report.md under a heading with its blurb.
+  void section(const std::string& name, const std::string& heading, const std::string& blurb, const table& t) {
+    write(name + ".md", t.markdown());
+    write(name + ".csv", t.csv());
+    md += "\n## " + heading + "\n\n" + blurb + " ([" + name + ".csv](" + name + ".csv)).\n\n" + t.markdown();
+  }
+};
+
+void collect_cells(report_context& ctx) {
+  std::map<std::string, std::size_t> owner;
+  for (std::size_t i = 0; i < ctx.data.size(); ++i)
+    for (const auto& c : ctx.data[i].doc["cells"]) {
+      const std::string id = c.value("id", "");
+      if (const auto [it, fresh] = owner.emplace(id, i); !fresh)
+        throw config_error(ctx.runs[i].string(), "", "holds cell " + id + ", which " + ctx.runs[it->second].string() +
+                                                          " holds too; report combines folders whose cells do not overlap");
+      ctx.cells.push_back(&c);
+      ctx.cell_run.push_back(i);
+    }
+}
+
+void runs_section(report_context& ctx) {
+  ctx.md = "# attnbench report\n\nRuns:\n\n";
+  for (std::size_t i = 0; i < ctx.data.size(); ++i) {
+    const ojson& meta = ctx.data[i].doc["meta"];
+    const ojson git = meta.value("git", ojson::object());
+    ctx.md += "- `" + ctx.runs[i].string() + "`: config `" + meta.value("config_file", std::string("?")) + "`, " +
+              std::to_string(ctx.data[i].doc["cells"].size()) + " cells, created " +
+              meta.value("created", std::string("?")) + ", commit " +
+              (git.value("commit", ojson()).is_string() ? git["commit"].get<std::string>().substr(0, 12)
+                                                        : std::string("unknown")) +
+              (git.value("dirty", ojson()) == ojson(true) ? " with uncommitted changes" : "") + ", read bandwidth " +
+              format_number("%.1f", meta.value("read_bandwidth_bytes_per_s", 0.0) / 1e9) + " GB/s\n";
+  }
+}
+
+void suite_sections(report_context& ctx) {
+  ojson all_cells = ojson::array();
+  for (const ojson* c : ctx.cells) all_cells.push_back(*c);
+  if (const auto ruler = ruler_summary(all_cells); !ruler.empty())
+    ctx.section("ruler", "RULER",
+                "Accuracy per task and context length (mean over seeds), the mean over tasks per length, and the mean "
+                "over lengths",
+                ruler_task_table(ruler));
+  if (const auto lb = longbench_summary(all_cells); !lb.empty())
+    ctx.section("longbench", "LongBench",
+                "Category scores (mean of their tasks), overall (mean of the categories) and overall per length bucket",
+                longbench_category_table(lb));
+}
+
+}  // namespace
+
+fs::path default_plots_script() {
+  const fs::path source = fs::path(ATTNBENCH_SOURCE_DIR) / "scripts" / "plots.py";
+  if (fs::exists(source)) return source;
+  return fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench" / "plots.py";
+}
+
+namespace {
+
+group_key key_of(const ojson& c) {
+  return {c["policy"].get<std::string>(), c["terminator"].get<std::string>(), c["context_length"].get<unsigned>()};
+}
+
+// Policy, terminator and length groups in the order the tables list them: by length, then labels.
+std::vector<group_key> group_order(const report_context& ctx) {
+  std::set<group_key> seen;
+  std::vector<group_key> order;
+  for (const ojson* c : ctx.cells)
+    if (seen.insert(key_of(*c)).second) order.push_back(key_of(*c));
+  std::sort(order.begin(), order.end(), [](const group_key& a, const group_key& b) {
+    return std::tie(a.length, a.policy, a.terminator) < std::tie(b.length, b.policy, b.terminator);
+  });
+  return order;
+}
+
+// Efficiency figures of a policy, terminator and length, summed over its cells.
+struct efficiency_sums {
+  std::string plugin;
+  std::vector<double> scores, stage_speedups, decode_speedups;
+  double tokens = 0, skipped = 0, kv_read = 0, kv_resident = 0, selection = 0, attention = 0, tps = 0;
+  int cells = 0;
+};
+
+// The dense cell of the same run, task label, length and seed, without a terminator:
+// the cell id with its policy and terminator parts replaced.
+const ojson* dense_cell(const run_data& run, const ojson& c) {
+  for (const auto& [label, plugin] : run.plugin_of) {
+    if (plugin != "dense") continue;
+    const std::string want = cell_id_with(c["id"].get<std::string>(), label, "none");
+    for (const auto& d : run.doc["cells"])
+      if (d.value("id", "") == want) return &d;
+  }
+  return nullptr;
+}
+
+void add_efficiency(const run_data& run, const ojson& c, efficiency_sums& g) {
+  const ojson& m = c["metrics"];
+  const std::string policy = c["policy"].get<std::string>();
+  const auto pl = run.plugin_of.find(policy);
+  g.plugin = pl == run.plugin_of.end() ? policy : pl->second;
+  ++g.cells;
+  if (const auto s = run.samples.find(c["id"].get<std::string>()); s != run.samples.end())
+    for (const auto& row : s->second) g.scores.push_back(row.value("score", 0.0));
+  g.tokens += m.value("tokens_attended_frac", 0.0);
+  g.skipped += m.value("blocks_skipped_frac", 0.0);
+  g.kv_read += m.value("kv_bytes_read_per_step", 0.0);
+  g.kv_resident += m.value("kv_bytes_resident", 0.0);
+  g.selection += m.value("selection_us_per_step", 0.0);
+  g.attention += m.value("attention_us_per_step", 0.0);
+  g.tps += m.value("decode_tokens_per_s", 0.0);
+  if (const ojson* dense = dense_cell(run, c)) {
+    const ojson& dm = (*dense)["metrics"];
+    const double stage = m.value("selection_us_per_step", 0.0) + m.value("attention_us_per_step", 0.0);
+    const double dense_stage = dm.value("selection_us_per_step", 0.0) + dm.value("attention_us_per_step", 0.0);
+    if (stage > 0 && dense_stage > 0) g.stage_speedups.push_back(dense_stage / stage);
+    if (dm.value("decode_tokens_per_s", 0.0) > 0 && m.value("decode_tokens_per_s", 0.0) > 0)
+      g.decode_speedups.push_back(m.value("decode_tokens_per_s", 0.0) / dm.value("decode_tokens_per_s", 0.0));
+  }
+}
+
+std::vector<std::string> efficiency_row(const group_key& k, const efficiency_sums& g) {
+  const double n = g.cells;
+  double mean = 0, var = 0;
+  for (double x : g.scores) mean += x;
+  mean = g.scores.empty() ? 0 : mean / static_cast<double>(g.scores.size());
+  for (double x : g.scores) var += (x - mean) * (x - mean);
+  const double half = g.scores.size() > 1 ? 1.96 * std::sqrt(var / static_cast<double>(g.scores.size() - 1)) /
+                                                std::sqrt(static_cast<double>(g.scores.size()))
+                                          : 0.0;
+  return {k.policy, g.plugin, k.terminator, std::to_string(k.length), std::to_string(g.cells),
+          format_number("%.1f", mean),
+          format_number("%.1f", std::max(0.0, mean - half)) + "-" + format_number("%.1f", std::min(100.0, mean + half)),
+          format_number("%.1f", 100 * g.tokens / n), format_number("%.1f", 100 * g.skipped / n),
+          format_number("%.1f", g.kv_read / n / 1e6), format_number("%.1f", g.kv_resident / n / 1e6),
+          format_number("%.2f", g.selection / n / 1e3), format_number("%.2f", g.attention / n / 1e3),
+          format_number("%.2f", g.tps / n),
+          g.stage_speedups.empty() ? "-" : format_number("%.2f", geomean(g.stage_speedups)),
+          g.decode_speedups.empty() ? "-" : format_number("%.2f", geomean(g.decode_speedups))};
+}
+
+// Per policy, terminator and context length over tasks and seeds.
+void efficiency_section(report_context& ctx) {
+  std::map<group_key, efficiency_sums> groups;
+  for (std::size_t i = 0; i < ctx.cells.size(); ++i)
+    add_efficiency(ctx.data[ctx.cell_run[i]], *ctx.cells[i], groups[key_of(*ctx.cells[i])]);
+  table e;
+  e.header = {"policy", "plugin", "terminator", "context", "cells", "accuracy", "95% CI", "tokens attended %",
+              "blocks skipped %", "KV read MB/step", "KV resident MB", "selection ms/step", "attention ms/step",
+              "decode tok/s", "attention speedup vs dense", "decode speedup vs dense"};
+  for (const auto& k : group_order(ctx)) e.add(efficiency_row(k, groups[k]));
+  ctx.section("efficiency", "Efficiency",
+              "Per policy, terminator and context length, over tasks and seeds: accuracy with a 95% confidence "
+              "interval over samples (normal approximation), the share of context tokens attended and of planned "
+              "blocks skipped, K/V bytes read per decode step (all layers) and resident after prefill, selection and "
+              "attention time per step, decode throughput, and speedups over dense in the same run (geometric mean "
+              "over the cells that have a dense counterpart: the attention stage is selection plus attention)",
+              e);
+}
+
+// The plugins' own figures (re-selection rate, K bytes scored, art's bounds, ...): per
+// policy, terminator and context length, the mean of every number they report.
+void plugin_stats_section(report_context& ctx) {
+  std::map<group_key, std::map<std::string, std::pair<double, int>>> stats;
+  std::set<std::string> names;
+  for (const ojson* c : ctx.cells)
+    for (const char* source : {"policy_stats", "terminator_stats"})
+      for (const auto& [name, v] : (*c)["metrics"].value(source, ojson::object()).items())
+        if (v.is_number()) {
+          auto& s = stats[key_of(*c)][name];
+          s.first += v.get<double>();
+          ++s.second;
+          names.insert(name);
+        }
+  if (names.empty()) return;
+  table t;
+  t.header = {"policy", "terminator", "context"};
+  t.header.insert(t.header.end(), names.begin(), names.end());
+  for (const auto& k : group_order(ctx)) {
+    if (!stats.count(k)) continue;
+    std::vector<std::string> row{k.policy, k.terminator, std::to_string(k.length)};
+    for (const auto& n : names) {
+      const auto it = stats[k].find(n);
+      row.push_back(it == stats[k].end() ? "-" : format_number("%.4g", it->second.first / it->second.second));
+    }
+    t.add(std::move(row));
+  }
+  ctx.section("plugin-stats", "Plugin figures",
+              "What the policy and terminator plugins report about themselves, mean over the cells of each policy, "
+              "terminator and context length",
+              t);
+}
+
+// Plot data: accuracy by needle depth and context length (needles.csv), and blocks
+// skipped per layer (layers.csv).
+void plot_data(report_context& ctx) {
+  table needles;
+  needles.header = {"policy", "terminator", "context_length", "depth_bin", "accuracy", "samples"};
+  std::map<std::tuple<std::string, std::string, unsigned, int>, std::pair<double, int>> depth;
+  table layers;
+  layers.header = {"policy", "terminator", "layer", "blocks_skipped_frac"};
+  std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, int>>> by_layer;
+  for (std::size_t i = 0; i < ctx.cells.size(); ++i) {
+    const ojson& c = *ctx.cells[i];
+    const run_data& run = ctx.data[ctx.cell_run[i]];
+    const std::string p = c["policy"].get<std::string>(), t = c["terminator"].get<std::string>();
+    const bool niah = c["task"].get<std::string>().rfind("niah", 0) == 0;
+    if (const auto s = run.samples.find(c["id"].get<std::string>()); s != run.samples.end() && niah)
+      for (const auto& row : s->second)
+        if (row.contains("info") && row["info"].contains("depth_percent")) {
+          const int bin = std::min(9, static_cast<int>(row["info"]["depth_percent"].get<double>() / 10.0));
+          auto& cell = depth[{p, t, c["context_length"].get<unsigned>(), bin}];
+          cell.first += row.value("score", 0.0);
+          ++cell.second;
+        }
+    const auto& bl = c["metrics"].value("blocks_skipped_frac_by_layer", ojson::array());
+    auto& v = by_layer[{p, t}];
+    if (v.size() < bl.size()) v.resize(bl.size());
+    for (std::size_t l = 0; l < bl.size(); ++l) v[l].first += bl[l].get<double>(), ++v[l].second;
+  }
+  for (const auto& [k, v] : depth)
+    needles.add({std::get<0>(k), std::get<1>(k), std::to_string(std::get<2>(k)),
+                 std::to_string(std::get<3>(k) * 10) + "-" + std::to_string(std::get<3>(k) * 10 + 10),
+                 format_number("%.2f", v.first / v.second), std::to_string(v.second)});
+  for (const auto& [k, v] : by_layer)
+    for (std::size_t l = 0; l < v.size(); ++l)
+      if (v[l].second) layers.add({k.first, k.second, std::to_string(l), format_number("%.4f", v[l].first / v[l].second)});
+  ctx.write("needles.csv", needles.csv());
+  ctx.write("layers.csv", layers.csv());
+}
+
+// Plots through the plots script (none when script is empty), linked from report.md.
+void plots_section(report_context& ctx, const fs::path& script) {
+  report_result& res = ctx.res;
+  std::error_code ec;
+  if (script.empty()) {
+    res.plot_message = "plots not requested (--no-plots)";
+  } else if (!fs::exists(script)) {
+    res.plot_message = "plots skipped: " + script.string() + " not found";
+  } else {
+    // Debian's interpreter, where python3-matplotlib lives, before whatever python3 is
+    // first on PATH (a pyenv or venv may lack matplotlib); ATTNBENCH_PYTHON overrides both.
+    std::string python = "python3";
+    if (const char* env = std::getenv("ATTNBENCH_PYTHON"); env && *env) python = env;
+    else if (fs::exists("/usr/bin/python3")) python = "/usr/bin/python3";
+    const std::string cmd = "'" + python + "' '" + script.string() + "' '" + res.dir.string() + "'";
+    fs::remove_all(res.dir / "plots", ec);  // no stale PNGs from an earlier report
+    const int status = std::system(cmd.c_str());
+    if (status == 0) res.plotted = true;
+    else res.plot_message = "plots skipped: `" + cmd + "` failed (is python3-matplotlib installed? bash scripts/setup.sh installs it)";
+  }
+  ctx.md += "\n## Plots\n\n";
+  if (!res.plotted) {
+    ctx.md += res.plot_message + ".\n";
+    return;
+  }
+  for (const auto& entry : fs::directory_iterator(res.dir / "plots"))
+    if (entry.path().extension() == ".png") res.files.push_back("plots/" + entry.path().filename().string());
+  std::sort(res.files.begin(), res.files.end());
+  for (const auto& f : res.files)
+    if (f.rfind("plots/", 0) == 0) ctx.md += "![" + f.substr(6, f.size() - 10) + "](" + f + ")\n\n";
+}
+
+}  // namespace
+
+report_result write_report(const std::vector<fs::path>& runs, const report_options& options) {
+  if (runs.empty()) throw usage_error("report needs at least one results folder");
+  if (runs.size() > 1 && options.out.empty()) throw usage_error("report of several folders needs --out DIR");
+  report_context ctx{runs, {}, {}, {}, {}, {}};
+  for (const auto& r : runs) ctx.data.push_back(load(r));
+  collect_cells(ctx);
+  ctx.res.dir = options.out.empty() ? runs[0] / "report" : options.out;
+  std::error_code ec;
+  fs::create_directories(ctx.res.dir, ec);
+  if (ec) throw output_error("report folder " + ctx.res.dir.string() + ": cannot create: " + ec.message());
+  runs_section(ctx);
+  suite_sections(ctx);
+  efficiency_section(ctx);
+  plugin_stats_section(ctx);
+  plot_data(ctx);
+  plots_section(ctx, options.plots_script);
+  ctx.write("report.md", ctx.md);
+  return ctx.res;
+}
+
+}  // namespace attnbench

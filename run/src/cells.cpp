@@ -1,0 +1,146 @@
+#include <attnbench/run/cells.hpp>
+
+#include "progress.hpp"
+
+#include <attnbench/host/errors.hpp>
+#include <attnbench/run/grid.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+namespace attnbench {
+
+using ojson = nlohmann::ordered_json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+void check_interrupt(const cell_sink& sink) {
+  if (g_interrupt_requested.load())
+    throw harness_error(exit_interrupted, "interrupted: " + std::to_string(sink.finished_cells()) +
+                                              " finished cells are in " + sink.location() +
+                                              "; continue with --resume --out " + sink.location());
+}
+
+// What one cell runs with: one policy instance and one cache per sequence of a batch,
+// reused by the cell's batches; the terminator instance is shared (its per-traversal
+// state is not).
+struct cell_instances {
+  std::vector<std::unique_ptr<policy_instance>> policies;
+  std::vector<std::unique_ptr<kernels::kv_cache>> caches;
+  std::unique_ptr<terminator_instance> terminator;
+};
+
+cell_instances make_instances(const run_inputs& in, const cell_key& key, std::uint32_t batch) {
+  const run_config& c = in.config;
+  const model_shape& p = in.model.shape();
+  const attnbench_model_info info = model_info(c, p);
+  cell_instances out;
+  for (std::uint32_t i = 0; i < batch; ++i) {
+    out.policies.push_back(
+        std::make_unique<policy_instance>(in.plugins.policies[key.policy], c.policies[key.policy].params, info));
+    out.caches.push_back(std::make_unique<kernels::kv_cache>(p.n_layers, p.n_kv_heads, p.head_dim, c.block_size, c.dtype));
+  }
+  if (in.plugins.terminators[key.terminator])
+    out.terminator = std::make_unique<terminator_instance>(in.plugins.terminators[key.terminator],
+                                                           c.terminators[key.terminator].params, info);
+  return out;
+}
+
+// The cell's samples in batches; returns their rows for samples.jsonl.
+std::vector<ojson> run_cell_samples(const run_inputs& in, const cell_key& key, const std::string& id,
+                                    const tasks::task& task, cell_instances& inst, cell_totals& totals,
+                                    const cell_sink& sink) {
+  const run_config& c = in.config;
+  const std::uint32_t length = c.context_lengths[key.length];
+  const std::uint64_t seed = c.seeds[key.seed];
+  const auto batch = static_cast<std::uint32_t>(inst.policies.size());
+  std::vector<ojson> rows;
+  for (std::uint32_t first = 0; first < c.samples; first += batch) {
+    check_interrupt(sink);
+    const std::uint32_t n = std::min(batch, c.samples - first);
+    std::vector<tasks::sample> samples;
+    for (std::uint32_t s = first; s < first + n; ++s) samples.push_back(tasks::make_indexed_sample(task, seed, length, s));
+    std::vector<policy_instance*> policy_ptrs;
+    std::vector<kernels::kv_cache*> cache_ptrs;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      policy_ptrs.push_back(inst.policies[i].get());
+      cache_ptrs.push_back(inst.caches[i].get());
+    }
+    std::vector<ojson> batch_rows = run_batch(in, task, samples, policy_ptrs, inst.terminator.get(), totals, cache_ptrs);
+    check_interrupt(sink);  // a batch cut short by Ctrl-C is not recorded
+    for (std::uint32_t i = 0; i < n; ++i) {
+      ojson line = {{"cell", id},
+                    {"task", c.tasks[key.task].label},
+                    {"context_length", length},
+                    {"policy", c.policies[key.policy].label},
+                    {"terminator", c.terminators[key.terminator].label},
+                    {"seed", seed},
+                    {"sample", first + i}};
+      line.update(batch_rows[i]);
+      rows.push_back(std::move(line));
+    }
+  }
+  return rows;
+}
+
+// Runs one cell and hands it to the sink; returns its metrics.
+ojson run_cell(const run_inputs& in, const cell_key& key, std::size_t grid_index, const std::string& id,
+               cell_sink& sink) {
+  const run_config& c = in.config;
+  const auto& spec = c.tasks[key.task];
+  const auto task = tasks::make_task(spec.name, spec.params);
+  cell_instances inst = make_instances(in, key, std::min(c.batch, c.samples));
+  const auto t0 = clock_type::now();
+  cell_totals totals;
+  const std::vector<ojson> rows = run_cell_samples(in, key, id, *task, inst, totals, sink);
+  ojson metrics = cell_metrics(totals, in.read_bandwidth_bytes_per_s);
+  metrics["policy_stats"] = mean_stats(inst.policies);
+  metrics["terminator_stats"] = inst.terminator ? ojson(inst.terminator->stats()) : ojson::object();
+  const ojson cell = {{"id", id},
+                      {"grid_index", grid_index},
+                      {"task", spec.name},
+                      {"metric", std::string(task->metric())},
+                      {"context_length", c.context_lengths[key.length]},
+                      {"policy", c.policies[key.policy].label},
+                      {"terminator", c.terminators[key.terminator].label},
+                      {"seed", c.seeds[key.seed]},
+                      {"wall_s", std::chrono::duration<double>(clock_type::now() - t0).count()},
+                      {"metrics", metrics}};
+  sink.add_cell(cell, rows);
+  return metrics;
+}
+
+}  // namespace
+
+void run_cells(const run_inputs& in, cell_sink& sink) {
+  const run_config& c = in.config;
+  const auto grid = expand_grid(c);
+  std::vector<std::size_t> mine;  // grid indices of this shard's cells
+  for (std::size_t i = in.shard_index; i < grid.size(); i += std::max<std::size_t>(in.shard_count, 1)) mine.push_back(i);
+  std::size_t to_run = 0;
+  for (std::size_t i : mine) to_run += !sink.has_cell(cell_id(c, grid[i]));
+  progress_line progress(mine.size(), to_run);
+  std::size_t done = 0;
+  for (std::size_t grid_index : mine) {
+    const std::string id = cell_id(c, grid[grid_index]);
+    ++done;
+    if (sink.has_cell(id)) {
+      spdlog::info("[{}/{}] {}: already in results, skipped", done, mine.size(), id);
+      continue;
+    }
+    check_interrupt(sink);
+    progress.start(done, id);
+    const ojson metrics = run_cell(in, grid[grid_index], grid_index, id, sink);
+    progress.finish();
+    spdlog::info("[{}/{}] {}: accuracy {:.1f}, blocks skipped {:.1f}%, {:.1f} tokens/s ({})", done, mine.size(), id,
+                 metrics["accuracy"].get<double>(), 100.0 * metrics["blocks_skipped_frac"].get<double>(),
+                 metrics["decode_tokens_per_s"].get<double>(), progress.times());
+  }
+  progress.clear();
+}
+
+}  // namespace attnbench

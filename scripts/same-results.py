@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Checks that two run folders hold the same results: the same cell ids in the same
+order, the same accuracy per cell, and the same prediction, references and score per
+sample. Timings are not compared. For refactors that must not change behaviour:
+
+    python3 scripts/same-results.py BEFORE_RUN_DIR AFTER_RUN_DIR
+
+Exit 0 when they agree, 1 with the first differences listed when they do not."""
+import json
+import sys
+
+
+def load(folder):
+    with open(f"{folder}/results.json") as f:
+        doc = json.load(f)
+    samples = {}
+    with open(f"{folder}/samples.jsonl") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                samples[(row["cell"], row["sample"])] = row
+    return doc, samples
+
+
+def main(before, after):
+    a, sa = load(before)
+    b, sb = load(after)
+    problems = []
+    ids_a = [c["id"] for c in a["cells"]]
+    ids_b = [c["id"] for c in b["cells"]]
+    if ids_a != ids_b:
+        problems.append(f"cell ids differ: {len(ids_a)} vs {len(ids_b)} cells; first "
+                        f"{[x for x in ids_a if x not in ids_b][:3]} / {[x for x in ids_b if x not in ids_a][:3]}")
+    acc_b = {c["id"]: c["metrics"]["accuracy"] for c in b["cells"]}
+    for c in a["cells"]:
+        if c["id"] in acc_b and c["metrics"]["accuracy"] != acc_b[c["id"]]:
+            problems.append(f"{c['id']}: accuracy {c['metrics']['accuracy']} vs {acc_b[c['id']]}")
+    if set(sa) != set(sb):
+        problems.append(f"sample rows differ: {len(sa)} vs {len(sb)}")
+    for key, row in sa.items():
+        other = sb.get(key)
+        if other is None:
+            continue
+        for field in ("prediction", "references", "score", "generated_tokens"):
+            if row.get(field) != other.get(field):
+                problems.append(f"{key[0]} sample {key[1]}: {field} {row.get(field)!r} vs {other.get(field)!r}")
+    for p in problems[:20]:
+        print(p)
+    print(f"{len(ids_a)} cells, {len(sa)} samples compared: "
+          + ("identical accuracies, cell ids and predictions" if not problems else f"{len(problems)} differences"))
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1], sys.argv[2]))

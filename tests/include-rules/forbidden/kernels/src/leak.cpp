@@ -1,0 +1,2 @@
+// kernels/ know nothing of the harness.
+#include <attnbench/host/config.hpp>

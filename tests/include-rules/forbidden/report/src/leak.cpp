@@ -1,0 +1,2 @@
+// A quoted include that leaves its room.
+#include "../../plugins/tca/private.hpp"
