@@ -79,49 +79,131 @@ std::uint32_t niah_task::min_context_length() const {
   return 40 + needles * (14 + 2 * item) + spec_.num_queries * (30 + 2 * item) + 64;
 }
 
-sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
-  if (context_length < min_context_length())
-    throw task_error(std::string(spec_.name) + " needs a context of at least " + std::to_string(min_context_length()) +
-                     " tokens, got " + std::to_string(context_length));
+// The needle template "one of the special magic {type} for KEY is : VALUE . " and the
+// answer prefix that restates its frame.
+struct niah_task::needle_frame {
+  std::string type;
+  std::vector<token> head, mid, end;
+
+  explicit needle_frame(item_kind values)
+      : type(type_name(values)),
+        head(vocabulary::standard().tokenize("one of the special magic " + type + " for")),
+        mid(vocabulary::standard().tokenize("is :")),
+        end(vocabulary::standard().tokenize(" . ")) {}
+  // The needle that states `value` for `key`.
+  std::vector<token> needle(const item& key, const item& value) const {
+    return concat({head, key.tokens, mid, value.tokens, end});
+  }
+  // The answer prefix "the special magic {type} for KEY is :".
+  std::vector<token> answer_prefix(const item& key) const {
+    return concat({vocabulary::standard().tokenize("the special magic " + type + " for"), key.tokens, mid});
+  }
+};
+
+struct niah_task::needle_set {
+  std::vector<item> keys;
+  std::vector<std::vector<item>> values;   // values[k]: the values for keys[k]
+  std::vector<std::vector<token>> needles;  // needle k * num_values + j: value j of key k
+};
+
+niah_task::needle_set niah_task::draw_needles(rng& r, const needle_frame& frame, std::set<std::string>& taken) const {
+  needle_set drawn;
+  drawn.keys = distinct_items(spec_.keys, r, value_digits_, spec_.num_keys, taken);
+  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
+    drawn.values.push_back(distinct_items(spec_.values, r, value_digits_, spec_.num_values, taken));
+  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
+    for (std::uint32_t j = 0; j < spec_.num_values; ++j)
+      drawn.needles.push_back(frame.needle(drawn.keys[k], drawn.values[k][j]));
+  return drawn;
+}
+
+std::vector<token> niah_task::make_question(const needle_frame& frame, const std::vector<item>& keys) const {
   const auto& v = vocabulary::standard();
-  rng r(seed);
-  const std::string type(type_name(spec_.values));
-  const token period = v.id(".");
-
-  // Keys, values and the needles that carry them.
-  std::set<std::string> taken;
-  const auto keys = distinct_items(spec_.keys, r, value_digits_, spec_.num_keys, taken);
-  std::vector<std::vector<item>> values;
-  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
-    values.push_back(distinct_items(spec_.values, r, value_digits_, spec_.num_values, taken));
-  const auto needle_head = v.tokenize("one of the special magic " + type + " for");
-  const auto needle_mid = v.tokenize("is :");
-  const auto needle_end = v.tokenize(" . ");
-  auto needle = [&](const item& key, const item& value) {
-    return concat({needle_head, key.tokens, needle_mid, value.tokens, needle_end});
-  };
-  std::vector<std::vector<token>> needles;
-  for (std::uint32_t k = 0; k < spec_.num_keys; ++k)
-    for (std::uint32_t j = 0; j < spec_.num_values; ++j) needles.push_back(needle(keys[k], values[k][j]));
-
-  // Question and answer prefixes: the first in the prompt, the others after each answer.
-  const auto intro = v.tokenize(replace_all(std::string(kIntro), "{type}", type));
-  auto answer_prefix = [&](const item& key) {
-    return concat({v.tokenize("the special magic " + type + " for"), key.tokens, needle_mid});
-  };
   std::vector<token> question = v.tokenize("\nwhat " + std::string(spec_.num_values > 1 ? "are all" : "is") +
-                                           " the special magic " + type + " for");
+                                           " the special magic " + frame.type + " for");
   for (std::uint32_t q = 0; q < spec_.num_queries; ++q) {
     if (q > 0) question.push_back(v.id(q + 1 == spec_.num_queries ? "and" : ","));
     question.insert(question.end(), keys[q].tokens.begin(), keys[q].tokens.end());
   }
   const auto question_end = v.tokenize("mentioned in the provided text ?\nanswer :");
   question.insert(question.end(), question_end.begin(), question_end.end());
-  const auto first_prefix = answer_prefix(keys[0]);
+  const auto first_prefix = frame.answer_prefix(keys[0]);
   question.insert(question.end(), first_prefix.begin(), first_prefix.end());
+  return question;
+}
+
+std::vector<token> niah_task::make_haystack(rng& r, const needle_frame& frame, std::set<std::string>& taken,
+                                            std::size_t length) const {
+  const token period = vocabulary::standard().id(".");
+  std::vector<token> haystack;
+  switch (spec_.haystack) {
+    case haystack_kind::noise: haystack = noise(length); break;
+    case haystack_kind::essay: haystack = essay(r, length); break;
+    case haystack_kind::needles: {
+      // Needles with other keys and values, as many as fit; the rest is padding.
+      while (true) {
+        const auto k = distinct_items(spec_.keys, r, value_digits_, 1, taken);
+        const auto val = make_item(spec_.values, r, value_digits_);
+        const auto n = frame.needle(k[0], val);
+        if (haystack.size() + n.size() > length) break;
+        haystack.insert(haystack.end(), n.begin(), n.end());
+      }
+      while (haystack.size() < length) haystack.push_back(period);
+      break;
+    }
+  }
+  return haystack;
+}
+
+nlohmann::json niah_task::describe_needles(const needle_set& drawn, const std::vector<std::size_t>& positions,
+                                           const std::vector<double>& depth) const {
+  nlohmann::json needle_info = nlohmann::json::array();
+  for (std::size_t i = 0; i < drawn.needles.size(); ++i) {
+    const std::uint32_t k = static_cast<std::uint32_t>(i) / spec_.num_values;
+    needle_info.push_back({{"position", positions[i]},
+                           {"tokens", drawn.needles[i].size()},
+                           {"depth_percent", depth[i]},
+                           {"key", drawn.keys[k].text},
+                           {"value", drawn.values[k][i % spec_.num_values].text}});
+  }
+  return needle_info;
+}
+
+void niah_task::set_answers(sample& s, const needle_frame& frame, const needle_set& drawn) const {
+  const auto& v = vocabulary::standard();
+  for (std::uint32_t q = 0; q < spec_.num_queries; ++q)
+    for (const auto& val : drawn.values[q]) s.references.push_back(val.text);
+  for (std::uint32_t q = 1; q < spec_.num_queries; ++q) {
+    auto follow = concat({v.tokenize(". "), frame.answer_prefix(drawn.keys[q])});
+    s.follow_ups.push_back(std::move(follow));
+  }
+  s.branches = spec_.num_values;
+  const std::uint32_t value_len = spec_.values == item_kind::uuids   ? 36
+                                  : spec_.values == item_kind::words ? 1
+                                                                     : value_digits_;
+  s.max_new_tokens = value_len + 3;
+  s.stop_tokens = {v.id("."), v.newline(), v.eos()};
+}
+
+sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+  if (context_length < min_context_length())
+    throw task_error(std::string(spec_.name) + " needs a context of at least " + std::to_string(min_context_length()) +
+                     " tokens, got " + std::to_string(context_length));
+  const auto& v = vocabulary::standard();
+  rng r(seed);
+  const needle_frame frame(spec_.values);
+  const token period = v.id(".");
+
+  // Keys, values and the needles that carry them.
+  std::set<std::string> taken;
+  const needle_set drawn = draw_needles(r, frame, taken);
+
+  // Question and answer prefixes: the first in the prompt, the others after each answer.
+  const auto intro = v.tokenize(replace_all(std::string(kIntro), "{type}", frame.type));
+  const std::vector<token> question = make_question(frame, drawn.keys);
 
   std::size_t needle_tokens = 0;
-  for (const auto& n : needles) needle_tokens += n.size();
+  for (const auto& n : drawn.needles) needle_tokens += n.size();
   const std::size_t fixed = 1 + intro.size() + needle_tokens + question.size();
   if (fixed + 16 > context_length)
     throw task_error(std::string(spec_.name) + ": needles and question take " + std::to_string(fixed) +
@@ -129,54 +211,20 @@ sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) 
   const std::size_t haystack_len = context_length - fixed;
 
   // The haystack, cut at needle boundaries ('.').
-  std::vector<token> haystack;
-  switch (spec_.haystack) {
-    case haystack_kind::noise: haystack = noise(haystack_len); break;
-    case haystack_kind::essay: haystack = essay(r, haystack_len); break;
-    case haystack_kind::needles: {
-      // Needles with other keys and values, as many as fit; the rest is padding.
-      while (true) {
-        const auto k = distinct_items(spec_.keys, r, value_digits_, 1, taken);
-        const auto val = make_item(spec_.values, r, value_digits_);
-        const auto n = needle(k[0], val);
-        if (haystack.size() + n.size() > haystack_len) break;
-        haystack.insert(haystack.end(), n.begin(), n.end());
-      }
-      while (haystack.size() < haystack_len) haystack.push_back(period);
-      break;
-    }
-  }
+  const std::vector<token> haystack = make_haystack(r, frame, taken, haystack_len);
 
   // Depths: distinct points for the needles (RULER samples them without replacement when
   // there are enough), each insertion at the sentence boundary nearest to it.
-  const std::vector<double> depth = draw_depths(r, depths_, needles.size());
+  const std::vector<double> depth = draw_depths(r, depths_, drawn.needles.size());
   sample s;
   s.prompt.reserve(context_length);
   s.prompt.push_back(v.bos());
   s.prompt.insert(s.prompt.end(), intro.begin(), intro.end());
-  const auto positions = interleave(s.prompt, haystack, needles, depth, period);
-  nlohmann::json needle_info = nlohmann::json::array();
-  for (std::size_t i = 0; i < needles.size(); ++i) {
-    const std::uint32_t k = static_cast<std::uint32_t>(i) / spec_.num_values;
-    needle_info.push_back({{"position", positions[i]},
-                           {"tokens", needles[i].size()},
-                           {"depth_percent", depth[i]},
-                           {"key", keys[k].text},
-                           {"value", values[k][i % spec_.num_values].text}});
-  }
+  const auto positions = interleave(s.prompt, haystack, drawn.needles, depth, period);
+  nlohmann::json needle_info = describe_needles(drawn, positions, depth);
   s.prompt.insert(s.prompt.end(), question.begin(), question.end());
 
-  for (std::uint32_t q = 0; q < spec_.num_queries; ++q)
-    for (const auto& val : values[q]) s.references.push_back(val.text);
-  for (std::uint32_t q = 1; q < spec_.num_queries; ++q) {
-    auto follow = concat({v.tokenize(". "), answer_prefix(keys[q])});
-    s.follow_ups.push_back(std::move(follow));
-  }
-  s.branches = spec_.num_values;
-  const std::uint32_t value_len = spec_.values == item_kind::uuids ? 36 : spec_.values == item_kind::words ? 1
-                                                                                                           : value_digits_;
-  s.max_new_tokens = value_len + 3;
-  s.stop_tokens = {period, v.newline(), v.eos()};
+  set_answers(s, frame, drawn);
   s.info = {{"needles", needle_info}, {"depth_percent", depth[0]}, {"needle_position", needle_info[0]["position"]}};
   return s;
 }

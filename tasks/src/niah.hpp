@@ -31,6 +31,22 @@ class niah_task final : public task {
   double score(std::string_view prediction, const std::vector<std::string>& references) const override;
 
  private:
+  struct needle_frame;  // the needle template for spec_.values (niah.cpp)
+  struct needle_set;    // a sample's keys, values and needles (niah.cpp)
+
+  // The sample's keys and values, distinct from each other and from `taken` (which gets them), and their needles.
+  needle_set draw_needles(rng& r, const needle_frame& frame, std::set<std::string>& taken) const;
+  // The question about the first num_queries keys, ending with the first answer prefix.
+  std::vector<token> make_question(const needle_frame& frame, const std::vector<item>& keys) const;
+  // The haystack of `length` tokens; a needle haystack draws its keys distinct from `taken`.
+  std::vector<token> make_haystack(rng& r, const needle_frame& frame, std::set<std::string>& taken,
+                                   std::size_t length) const;
+  // Each needle's info: position, tokens, depth, key and value.
+  nlohmann::json describe_needles(const needle_set& drawn, const std::vector<std::size_t>& positions,
+                                  const std::vector<double>& depth) const;
+  // Sets the sample's references, follow-ups, branches, max_new_tokens and stop tokens.
+  void set_answers(sample& s, const needle_frame& frame, const needle_set& drawn) const;
+
   niah_spec spec_;
   std::vector<double> depths_;
   std::uint32_t value_digits_ = 7;

@@ -1,4 +1,5 @@
-// RULER's vt, cwe, fwe, qa_1 and qa_2 as analogs. RULER's parameters (synthetic.yaml):
+// RULER's vt, cwe, fwe, qa_1 and qa_2 as analogs; qa_1 and qa_2 are in ruler-qa.cpp.
+// RULER's parameters (synthetic.yaml):
 //   vt   num_chains 1, num_hops 4, noise haystack, 5-digit values
 //   cwe  freq_cw 30, freq_ucw 3, num_cw 10, numbered list "1. word 2. word ..."
 //   fwe  alpha 2.0, vocab_size 2000, the most frequent word replaced by dots
@@ -13,7 +14,7 @@
 #include <cmath>
 
 namespace attnbench::tasks {
-namespace {
+namespace ruler_detail {
 
 std::vector<token> T(std::string_view text) { return vocabulary::standard().tokenize(text); }
 
@@ -26,13 +27,6 @@ std::vector<token> operator+(std::vector<token> a, token b) {
   return a;
 }
 
-std::uint32_t read_uint(const nlohmann::json& value, const std::string& key, std::uint32_t lo, std::uint32_t hi) {
-  if (!value.is_number_integer() || value.get<std::int64_t>() < lo || value.get<std::int64_t>() > hi)
-    throw task_params_error("/" + key, "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                           "], got " + value.dump());
-  return value.get<std::uint32_t>();
-}
-
 std::string text_of(std::span<const token> tokens) { return vocabulary::standard().detokenize(tokens); }
 
 sample start_sample(std::uint32_t context_length) {
@@ -42,6 +36,19 @@ sample start_sample(std::uint32_t context_length) {
   const auto& v = vocabulary::standard();
   s.stop_tokens = {v.id("."), v.newline(), v.eos()};
   return s;
+}
+
+}  // namespace ruler_detail
+
+using namespace ruler_detail;
+
+namespace {
+
+std::uint32_t read_uint(const nlohmann::json& value, const std::string& key, std::uint32_t lo, std::uint32_t hi) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() < lo || value.get<std::int64_t>() > hi)
+    throw task_params_error("/" + key, "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                           "], got " + value.dump());
+  return value.get<std::uint32_t>();
 }
 
 }  // namespace
@@ -260,178 +267,6 @@ sample fwe_task::make_sample(std::uint64_t seed, std::uint32_t context_length) c
   s.branch_ratio = 0.0f;
   s.max_new_tokens = 1;
   s.info = {{"counts", std::vector<std::size_t>(counts.begin(), counts.begin() + 5)}};
-  return s;
-}
-
-// ---- qa ----------------------------------------------------------------------------
-// Documents are essay paragraphs, each with one fact sentence. qa_1 asks for an
-// attribute of an entity ("the capital of E is A"); other documents state other
-// attributes of the same entity and the same attribute of other entities. qa_2 asks for
-// the city of a company's founder: the founder is read from one document, then the
-// follow-up "lives in the city of" after the model's own answer finds the city in another.
-
-namespace {
-
-constexpr std::string_view kAttributes[] = {"capital", "founder", "owner",  "partner", "friend",
-                                            "director", "mayor",  "anthem", "color",   "river"};
-
-struct document {
-  std::vector<token> paragraph;  // ends with <nl>
-  std::size_t fact_offset = 0;   // where the fact starts in the paragraph
-  int gold = -1;                 // index of the gold fact, -1 for distractors
-};
-
-document make_document(rng& r, std::span<const token> fact) {
-  const auto& v = vocabulary::standard();
-  std::vector<token> text = essay(r, 50 + r.below(100));
-  const token period = v.id(".");
-  while (!text.empty() && text.back() != period) text.pop_back();
-  // After a sentence, never at the paragraph's start: there the document header would
-  // stand before the fact, and "... : the capital of" would look like the answer prefix.
-  std::vector<std::size_t> boundaries;
-  for (std::size_t i = 0; i < text.size(); ++i)
-    if (text[i] == period) boundaries.push_back(i + 1);
-  if (boundaries.empty()) text.push_back(period), boundaries.push_back(text.size());
-  document d;
-  d.fact_offset = boundaries[r.below(boundaries.size())];
-  d.paragraph.assign(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(d.fact_offset));
-  d.paragraph.insert(d.paragraph.end(), fact.begin(), fact.end());
-  d.paragraph.insert(d.paragraph.end(), text.begin() + static_cast<std::ptrdiff_t>(d.fact_offset), text.end());
-  d.paragraph.push_back(v.newline());
-  return d;
-}
-
-std::vector<token> header(std::size_t i) { return T("document " + std::to_string(i) + " :"); }
-
-}  // namespace
-
-qa_task::qa_task(bool two_hop, const nlohmann::json& params)
-    : ruler_task(two_hop ? "qa_2" : "qa_1", "string_match_part"), two_hop_(two_hop), depths_(default_depths()) {
-  for (const auto& [key, value] : params.items()) {
-    if (key == "depths") depths_ = parse_depths(value);
-    else unknown_param(key, "depths");
-  }
-}
-
-std::uint32_t qa_task::min_context_length() const { return 120 + 2 * 170 + 64; }
-
-sample qa_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
-  require_length(context_length);
-  const auto& v = vocabulary::standard();
-  rng r(seed);
-  std::set<std::string> taken;
-  auto word = [&] { return distinct_items(item_kind::words, r, 0, 1, taken)[0].tokens[0]; };
-  auto answer_words = [&] {
-    std::vector<token> a{word()};
-    if (r.below(2)) a.push_back(word());
-    return a;
-  };
-  auto fact = [&](std::string_view attribute, token entity, std::span<const token> answer) {
-    return T("the " + std::string(attribute) + " of") + entity + T("is") + answer + v.id(".");
-  };
-  auto lives = [&](token person, token city) { return std::vector<token>{person} + T("lives in the city of") + city + v.id("."); };
-
-  // Gold facts, question and references.
-  std::vector<std::vector<token>> gold;
-  std::vector<token> question;
-  token entity = 0;
-  std::string_view attribute;
-  if (two_hop_) {
-    const token company = word(), person = word(), city = word();
-    gold = {fact("founder", company, std::vector<token>{person}), lives(person, city)};
-    question = T("\nquestion : where does the founder of") + company +
-               T("live ? answer : the founder of") + company + T("is");
-    entity = company;
-    attribute = "founder";
-  } else {
-    attribute = kAttributes[r.below(std::size(kAttributes))];
-    entity = word();
-    gold = {fact(attribute, entity, answer_words())};
-    question = T("\nquestion : what is the " + std::string(attribute) + " of") + entity +
-               T("? answer : the " + std::string(attribute) + " of") + entity + T("is");
-  }
-  const auto instruction =
-      T("answer the question based on the given documents . only give me the answer and do not output any other "
-        "words .\n");
-  const auto intro = instruction + T("the following are given documents .\n");
-  const std::size_t budget = context_length - 1 - intro.size() - instruction.size() - question.size();
-
-  // Distractors: for qa_1 two other attributes of the same entity, then facts about other
-  // entities; for qa_2 founders of other companies and the cities of other people.
-  auto distractor = [&](std::size_t i) {
-    if (two_hop_) {
-      const token a = word(), b = word();
-      return i % 2 == 0 ? fact("founder", a, std::vector<token>{b}) : lives(a, b);
-    }
-    std::string_view other = kAttributes[r.below(std::size(kAttributes))];
-    while (other == attribute) other = kAttributes[r.below(std::size(kAttributes))];
-    if (i < 2) return fact(other, entity, answer_words());
-    return fact(kAttributes[r.below(std::size(kAttributes))], word(), answer_words());
-  };
-  // The gold documents first, so that the distractors fill what they leave.
-  std::vector<document> golden;
-  std::size_t size = 0;
-  for (std::size_t g = 0; g < gold.size(); ++g) {
-    golden.push_back(make_document(r, gold[g]));
-    golden.back().gold = static_cast<int>(g);
-    size += golden.back().paragraph.size() + 6;
-  }
-  std::vector<document> docs;
-  while (true) {
-    document d = make_document(r, distractor(docs.size()));
-    if (size + d.paragraph.size() + 6 > budget) break;
-    size += d.paragraph.size() + 6;
-    docs.push_back(std::move(d));
-  }
-  // Gold documents at their depths among the distractors.
-  const std::vector<double> depth = draw_depths(r, depths_, gold.size());
-  std::vector<std::pair<std::size_t, std::size_t>> at;  // (index among distractors, gold)
-  for (std::size_t g = 0; g < gold.size(); ++g)
-    at.emplace_back(static_cast<std::size_t>(std::llround(depth[g] / 100.0 * static_cast<double>(docs.size()))), g);
-  std::stable_sort(at.begin(), at.end());
-  for (std::size_t i = at.size(); i-- > 0;)
-    docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(at[i].first), std::move(golden[at[i].second]));
-  // Numbered headers; drop trailing distractors until everything fits, then pad.
-  auto emitted = [&] {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < docs.size(); ++i) n += header(i + 1).size() + docs[i].paragraph.size();
-    return n;
-  };
-  while (emitted() > budget) {
-    auto it = std::find_if(docs.rbegin(), docs.rend(), [](const document& d) { return d.gold < 0; });
-    if (it == docs.rend())
-      throw task_error(name_ + ": the gold documents do not fit in " + std::to_string(context_length) + " tokens");
-    docs.erase(std::next(it).base());
-  }
-
-  sample s = start_sample(context_length);
-  s.prompt.insert(s.prompt.end(), intro.begin(), intro.end());
-  nlohmann::json needles = nlohmann::json::array();
-  for (std::size_t i = 0; i < docs.size(); ++i) {
-    const auto h = header(i + 1);
-    s.prompt.insert(s.prompt.end(), h.begin(), h.end());
-    if (docs[i].gold >= 0) {
-      const auto g = static_cast<std::size_t>(docs[i].gold);
-      needles.push_back({{"position", s.prompt.size() + docs[i].fact_offset},
-                         {"tokens", gold[g].size()},
-                         {"depth_percent", depth[g]},
-                         {"document", i + 1},
-                         {"text", text_of(gold[g])}});
-    }
-    s.prompt.insert(s.prompt.end(), docs[i].paragraph.begin(), docs[i].paragraph.end());
-  }
-  s.prompt.insert(s.prompt.end(), budget - emitted(), v.newline());
-  s.prompt.insert(s.prompt.end(), instruction.begin(), instruction.end());
-  s.prompt.insert(s.prompt.end(), question.begin(), question.end());
-
-  // The answer: the fact's value (qa_1) or the second document's city (qa_2).
-  const auto& last = gold.back();
-  const auto is_at = std::find(last.begin(), last.end(), two_hop_ ? v.id("of") : v.id("is"));
-  const auto answer_begin = two_hop_ ? last.end() - 2 : is_at + 1;
-  s.references.push_back(text_of(std::span<const token>(answer_begin, last.end() - 1)));
-  if (two_hop_) s.follow_ups.push_back(T("lives in the city of"));
-  s.max_new_tokens = 4;
-  s.info = {{"needles", needles}, {"documents", docs.size()}, {"depth_percent", depth[0]}};
   return s;
 }
 

@@ -11,6 +11,21 @@
 
 namespace attnbench::tasks {
 
+// Helpers shared by ruler.cpp and ruler-qa.cpp.
+namespace ruler_detail {
+
+// The standard vocabulary's tokens of `text`.
+std::vector<token> T(std::string_view text);
+// a followed by b.
+std::vector<token> operator+(std::vector<token> a, std::span<const token> b);
+std::vector<token> operator+(std::vector<token> a, token b);
+// The standard vocabulary's text of `tokens`.
+std::string text_of(std::span<const token> tokens);
+// A sample whose prompt holds <bos> (with room reserved for the context), with RULER's stop tokens.
+sample start_sample(std::uint32_t context_length);
+
+}  // namespace ruler_detail
+
 // Shared by the five: a name, a metric and a `depths` parameter where needles have depths.
 class ruler_task : public task {
  public:

@@ -5,6 +5,33 @@ using namespace attnbench::testing::cuda;
 
 namespace {
 
+// TokenSelect's soft vote of sequence b in float64: per KV head, the softmax of each query
+// head's logits (kernels::score_reference's) over candidates [n_init, n_init + n), summed.
+std::vector<double> soft_vote(const paged_cache& c, int b, int n_init, int n) {
+  std::vector<double> vote(n, 0.0), lg(static_cast<std::size_t>(c.group()) * n);
+  for (int h = 0; h < c.hkv; ++h) {
+    const head_view hv(c, b, h);
+    attnbench::kernels::score_args sa;
+    sa.queries = c.group_queries(b, h);
+    sa.n_query_heads = c.group();
+    sa.head_dim = c.d;
+    sa.kv = &hv.view;
+    sa.block_size = kBlock;
+    sa.dtype = c.dtype;
+    sa.first = n_init;
+    sa.count = n;
+    EXPECT_EQ(attnbench::kernels::score_reference(sa, lg.data()), ATTNBENCH_STATUS_OK);
+    for (int g = 0; g < c.group(); ++g) {
+      const double* row = &lg[static_cast<std::size_t>(g) * n];
+      const double mx = *std::max_element(row, row + n);
+      double sum = 0;
+      for (int j = 0; j < n; ++j) sum += std::exp(row[j] - mx);
+      for (int j = 0; j < n; ++j) vote[j] += std::exp(row[j] - mx) / sum;
+    }
+  }
+  return vote;
+}
+
 // TokenSelect's selection: the summed soft vote against float64, and the selected set
 // against the CPU top_k of the same scores (so ties and order are checked exactly).
 TEST(CudaSelect, SoftVoteAndTopKMatchTheCpu) {
@@ -48,28 +75,7 @@ TEST(CudaSelect, SoftVoteAndTopKMatchTheCpu) {
       const int max_cand = c.max_len - n_local - n_init;
       for (int b = 0; b < c.batch; ++b) {
         const int n = lens[b] - n_local - n_init;
-        // float64 soft vote, from kernels::score_reference's logits.
-        std::vector<double> vote(n, 0.0), lg(static_cast<std::size_t>(c.group()) * n);
-        for (int h = 0; h < c.hkv; ++h) {
-          const head_view hv(c, b, h);
-          attnbench::kernels::score_args sa;
-          sa.queries = c.group_queries(b, h);
-          sa.n_query_heads = c.group();
-          sa.head_dim = c.d;
-          sa.kv = &hv.view;
-          sa.block_size = kBlock;
-          sa.dtype = c.dtype;
-          sa.first = n_init;
-          sa.count = n;
-          ASSERT_EQ(attnbench::kernels::score_reference(sa, lg.data()), ATTNBENCH_STATUS_OK);
-          for (int g = 0; g < c.group(); ++g) {
-            const double* row = &lg[static_cast<std::size_t>(g) * n];
-            const double mx = *std::max_element(row, row + n);
-            double sum = 0;
-            for (int j = 0; j < n; ++j) sum += std::exp(row[j] - mx);
-            for (int j = 0; j < n; ++j) vote[j] += std::exp(row[j] - mx) / sum;
-          }
-        }
+        const std::vector<double> vote = soft_vote(c, b, n_init, n);
         double err = 0, norm = 0;
         for (int j = 0; j < n; ++j) {
           const double g = got_scores[static_cast<std::size_t>(b) * max_cand + j];

@@ -71,6 +71,23 @@ bool covers_everything(const attnbench_plan& plan, const attnbench_kv_layer_view
   return true;
 }
 
+// The relative L2 distance of out from dense attention over the same layer and queries.
+double relative_error_to_dense(kernels::layer_decode_args a, const std::vector<float>& out) {
+  std::vector<float> dense(out.size());
+  const std::vector<attnbench_plan_entry> all(kKvHeads, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+  const attnbench_plan dense_plan{ATTNBENCH_PLAN_PER_KV_HEAD, kKvHeads, all.data()};
+  a.plan = &dense_plan;
+  a.out = dense.data();
+  std::vector<kernels::decode_counters> dense_counters(kKvHeads);
+  kernels::decode_layer(a, dense_counters.data());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    num += (static_cast<double>(out[i]) - dense[i]) * (static_cast<double>(out[i]) - dense[i]);
+    den += static_cast<double>(dense[i]) * dense[i];
+  }
+  return std::sqrt(num / den);
+}
+
 // Prefill (with the policy's keep set) and kSteps decode steps over a seeded random cache.
 trace run_scenario(const policy_case& c, shape s, std::uint64_t seed) {
   trace t;
@@ -108,7 +125,7 @@ trace run_scenario(const policy_case& c, shape s, std::uint64_t seed) {
         return t;
       }
     }
-  std::vector<float> out(queries.size()), dense(queries.size());
+  std::vector<float> out(queries.size());
   for (std::uint64_t step = 0; step < kSteps; ++step) {
     append(1, s.length + step);
     for (std::uint32_t l = 0; l < kLayers; ++l) {
@@ -132,21 +149,11 @@ trace run_scenario(const policy_case& c, shape s, std::uint64_t seed) {
       }
       t.outputs.insert(t.outputs.end(), out.begin(), out.end());
       if (covers_everything(plan, kv, s.group)) {
-        const std::vector<attnbench_plan_entry> all(kKvHeads, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-        const attnbench_plan dense_plan{ATTNBENCH_PLAN_PER_KV_HEAD, kKvHeads, all.data()};
-        a.plan = &dense_plan;
-        a.out = dense.data();
-        std::vector<kernels::decode_counters> dense_counters(kKvHeads);
-        kernels::decode_layer(a, dense_counters.data());
-        double num = 0, den = 0;
-        for (std::size_t i = 0; i < out.size(); ++i) {
-          num += (static_cast<double>(out[i]) - dense[i]) * (static_cast<double>(out[i]) - dense[i]);
-          den += static_cast<double>(dense[i]) * dense[i];
-        }
-        if (std::sqrt(num / den) > 1e-5) {
+        const double error = relative_error_to_dense(a, out);
+        if (error > 1e-5) {
           t.problem = "layer " + std::to_string(l) + ", step " + std::to_string(step) +
                       ": the plan covers every token but its output differs from dense (relative L2 error " +
-                      std::to_string(std::sqrt(num / den)) + ")";
+                      std::to_string(error) + ")";
           return t;
         }
       }
