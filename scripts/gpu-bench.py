@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import BLOCK, DTYPE_FP16, ITERS, REPS, Cache, DecodeArgs, SelectArgs, decode, dev, load, median, p, rel, timed, torch_time
+from gpu_common import BLOCK, DTYPE_BF16, DTYPE_FP16, ITERS, REPS, Cache, DecodeArgs, SelectArgs, decode, dev, load, median, p, rel, timed, torch_time
 
 lib = load(sys.argv[1])
 out_dir = sys.argv[2]
@@ -216,7 +216,7 @@ if dump_dir:
     w = torch.softmax(q.double().view(L, Hkv, Hq // Hkv, D) @ kk.transpose(2, 3), dim=-1)
     ref = (w @ vv).view(L, Hq, D)
     del kk, vv, w
-    base = DecodeArgs(dtype=1 if dt == torch.bfloat16 else 0, batch=L, n_query_heads=Hq, n_kv_heads=Hkv, head_dim=D,
+    base = DecodeArgs(dtype=DTYPE_BF16 if dt == torch.bfloat16 else DTYPE_FP16, batch=L, n_query_heads=Hq, n_kv_heads=Hkv, head_dim=D,
                       queries=p(q), k_pool=p(kp), v_pool=p(vp), block_table=p(table), max_blocks=nb, lens=p(lens),
                       max_len=N)
     out = torch.full((L, Hq, D), float("nan"), device=dev)

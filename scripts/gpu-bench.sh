@@ -35,6 +35,9 @@ grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/sanitizer.txt" | tail -4
 
 echo "== dump the synthetic model's K/V, then time"
 dump=$(mktemp -d)
-"$bin/attnbench" dump-kv configs/papers/art-policies.json --task niah_single_2 --length 32768 --out "$dump"
+# The profile by path: on the GPU machine the binary's built-in profile folder (this
+# machine's source tree) does not exist.
+"$bin/attnbench" dump-kv configs/papers/art-policies.json --set model.profile=../profiles/default.json \
+  --task niah_single_2 --length 32768 --out "$dump"
 python3 scripts/gpu-bench.py "$bin/libattnbench_cuda.so" "$out" "$dump"
 rm -rf "$dump"

@@ -1,6 +1,5 @@
 #include <attnbench/host/policy-host.hpp>
 
-#include <algorithm>
 #include <stdexcept>
 
 namespace attnbench {

@@ -28,7 +28,9 @@ struct seen_stamps {
   }
 };
 
-std::string entry_problem(const attnbench_plan_entry& entry, const attnbench_kv_head_view& head) {
+}  // namespace
+
+std::string check_plan_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_view& head) {
   if (entry.kind == ATTNBENCH_PLAN_ALL) return "";
   if (entry.kind != ATTNBENCH_PLAN_BLOCKS && entry.kind != ATTNBENCH_PLAN_TOKENS)
     return "unknown kind " + std::to_string(entry.kind);
@@ -46,11 +48,6 @@ std::string entry_problem(const attnbench_plan_entry& entry, const attnbench_kv_
   return "";
 }
 
-}  // namespace
-
-std::string check_plan_entry(const attnbench_plan_entry& entry, const attnbench_kv_head_view& kv) {
-  return entry_problem(entry, kv);
-}
 
 std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view& kv, std::uint32_t n_query_heads) {
   std::uint32_t expected = 0;
@@ -62,7 +59,7 @@ std::string check_plan(const attnbench_plan& plan, const attnbench_kv_layer_view
   const std::uint32_t group = n_query_heads / kv.n_kv_heads;
   for (std::uint32_t e = 0; e < plan.n_entries; ++e) {
     const auto& head = kv.heads[plan.granularity == ATTNBENCH_PLAN_PER_KV_HEAD ? e : e / group];
-    if (std::string problem = entry_problem(plan.entries[e], head); !problem.empty())
+    if (std::string problem = check_plan_entry(plan.entries[e], head); !problem.empty())
       return "entry " + std::to_string(e) + ": " + problem;
   }
   return "";

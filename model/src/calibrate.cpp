@@ -78,8 +78,6 @@ nlohmann::ordered_json calibrate_tca(const model& m, const tasks::task& task, co
   coverage_sums sums;
   sums.coverage.assign(static_cast<std::size_t>(p.n_layers) * hkv * widths.size(), 0.0);
   sums.kept.assign(sums.coverage.size(), 0.0);
-  std::vector<double>& coverage = sums.coverage;
-  std::vector<double>& kept = sums.kept;
   kernels::kv_cache cache(p.n_layers, hkv, p.head_dim, r.block_size, r.dtype);
   nlohmann::ordered_json prompts = nlohmann::ordered_json::array();
   for (std::uint32_t i = 0; i < r.samples; ++i) {
@@ -106,11 +104,11 @@ nlohmann::ordered_json calibrate_tca(const model& m, const tasks::task& task, co
       std::size_t pick = widths.size() - 1;  // the widest when none reaches tau
       bool reached = false;
       for (std::size_t k = 0; k < widths.size() && !reached; ++k)  // widths ascend: fewest tokens first
-        if (coverage[base + k] / r.samples >= r.tau) pick = k, reached = true;
+        if (sums.coverage[base + k] / r.samples >= r.tau) pick = k, reached = true;
       if (!reached) ++missed;
       w_row.push_back(widths[pick]);
-      c_row.push_back(coverage[base + pick] / r.samples);
-      s_row.push_back(kept[base + pick] / r.samples);
+      c_row.push_back(sums.coverage[base + pick] / r.samples);
+      s_row.push_back(sums.kept[base + pick] / r.samples);
     }
     chosen.push_back(w_row);
     cov.push_back(c_row);

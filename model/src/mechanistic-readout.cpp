@@ -123,6 +123,5 @@ std::vector<readout_candidate> mechanistic_model::readout_candidates(const float
   return out;
 }
 
-token mechanistic_model::readout(const float* outputs) const { return readout_candidates(outputs, 1).front().token; }
 
 }  // namespace attnbench

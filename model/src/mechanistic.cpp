@@ -1,6 +1,5 @@
 #include <attnbench/model/mechanistic.hpp>
 
-#include <attnbench/host/json.hpp>
 
 #include <attnbench/kernels/random.hpp>
 #include <attnbench/kernels/reproducible.hpp>
@@ -8,9 +7,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cmath>
-#include <limits>
 #include <unordered_map>
 
 namespace attnbench {
@@ -342,10 +339,6 @@ void mechanistic_model::append_from(std::span<const token> tokens, std::size_t f
 
 void mechanistic_model::prefill(std::span<const token> tokens, kernels::kv_cache& cache) const {
   append_from(tokens, 0, cache);
-}
-
-void mechanistic_model::append_last(std::span<const token> tokens, kernels::kv_cache& cache) const {
-  append_from(tokens, tokens.size() - 1, cache);
 }
 
 void mechanistic_model::queries(std::uint32_t layer, std::span<const token> tokens, float* out) const {

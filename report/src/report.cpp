@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -244,14 +243,16 @@ void plugin_stats_section(report_context& ctx) {
   std::map<group_key, std::map<std::string, std::pair<double, int>>> stats;
   std::set<std::string> names;
   for (const ojson* c : ctx.cells)
-    for (const char* source : {"policy_stats", "terminator_stats"})
-      for (const auto& [name, v] : (*c)["metrics"].value(source, ojson::object()).items())
+    for (const char* source : {"policy_stats", "terminator_stats"}) {
+      const ojson figures = (*c)["metrics"].value(source, ojson::object());
+      for (const auto& [name, v] : figures.items())
         if (v.is_number()) {
           auto& s = stats[key_of(*c)][name];
           s.first += v.get<double>();
           ++s.second;
           names.insert(name);
         }
+    }
   if (names.empty()) return;
   table t;
   t.header = {"policy", "terminator", "context"};

@@ -5,10 +5,7 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <string>
-#include <string_view>
-#include <tuple>
 #include <vector>
 
 namespace attnbench {

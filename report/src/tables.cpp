@@ -102,6 +102,11 @@ std::vector<unsigned> ruler_lengths(const ojson& ruler) {
   return {lengths.begin(), lengths.end()};
 }
 
+// obj[key] as "%.1f", or "-" when obj has no such key.
+std::string score_or_dash(const ojson& obj, const std::string& key) {
+  return obj.contains(key) ? format_number("%.1f", obj[key].get<double>()) : "-";
+}
+
 const ojson* length_entry(const ojson& row, unsigned length) {
   for (const auto& l : row["lengths"])
     if (l["context_length"].get<unsigned>() == length) return &l;
@@ -180,8 +185,7 @@ table longbench_task_table(const ojson& lb) {
   for (const auto& n : names) t.header.push_back(tasks::longbench_short_name(n));
   for (const auto& r : lb) {
     std::vector<std::string> row{r["policy"].get<std::string>(), r["terminator"].get<std::string>()};
-    for (const auto& n : names)
-      row.push_back(r["tasks"].contains(n) ? format_number("%.1f", r["tasks"][n].get<double>()) : "-");
+    for (const auto& n : names) row.push_back(score_or_dash(r["tasks"], n));
     t.add(std::move(row));
   }
   return t;
@@ -195,11 +199,10 @@ table longbench_category_table(const ojson& lb) {
   for (const char* h : {"overall", "0-4K", "4-8K", "8K+"}) t.header.push_back(h);
   for (const auto& r : lb) {
     std::vector<std::string> row{r["policy"].get<std::string>(), r["terminator"].get<std::string>()};
-    for (const auto& c : tasks::longbench_categories())
-      row.push_back(r["categories"].contains(c) ? format_number("%.1f", r["categories"][c].get<double>()) : "-");
+    for (const auto& c : tasks::longbench_categories()) row.push_back(score_or_dash(r["categories"], c));
     row.push_back(format_number("%.1f", r["overall"].get<double>()));
     for (const char* b : {"0-4K", "4-8K", "8K+"})
-      row.push_back(r["buckets"].contains(b) ? format_number("%.1f", r["buckets"][b]["overall"].get<double>()) : "-");
+      row.push_back(r["buckets"].contains(b) ? score_or_dash(r["buckets"][b], "overall") : "-");
     t.add(std::move(row), r["complete"].get<bool>() ? "" : "not all 6 categories");
   }
   return t;

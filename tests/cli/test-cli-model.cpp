@@ -77,9 +77,9 @@ TEST(Cli, DumpKvWritesArraysOfTheStatedShape) {
                  {"dump-kv: cannot create"});
 }
 
-// One recipe makes every sample: run, dump-kv and stats see the same prompt for the same
+// One recipe makes every sample: run, dump-kv, stats and calibrate see the same prompt for the same
 // (task, length, seed, sample), and different prompts for different samples.
-TEST(Cli, RunDumpKvAndStatsSeeTheSameSamples) {
+TEST(Cli, RunDumpKvStatsAndCalibrateSeeTheSameSamples) {
   const auto d = scratch("cli-samples");
   const auto cfg = write(d, "s.json", config(R"(["dense"])", R"(, "seeds": [7], "context_lengths": [1024, 2048])"));
   ASSERT_EQ(run_cli("run " + cfg.string() + " --out " + (d / "run").string()).code, 0);
@@ -105,5 +105,13 @@ TEST(Cli, RunDumpKvAndStatsSeeTheSameSamples) {
       EXPECT_EQ(prompts[sample]["prompt_hash"], want) << length << "/" << sample;
     }
     EXPECT_NE(run_hashes[std::make_pair(length, 0)], run_hashes[std::make_pair(length, 1)]);
+    const auto budgets = d / ("budgets-" + std::to_string(length) + ".json");
+    const auto cal = run_cli("calibrate " + cfg.string() + len + " --samples 2 --window 64 --block 64 --out " +
+                             budgets.string());
+    ASSERT_EQ(cal.code, 0) << cal.err;
+    const auto cal_prompts = nlohmann::json::parse(read_file(budgets))["calibration"]["prompts"];
+    ASSERT_EQ(cal_prompts.size(), 2u);
+    for (int sample : {0, 1})
+      EXPECT_EQ(cal_prompts[sample]["prompt_hash"], run_hashes[std::make_pair(length, sample)]) << length;
   }
 }

@@ -105,7 +105,7 @@ struct head_view {
 };
 
 // kernels::decode_args for the GQA group of (b, h) over `entry`, scale 1 (queries are scaled).
-attnbench::kernels::decode_args cpu_args(const paged_cache& c, int b, int h, const head_view& hv,
+inline attnbench::kernels::decode_args cpu_args(const paged_cache& c, int b, int h, const head_view& hv,
                                          const attnbench_plan_entry& entry) {
   attnbench::kernels::decode_args a;
   a.queries = c.group_queries(b, h);
@@ -121,7 +121,7 @@ attnbench::kernels::decode_args cpu_args(const paged_cache& c, int b, int h, con
 
 // float64 attention (kernels::decode_reference) of every query head of (b, h) over the
 // first max_chunks chunks of entry, into out [b][hq][d].
-void reference(const paged_cache& c, int b, int h, const attnbench_plan_entry& entry, std::uint64_t max_chunks,
+inline void reference(const paged_cache& c, int b, int h, const attnbench_plan_entry& entry, std::uint64_t max_chunks,
                std::vector<double>& out) {
   const head_view hv(c, b, h);
   const auto a = cpu_args(c, b, h, hv, entry);

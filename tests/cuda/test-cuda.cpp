@@ -24,6 +24,7 @@ TEST(CudaArgs, BadShapesAreRejectedWithAMessage) {
   EXPECT_NE(std::string(attnbench_cuda_last_error()).find("GQA ratio"), std::string::npos);
   EXPECT_EQ(attnbench_cuda_decode(nullptr, 0, nullptr), ATTNBENCH_CUDA_BAD_ARGUMENT);
   attnbench_cuda_select_args s{};
+  s.dtype = ATTNBENCH_CUDA_FP16;
   s.batch = 1;
   s.n_query_heads = s.n_kv_heads = 1;
   s.head_dim = 128;

@@ -5,6 +5,8 @@
 #include <attnbench/tasks/task.hpp>
 #include <attnbench/tasks/vocabulary.hpp>
 
+#include "longbench-helpers.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -91,16 +93,8 @@ namespace {
 
 using tasks::vocabulary;
 
-std::vector<std::string> longbench_tasks() {
-  std::vector<std::string> out;
-  for (const auto& t : tasks::task_catalogue())
-    if (!tasks::longbench_category(t.name).empty()) out.push_back(t.name);
-  return out;
-}
-
-bool contains(const std::vector<tasks::token>& hay, const std::vector<tasks::token>& needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
-}
+using attnbench::testing::contains;
+using attnbench::testing::longbench_tasks;
 
 }  // namespace
 

@@ -9,8 +9,6 @@
 #include <attnbench/plugin.h>
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 namespace attnbench {
 

@@ -3,7 +3,8 @@
 // kernels' ART run in scripts/gpu-bench.py sees realistic attention this way).
 //
 // Files in the output folder:
-//   meta.json  shapes, dtype, softmax scale, head roles, task, length, and this layout
+//   meta.json  shapes, dtype, softmax scale, head roles, task, length, run seed and
+//              sample index, the sample's seed and prompt_hash, and this layout
 //   k.bin      [layer][kv_head][token][head_dim] in the cache dtype (fp16, bf16 or fp32)
 //   v.bin      the same for values
 //   q.bin      [layer][query_head][head_dim] fp32, unscaled: the queries of the first

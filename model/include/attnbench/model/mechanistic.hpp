@@ -1,4 +1,5 @@
-// The synthetic transformer: a fixed, seeded function from tokens to K, V and queries,
+// The mechanistic model (the "synthetic model" of the docs), one implementation of the
+// model interface (model.hpp): a fixed, seeded function from tokens to K, V and queries,
 // whose heads are built to do what heads of real models are known to do, and a readout
 // that turns all heads' attention outputs into the next token. See DESIGN.md section 6
 // and docs/model.md.
@@ -47,19 +48,13 @@ class mechanistic_model final : public model {
   std::unique_ptr<model_sequence> start_sequence(std::span<const tasks::token> prompt,
                                                  kernels::kv_cache& cache) const override;
 
-  // The same model without sequence state, for tests and benchmarks:
-
+  // The stateless pieces the sequence is made of (tests and benchmarks use them too):
   // Writes K and V of every position of tokens into the cache (all layers and heads).
   void prefill(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
-  // Appends K and V of the last position of tokens.
-  void append_last(std::span<const tasks::token> tokens, kernels::kv_cache& cache) const;
   // Appends K and V of positions first ... tokens.size() - 1.
   void append_from(std::span<const tasks::token> tokens, std::size_t first, kernels::kv_cache& cache) const;
   // Queries of one layer for predicting the token after tokens: [n_query_heads * head_dim].
   void queries(std::uint32_t layer, std::span<const tasks::token> tokens, float* out) const;
-  // Next token from all attention outputs, [n_layers][n_query_heads][head_dim]; special
-  // tokens are never predicted.
-  tasks::token readout(const float* outputs) const;
   // A token's value embedding (head_dim floats), before any head's transform.
   const float* value_embedding(tasks::token t) const { return value_row(t); }
   // The k best next tokens in the order found: the first is the argmax, each next one the
