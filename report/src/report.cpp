@@ -116,15 +116,23 @@ void runs_section(report_context& ctx) {
 void suite_sections(report_context& ctx) {
   ojson all_cells = ojson::array();
   for (const ojson* c : ctx.cells) all_cells.push_back(*c);
-  if (const auto ruler = ruler_summary(all_cells); !ruler.empty())
-    ctx.section("ruler", "RULER",
+  if (const auto ruler = ruler_summary(all_cells); !ruler.empty()) {
+    ctx.section("ruler-score", "RULER score",
+                "Per policy and terminator, the mean over tasks per length and the mean over lengths, as `run` prints "
+                "it",
+                ruler_score_table(ruler));
+    ctx.section("ruler", "RULER per task",
                 "Accuracy per task and context length (mean over seeds), the mean over tasks per length, and the mean "
                 "over lengths",
                 ruler_task_table(ruler));
-  if (const auto lb = longbench_summary(all_cells); !lb.empty())
+  }
+  if (const auto lb = longbench_summary(all_cells); !lb.empty()) {
     ctx.section("longbench", "LongBench",
                 "Category scores (mean of their tasks), overall (mean of the categories) and overall per length bucket",
                 longbench_category_table(lb));
+    ctx.section("longbench-tasks", "LongBench tasks", "Each task's score, mean over lengths and seeds",
+                longbench_task_table(lb));
+  }
 }
 
 }  // namespace

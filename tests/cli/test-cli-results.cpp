@@ -83,8 +83,12 @@ TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
   const auto r = run_cli("report " + quote((dir / "run").string()) + " --no-plots");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto rep = dir / "run" / "report";
-  for (const char* f : {"report.md", "ruler.md", "ruler.csv", "efficiency.md", "efficiency.csv", "needles.csv", "layers.csv"})
+  for (const char* f : {"report.md", "ruler.md", "ruler.csv", "ruler-score.md", "ruler-score.csv", "efficiency.md",
+                        "efficiency.csv", "needles.csv", "layers.csv"})
     EXPECT_TRUE(fs::exists(rep / f)) << f;
+  // The score table run printed, as one row per policy and terminator.
+  const std::string score = read_file(rep / "ruler-score.csv");
+  EXPECT_EQ(score.rfind("policy,terminator,1024,2048,mean\n", 0), 0u) << score;
   const std::string ruler = read_file(rep / "ruler.csv");
   EXPECT_EQ(ruler.rfind("policy,terminator,task,1024,2048,mean\n", 0), 0u) << ruler;
   EXPECT_NE(ruler.find("dense,none,niah_single_1,"), std::string::npos) << ruler;
