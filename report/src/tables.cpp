@@ -67,7 +67,8 @@ std::string table::text() const {
     std::string out;
     for (std::size_t i = 0; i < cells.size() && i < width.size(); ++i) {
       const std::string pad(width[i] - cells[i].size(), ' ');
-      out += (i ? " " : "") + (i < label_columns ? cells[i] + pad : pad + cells[i]);
+      if (i) out += ' ';
+      out += i < label_columns ? cells[i] + pad : pad + cells[i];
     }
     if (!note.empty()) out += "  (" + note + ")";
     return out + "\n";
