@@ -143,7 +143,7 @@ plugin_error decode_failure(const sequence& s, const terminator_instance* termin
 
 // The decode_layer arguments of one sequence at one layer.
 kernels::layer_decode_args layer_args(const run_inputs& in, sequence& s, std::uint32_t layer,
-                                      const terminator_instance* terminator) {
+                                      const terminator_instance* terminator, std::size_t state_bytes) {
   kernels::layer_decode_args la;
   la.queries = s.queries.data();
   la.n_query_heads = in.model.shape().n_query_heads;
@@ -152,10 +152,9 @@ kernels::layer_decode_args layer_args(const run_inputs& in, sequence& s, std::ui
   la.plan = &s.plan;
   la.out = s.outputs.data();
   if (terminator) {
-    const model_shape& p = in.model.shape();
     la.terminator = terminator->ops();
     la.terminator_instance = terminator->handle();
-    la.terminator_state_size = terminator->state_size(p.n_query_heads / p.n_kv_heads, p.head_dim);
+    la.terminator_state_size = state_bytes;
     la.terminator_last_error = terminator->library().descriptor().last_error;
   }
   return la;
@@ -196,6 +195,8 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
                   cell_totals& t) {
   const model_shape& p = in.model.shape();
   const std::uint32_t hq = p.n_query_heads;
+  // Asked once per step, on this thread: plugin.h promises concurrency for reset and check only.
+  const std::size_t state_bytes = terminator ? terminator->state_size(hq / p.n_kv_heads, p.head_dim) : 0;
   for (std::uint32_t layer = 0; layer < p.n_layers; ++layer) {
     // Queries and plans, sequences in parallel (each has its own policy instance).
     tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
@@ -210,7 +211,7 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
     const auto t_att = clock_type::now();
     tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
       sequence& s = *batch[i];
-      const kernels::layer_decode_args la = layer_args(in, s, layer, terminator);
+      const kernels::layer_decode_args la = layer_args(in, s, layer, terminator, state_bytes);
       s.status = kernels::decode_layer(la, s.counters.data(), &s.error);
     });
     t.attention_s += seconds_since(t_att);
