@@ -35,6 +35,11 @@ struct registered_command {
   command run;
 };
 
+// A number option's check: a finite number in [min, max] (or (min, max] with
+// min_exclusive); NaN and infinities are refused with the option named (exit 2).
+CLI::Validator finite_in(double min, double max, bool min_exclusive = false);
+inline const CLI::Validator finite_positive = finite_in(0.0, 1e9, /*min_exclusive=*/true);
+
 // A config positional and --set, as run, validate, stats, dump-kv and calibrate take them.
 struct config_options {
   std::string file;

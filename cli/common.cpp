@@ -5,6 +5,8 @@
 #include <attnbench/model/profile.hpp>
 #include <attnbench/run/memory.hpp>
 
+#include <cmath>
+#include <cstdio>
 #include <ctime>
 
 namespace attnbench::cli {
@@ -14,12 +16,38 @@ const char* const kExitCodes =
     "  0    success\n"
     "  1    unexpected internal error\n"
     "  2    bad command line, including --set with an unknown path\n"
-    "  3    config or profile error: missing file, malformed JSON, wrong type or value, unknown task\n"
-    "  4    plugin error: not found, not a plugin, wrong ABI version, params rejected, operation failed\n"
-    "  5    output error: results folder not writable, or --resume that does not match\n"
-    "  6    not enough memory for a cell\n"
+    "  3    config, profile or results file error: missing, not a regular file, too large or deep,\n"
+    "       malformed JSON, wrong type or value, unknown task, unknown results schema version\n"
+    "  4    plugin error: not found, not a plugin, unsafe file or folder, wrong ABI version, params rejected\n"
+    "  5    output error: folder not writable, in use by another run, would overwrite results,\n"
+    "       or --resume that does not match\n"
+    "  6    not enough memory for a cell (memory available, address-space or cgroup limit)\n"
     "  7    compare: a metric regressed past its threshold\n"
+    "  8    run: some cells failed (a plugin crashed, hung past --cell-timeout or returned an error);\n"
+    "       the other cells finished and are kept; --resume runs the failed ones again\n"
     "  130  interrupted (Ctrl-C); finished cells are kept, continue with --resume\n";
+
+CLI::Validator finite_in(double min, double max, bool min_exclusive) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double x = 0;
+        std::size_t used = 0;
+        try {
+          x = std::stod(text, &used);
+        } catch (const std::exception&) {
+          return "expected a number, got '" + text + "'";
+        }
+        if (used != text.size() || !std::isfinite(x)) return "expected a finite number, got '" + text + "'";
+        if (x < min || x > max || (min_exclusive && x == min)) {
+          char buf[128];
+          std::snprintf(buf, sizeof buf, "expected a number in %s%g, %g], got '%s'", min_exclusive ? "(" : "[", min, max,
+                        text.c_str());
+          return buf;
+        }
+        return "";
+      },
+      "");
+}
 
 void add_config_options(CLI::App* sub, config_options& o, const std::string& what) {
   sub->add_option("config", o.file, what)->required()->type_name("CONFIG");

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <new>
 #include <cstdlib>
 
 using namespace attnbench;
@@ -18,6 +19,25 @@ namespace {
 
 void on_sigint(int) {
   if (g_interrupt_requested.exchange(true)) std::_Exit(exit_interrupted);  // second Ctrl-C: leave now
+}
+
+// The first word that is neither an option nor an option's value must name a
+// subcommand; CLI11 alone would say "A subcommand is required" without naming it.
+void check_subcommand_word(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--plugin-path") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    std::string known;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      if (sub->get_name() == arg) return;
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    throw usage_error("unknown subcommand '" + arg + "' (known: " + known + "; attnbench --help lists them)");
+  }
 }
 
 }  // namespace
@@ -46,7 +66,11 @@ int main(int argc, char** argv) {
   cli::add_list_command(app, commands);
 
   try {
+    check_subcommand_word(app, argc, argv);
     app.parse(argc, argv);
+  } catch (const usage_error& e) {
+    spdlog::error("{}", e.what());
+    return exit_usage;
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? exit_ok : exit_usage;
@@ -62,6 +86,10 @@ int main(int argc, char** argv) {
   } catch (const harness_error& e) {
     spdlog::error("{}", e.what());
     return e.code;
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory (the machine's memory, the address-space limit or the cgroup's memory limit); "
+                  "use shorter context_lengths, a smaller profile or batch, or raise the limit");
+    return exit_resources;
   } catch (const std::exception& e) {
     spdlog::error("internal error: {}", e.what());
     return exit_failure;

@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include <attnbench/host/errors.hpp>
+#include <attnbench/host/files.hpp>
 #include <attnbench/model/calibrate.hpp>
 #include <attnbench/model/dump.hpp>
 #include <attnbench/model/head-stats.hpp>
@@ -28,11 +29,10 @@ void add_sample_options(CLI::App* sub, sample_options& o, const char* length_def
   sub->add_option("--length", o.length, std::string("Context length in tokens (default: the config's ") + length_default + ")");
 }
 
-void write_json_file(const std::string& file, const nlohmann::ordered_json& j) {
-  std::ofstream f(file);
-  f << j.dump(2) << "\n";
-  f.close();
-  if (!f) throw output_error("cannot write " + file);
+// Written atomically, never over a results folder's files.
+void write_json_file(const std::string& file, const std::string& option, const nlohmann::ordered_json& j) {
+  refuse_results_folder_file(file, option);
+  write_atomically(file, j.dump(2) + "\n");
 }
 
 struct stats_options {
@@ -70,7 +70,7 @@ int stats_command(const stats_options& o, const global_options& g) {
   std::printf("logit sd over heads: %.2f to %.2f (x%.1f)\n", spread["min"].get<double>(), spread["max"].get<double>(),
               spread["max_over_min"].get<double>());
   if (!o.json_out.empty()) {
-    write_json_file(o.json_out, out);
+    write_json_file(o.json_out, "--json", out);
     std::printf("per-head figures: %s\n", o.json_out.c_str());
   }
   return exit_ok;
@@ -91,6 +91,10 @@ int dump_command(const dump_options& o) {
   dump_request req;
   req.context_length = context_length(*task, name, o.sample.length, config.context_lengths.front());
   req.seed = config.seeds.front();
+  if (o.index >= config.samples)
+    throw usage_error("--sample " + std::to_string(o.index) + ": the config's runs score samples 0 .. " +
+                      std::to_string(config.samples - 1) + " (samples " + std::to_string(config.samples) + ")");
+  refuse_results_folder(o.out, "--out");
   req.sample = o.index;
   req.dtype = config.dtype;
   req.block_size = config.block_size;
@@ -122,7 +126,7 @@ int calibrate_command(calibrate_options o) {
   std::printf("calibrating tca: profile %s, task %s, %u tokens, %u samples, %u profiles, tau %.2f\n",
               m->shape().name.c_str(), name.c_str(), o.req.context_length, o.req.samples, o.req.profiles, o.req.tau);
   const nlohmann::ordered_json out = calibrate_tca(*m, *task, o.req);
-  write_json_file(o.out, out);
+  write_json_file(o.out, "--out", out);
   double kept = 0;
   std::size_t heads = 0;
   for (const auto& row : out["kept_share"])
@@ -141,14 +145,15 @@ void add_calibrate_command(CLI::App& app, std::vector<registered_command>& comma
   sub->add_option("--out", o->out, "Budgets file to write (JSON)")->required()->type_name("FILE");
   sub->add_option("--samples", o->req.samples, "Calibration samples (default 1)")->check(CLI::Range(1, 1000));
   sub->add_option("--tau", o->req.tau, "Attention mass each head's profile must cover (default 0.9)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_in(0.0, 1.0));
   sub->add_option("--profiles", o->req.profiles, "Candidate profiles (default 14)")->check(CLI::Range(1, 1000));
-  sub->add_option("--mu", o->req.mu, "Log-normal mu of profile widths, in blocks (default 1.0)");
+  sub->add_option("--mu", o->req.mu, "Log-normal mu of profile widths, in blocks (default 1.0)")
+      ->check(finite_in(-100.0, 100.0));
   sub->add_option("--sigma", o->req.sigma, "Log-normal sigma of profile widths (default 1.0)")
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(finite_in(0.0, 10.0));
   sub->add_option("--block", o->req.block, "Tokens per selection block (default 128)")->check(CLI::Range(1, 1 << 20));
   sub->add_option("--alpha", o->req.alpha, "Block score weight of one minus concentration (default 0.5)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_in(0.0, 1.0));
   sub->add_option("--window", o->req.window, "Last tokens always kept (default 4096)");
   sub->footer(kExitCodes);
   commands.push_back({sub, [o](const global_options&) { return calibrate_command(*o); }});

@@ -31,6 +31,7 @@ int report_command(const report_command_options& o) {
   if (!o.no_plots) ro.plots_script = default_plots_script();
   const report_result r = write_report(std::vector<fs::path>(o.folders.begin(), o.folders.end()), ro);
   if (!r.plotted && !o.no_plots) spdlog::warn("{}", r.plot_message);
+  for (const auto& w : r.warnings) spdlog::warn("{}", w);
   std::printf("report: %s\n", (r.dir / "report.md").string().c_str());
   for (const auto& f : r.files) std::printf("  %s\n", f.c_str());
   return exit_ok;
@@ -72,15 +73,15 @@ void add_compare_command(CLI::App& app, std::vector<registered_command>& command
   sub->add_option("new", o->now, "Run folder or benchmark JSON file to check")->required()->type_name("NEW");
   sub->add_option("--threshold", o->options.threshold_pct,
                   "Percent by which a ratio metric may get worse before it fails (default 5)")
-      ->check(CLI::Range(0.0, 1000.0))
+      ->check(finite_in(0.0, 1000.0))
       ->type_name("PCT");
   sub->add_option("--accuracy-drop", o->options.accuracy_points,
                   "Accuracy points a cell may lose before it fails (default 1)")
-      ->check(CLI::Range(0.0, 100.0))
+      ->check(finite_in(0.0, 100.0))
       ->type_name("POINTS");
   sub->add_option("--noise-sigmas", o->options.noise_sigmas,
                   "A worse metric fails only when the change is this many standard errors out (default 3)")
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(finite_in(0.0, 100.0));
   sub->add_option("--metric", o->options.metrics,
                   "Metric to compare (repeatable). Run folders: accuracy, speedup_vs_dense, bandwidth_ratio "
                   "(default), decode_tokens_per_s; benchmarks: probe_ratio, same_memory_ratio, "

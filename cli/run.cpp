@@ -9,11 +9,11 @@
 #include <attnbench/run/cells.hpp>
 #include <attnbench/run/grid.hpp>
 
-#include <attnbench/kernels/probe.hpp>
 #include <attnbench/kernels/simd.hpp>
 
+#include <attnbench/host/files.hpp>
+
 #include <spdlog/spdlog.h>
-#include <tbb/global_control.h>
 
 #include <cstdio>
 #include <thread>
@@ -29,7 +29,18 @@ struct run_options {
   config_options config;
   std::string out_dir, shard;
   bool resume = false;
+  bool in_process = false;
+  double cell_timeout_s = 0;
+  unsigned probe_mib = 512;
 };
+
+// The results folder: --out, or a new results/NAME-TIME (the config's name is one path
+// component, checked by load_config).
+folder results_folder(const run_options& o, const run_config& config, std::size_t shard_index, std::size_t shard_count) {
+  if (!o.out_dir.empty()) return folder::open(o.out_dir, folder::create::parents);
+  return folder::create_unique("results", config.name + "-" + time_text(/*utc=*/false) +
+                                              (shard_count > 1 ? "-shard" + std::to_string(shard_index) : ""));
+}
 
 // "I/N" with 0 <= I < N.
 std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
@@ -64,27 +75,35 @@ int run_command(const run_options& o, const global_options& g) {
   const loaded_run run = load_everything(o.config, registry);
   const run_config& config = run.config;
   if (o.resume && o.out_dir.empty()) throw usage_error("--resume needs --out DIR naming the run folder to continue");
-  const std::string out_dir =
-      !o.out_dir.empty() ? o.out_dir
-                         : (fs::path("results") / (config.name + "-" + time_text(/*utc=*/false) +
-                                                   (shard_count > 1 ? "-shard" + std::to_string(shard_index) : "")))
-                               .string();
   const unsigned threads = config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads);
-  results_writer writer(out_dir, run_meta(run, threads, shard_index, shard_count), o.resume);
+  ojson meta = run_meta(run, threads, shard_index, shard_count);
+  meta["probe_bytes"] = std::size_t{o.probe_mib} << 20;
+  results_writer writer(results_folder(o, config, shard_index, shard_count), meta, o.resume);
   spdlog::info("results folder: {}", writer.dir().string());
+  for (const auto& id : writer.repaired_cells()) spdlog::warn("--resume: repaired cell {}: it runs again", id);
 
-  // Speed figures are ratios to this probe, measured in the same process.
-  const double bandwidth = kernels::measure_read_bandwidth(std::size_t{512} << 20, 5, static_cast<int>(threads));
-  spdlog::info("read bandwidth {:.2f} GB/s ({} threads)", bandwidth / 1e9, threads);
-  writer.set_meta("read_bandwidth_bytes_per_s", bandwidth);
-
-  const run_inputs inputs{config, *run.model, run.plugins, bandwidth, shard_index, shard_count};
-  run_cells(inputs, writer);
+  // Speed figures are ratios to the read-bandwidth probe, measured first in the process
+  // that runs the cells.
+  const run_inputs inputs{config,      *run.model, run.plugins, 0.0, shard_index, shard_count, threads,
+                          std::size_t{o.probe_mib} << 20};
+  try {
+    run_cells(inputs, writer, cell_isolation{!o.in_process, o.cell_timeout_s});
+  } catch (const harness_error& e) {
+    writer.set_meta("status", e.code == exit_interrupted ? "interrupted" : "stopped");
+    throw;
+  }
+  const std::size_t failed = writer.failed_cells();
+  writer.set_meta("status", failed ? "failed cells" : "complete");
   if (const auto ruler = ruler_summary(writer.document()["cells"]); !ruler.empty()) writer.set_summary("ruler", ruler);
   if (const auto lb = longbench_summary(writer.document()["cells"]); !lb.empty()) writer.set_summary("longbench", lb);
   std::fputs(console_tables(writer.document()).c_str(), stdout);
   std::printf("results: %s\n", writer.dir().string().c_str());
+  if (failed) {
+    spdlog::error("{} cells failed (their records are under failures in {}); the {} finished cells are kept; "
+                  "run them again with --resume --out {}",
+                  failed, (writer.dir() / "results.json").string(), writer.finished_cells(), writer.dir().string());
+    return exit_cells_failed;
+  }
   return exit_ok;
 }
 
@@ -106,7 +125,22 @@ void add_run_commands(CLI::App& app, std::vector<registered_command>& commands) 
   auto* run = app.add_subcommand("run", "Run every cell of a config and write a results folder");
   add_config_options(run, ro->config, "Config file (JSON); see docs/config.md");
   run->add_option("--out", ro->out_dir, "Results folder (default: results/<name>-<timestamp>)")->type_name("DIR");
-  run->add_flag("--resume", ro->resume, "Continue the run in --out DIR, skipping its finished cells");
+  run->add_flag("--resume", ro->resume,
+                "Continue the run in --out DIR: its finished cells are kept (checked against samples.jsonl), "
+                "failed and unfinished ones run");
+  run->add_option("--cell-timeout", ro->cell_timeout_s,
+                  "A cell running longer than this fails (recorded with the plugin operation in progress) and the "
+                  "run goes on; default: no limit")
+      ->check(finite_positive)
+      ->type_name("SECONDS");
+  run->add_option("--probe-mib", ro->probe_mib,
+                  "Buffer of the read-bandwidth probe that speed ratios are measured against, in MiB (default 512, "
+                  "well past any cache; smaller starts faster, for quick checks)")
+      ->check(CLI::Range(16u, 65536u))
+      ->type_name("MIB");
+  run->add_flag("--in-process", ro->in_process,
+                "Run the cells in this process instead of a worker process (for a debugger); a crashing plugin then "
+                "ends the run, and --cell-timeout does not apply");
   run->add_option("--shard", ro->shard,
                   "Run every N-th cell of the grid starting at I (0-based); join the shards' folders with merge")
       ->type_name("I/N");

@@ -8,6 +8,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   python3-matplotlib
+  clang libclang-rt-14-dev  # the debug-asan preset: sanitizers and libFuzzer (tests/fuzz)
 )
 
 missing=()

@@ -4,8 +4,10 @@
 
 #include <attnbench/kernels/dtype.hpp>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #ifndef ATTNBENCH_SOURCE_DIR
 #define ATTNBENCH_SOURCE_DIR ""
@@ -38,6 +40,7 @@ json resolve_plugin_list(const json_reader& r, const json& list, const std::stri
     const std::string name = r.string(e["name"], ptr(p, "name"));
     if (name.empty()) r.fail(ptr(p, "name"), "must not be empty");
     const std::string label = e.contains("label") ? r.string(e["label"], ptr(p, "label")) : name;
+    if (label.empty()) r.fail(ptr(p, "label"), "must not be empty");
     if (!labels.insert(label).second)
       r.fail(ptr(p, "label"), "label \"" + label + "\" is used twice; give each entry a distinct label");
     json params = e.value("params", json::object());
@@ -81,6 +84,7 @@ json resolve_tasks(const json& raw, const json_reader& r, const task_rules& rule
     if (!e.contains("name")) r.fail(ptr(p, "name"), "required field is missing");
     const std::string name = r.string(e["name"], ptr(p, "name"));
     const std::string label = e.contains("label") ? r.string(e["label"], ptr(p, "label")) : name;
+    if (label.empty()) r.fail(ptr(p, "label"), "must not be empty");
     if (!task_labels.insert(label).second)
       r.fail(ptr(p, "label"), "label \"" + label + "\" is used twice; give each entry of a task a distinct label");
     json params = e.value("params", json::object());
@@ -99,16 +103,16 @@ json resolve_lengths(const json& raw, const json_reader& r,
   if (!raw.contains("context_lengths")) r.fail("/context_lengths", "required field is missing");
   r.expect_array(raw["context_lengths"], "/context_lengths", true);
   json lengths = json::array();
+  std::unordered_map<std::int64_t, std::size_t> seen;  // length -> index
   for (std::size_t i = 0; i < raw["context_lengths"].size(); ++i) {
     const auto n = r.integer(raw["context_lengths"][i], ptr("/context_lengths", i), 1, 1 << 24);
     for (const auto& [name, min_length] : min_lengths)
       if (n < min_length)
         r.fail(ptr("/context_lengths", i), "task " + name + " needs at least " + std::to_string(min_length) +
                                                " tokens, got " + std::to_string(n));
-    for (std::size_t j = 0; j < lengths.size(); ++j)
-      if (lengths[j] == n)
-        r.fail(ptr("/context_lengths", i), "context length " + std::to_string(n) + " is listed twice (also at index " +
-                                               std::to_string(j) + ")");
+    if (const auto [it, fresh] = seen.emplace(n, i); !fresh)
+      r.fail(ptr("/context_lengths", i), "context length " + std::to_string(n) + " is listed twice (also at index " +
+                                             std::to_string(it->second) + ")");
     lengths.push_back(n);
   }
   return lengths;
@@ -118,13 +122,42 @@ json resolve_seeds(const json& raw, const json_reader& r) {
   const json seeds = raw.value("seeds", json::array({0}));
   r.expect_array(seeds, "/seeds", true);
   json seeds_out = json::array();
+  std::unordered_map<std::int64_t, std::size_t> seen;  // seed -> index: linear in the list
   for (std::size_t i = 0; i < seeds.size(); ++i) {
     const auto seed = r.integer(seeds[i], ptr("/seeds", i), 0, INT64_MAX);
-    for (const auto& other : seeds_out)
-      if (other == seed) r.fail(ptr("/seeds", i), "seed " + std::to_string(seed) + " is listed twice");
+    if (const auto [it, fresh] = seen.emplace(seed, i); !fresh)
+      r.fail(ptr("/seeds", i), "seed " + std::to_string(seed) + " is listed twice (also at index " +
+                                   std::to_string(it->second) + ")");
     seeds_out.push_back(seed);
   }
   return seeds_out;
+}
+
+// A config's name becomes the default results folder's name (results/NAME-TIME), so it
+// must be one plain path component: no separator, not "." or "..", no control character.
+std::string resolve_name(const json& raw, const json_reader& r, const fs::path& file) {
+  const std::string name = raw.contains("name") ? r.string(raw["name"], "/name") : file.stem().string();
+  const char* problem = nullptr;
+  if (name.empty()) problem = "must not be empty";
+  else if (name.size() > 100) problem = "is longer than 100 characters";
+  else if (name.front() == '.') problem = "must not start with '.' (it names the results folder)";
+  else if (name.find_first_of("/\\") != std::string::npos) problem = "must not contain '/' or '\\' (it names the results folder)";
+  else if (std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+    problem = "must not contain control characters";
+  if (problem) r.fail("/name", "\"" + name.substr(0, 100) + "\" " + problem);
+  return name;
+}
+
+// The grid's size, checked before any cell list is built.
+void check_grid_size(const json& out, const json_reader& r) {
+  std::uint64_t cells = 1;
+  for (const char* axis : {"tasks", "context_lengths", "policies", "terminators", "seeds"}) {
+    cells *= out[axis].size();
+    if (cells > kMaxGridCells) break;
+  }
+  if (cells > kMaxGridCells)
+    r.fail("", "the grid (tasks x context_lengths x policies x terminators x seeds) has more than " +
+                   std::to_string(kMaxGridCells) + " cells; split the config");
 }
 
 // Validates raw (or already resolved) JSON and returns it with every default filled in.
@@ -133,7 +166,7 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file, const 
   r.reject_unknown_keys(raw, "", {"name", "description", "model", "tasks", "context_lengths", "policies",
                                   "terminators", "seeds", "samples", "batch", "threads", "memory_limit_gib"});
   json out = json::object();
-  out["name"] = raw.contains("name") ? r.string(raw["name"], "/name") : file.stem().string();
+  out["name"] = resolve_name(raw, r, file);
   out["description"] = raw.contains("description") ? r.string(raw["description"], "/description") : "";
   out["model"] = resolve_model(raw, r);
   std::vector<std::pair<std::string, std::uint32_t>> min_lengths;
@@ -143,6 +176,7 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file, const 
   out["policies"] = resolve_plugin_list(r, raw["policies"], "/policies");
   out["terminators"] = resolve_plugin_list(r, raw.value("terminators", json::array({"none"})), "/terminators");
   out["seeds"] = resolve_seeds(raw, r);
+  check_grid_size(out, r);
   out["samples"] = raw.contains("samples") ? r.integer(raw["samples"], "/samples", 1, 1000000) : 10;
   out["batch"] = raw.contains("batch") ? r.integer(raw["batch"], "/batch", 1, 256) : 1;
   out["threads"] = raw.contains("threads") ? r.integer(raw["threads"], "/threads", 0, 1024) : 0;
@@ -160,6 +194,11 @@ void apply_override(json& config, const std::string& spec) {
   const std::string path = spec.substr(0, eq);
   const std::string text = spec.substr(eq + 1);
   json value;
+  try {
+    check_json_depth(text, kConfigLimits.max_depth, "--set " + path);
+  } catch (const config_error& e) {
+    throw usage_error(e.what());
+  }
   try {
     value = json::parse(text);
   } catch (const json::out_of_range&) {
@@ -206,7 +245,12 @@ void apply_override(json& config, const std::string& spec) {
 }  // namespace
 
 run_config load_config(const fs::path& file, const task_rules& rules, const std::vector<std::string>& overrides) {
-  const json raw = read_json_file(file);
+  return load_config_text(read_text_file(file, kConfigLimits.max_bytes), file, rules, overrides);
+}
+
+run_config load_config_text(std::string_view text, const fs::path& file, const task_rules& rules,
+                            const std::vector<std::string>& overrides) {
+  const json raw = parse_json_text<json>(text, file.string(), kConfigLimits);
   const json_reader r(file.string());
   json resolved = resolve(raw, r, file, rules);
   if (!overrides.empty()) {

@@ -1,10 +1,14 @@
 #include <attnbench/host/plugin-loader.hpp>
 
+#include <attnbench/host/plugin-calls.hpp>
+#include <attnbench/host/plugin-file.hpp>
+
 #include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -29,10 +33,21 @@ std::string status_name(attnbench_status s) {
   return "status " + std::to_string(static_cast<int>(s));
 }
 
+// Empty when /proc is not there: the current directory is never searched instead.
 fs::path executable_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : exe.parent_path();
+  return ec ? fs::path() : exe.parent_path();
+}
+
+// Labels of loaded libraries by index, for the call board's readers.
+std::mutex g_labels_mutex;
+std::vector<std::string> g_labels;
+
+int register_label(const std::string& label) {
+  const std::lock_guard lock(g_labels_mutex);
+  g_labels.push_back(label);
+  return static_cast<int>(g_labels.size()) - 1;
 }
 
 // Calls a plugin's create with params as JSON text; throws plugin_error with the plugin's
@@ -42,10 +57,14 @@ void* create_instance(const plugin_library& library,
                       const nlohmann::json& params, const attnbench_model_info& model) {
   const std::string text = params.is_null() ? "{}" : params.dump();
   void* instance = nullptr;
-  const attnbench_status s = create(text.c_str(), &model, &instance);
+  attnbench_status s;
+  {
+    const plugin_call call(library.index(), plugin_op::create);
+    s = create(text.c_str(), &model, &instance);
+  }
   if (s != ATTNBENCH_STATUS_OK) {
     const std::string what = s == ATTNBENCH_STATUS_INVALID_PARAMS ? "rejected its params " + text : "create failed";
-    throw plugin_error(library.label() + ": " + what + ": " + library.last_error());
+    throw plugin_error(library.label() + ": " + what + ": " + library.last_error(), library.label(), "create");
   }
   return instance;
 }
@@ -67,7 +86,14 @@ const char* plugin_kind_name(attnbench_plugin_kind kind) {
 }
 
 plugin_library::plugin_library(fs::path file, void* handle, const attnbench_plugin_descriptor* descriptor)
-    : file_(std::move(file)), handle_(handle), descriptor_(descriptor) {}
+    : file_(std::move(file)), index_(0), handle_(handle), descriptor_(descriptor) {
+  index_ = register_label(label());
+}
+
+std::string plugin_library::label_of(int index) {
+  const std::lock_guard lock(g_labels_mutex);
+  return index >= 0 && static_cast<std::size_t>(index) < g_labels.size() ? g_labels[static_cast<std::size_t>(index)] : "";
+}
 
 plugin_library::~plugin_library() {
   if (handle_) dlclose(handle_);
@@ -98,12 +124,18 @@ std::vector<fs::path> plugin_registry::default_search_path(const std::vector<std
   if (const char* env = std::getenv("ATTNBENCH_PLUGIN_PATH")) {
     std::stringstream ss(env);
     std::string part;
-    while (std::getline(ss, part, ':'))
-      if (!part.empty()) out.emplace_back(part);
+    while (std::getline(ss, part, ':')) {
+      if (part.empty()) continue;  // an empty entry would mean the current directory
+      if (fs::path(part).is_relative())
+        throw plugin_error("ATTNBENCH_PLUGIN_PATH: '" + part +
+                           "' is a relative folder; give absolute folders (the current directory is never searched)");
+      out.emplace_back(part);
+    }
   }
-  const fs::path exe = executable_dir();
-  out.push_back(exe);
-  out.push_back(exe.parent_path() / "lib" / "attnbench" / "plugins");
+  if (const fs::path exe = executable_dir(); !exe.empty()) {
+    out.push_back(exe);
+    out.push_back(exe.parent_path() / "lib" / "attnbench" / "plugins");
+  }
   return out;
 }
 
@@ -112,6 +144,7 @@ std::shared_ptr<plugin_library> plugin_registry::load_file(const fs::path& file)
   if (!fs::exists(file, ec)) throw plugin_error("plugin file " + file.string() + ": no such file");
   const fs::path canonical = fs::weakly_canonical(file, ec);
   if (auto it = loaded_.find(canonical); it != loaded_.end()) return it->second;
+  check_plugin_file(canonical);
 
   void* handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
@@ -224,16 +257,23 @@ policy_instance::policy_instance(std::shared_ptr<plugin_library> library, const 
 }
 
 policy_instance::~policy_instance() {
-  if (instance_) ops_->destroy(instance_);
+  if (!instance_) return;
+  const plugin_call call(library_->index(), plugin_op::destroy);
+  ops_->destroy(instance_);
 }
 
 attnbench_plan policy_instance::plan(const attnbench_plan_request& request) {
   attnbench_plan plan{};
-  const attnbench_status s = ops_->plan(instance_, &request, &plan);
+  attnbench_status s;
+  {
+    const plugin_call call(library_->index(), plugin_op::plan, request.layer, request.step);
+    s = ops_->plan(instance_, &request, &plan);
+  }
   if (s != ATTNBENCH_STATUS_OK)
     throw plugin_error(library_->label() + ": plan failed (" + status_name(s) + ", layer " +
-                       std::to_string(request.layer) + ", step " + std::to_string(request.step) +
-                       "): " + library_->last_error());
+                           std::to_string(request.layer) + ", step " + std::to_string(request.step) +
+                           "): " + library_->last_error(),
+                       library_->label(), "plan");
   return plan;
 }
 
@@ -241,10 +281,15 @@ attnbench_plan policy_instance::on_prefill(const attnbench_prefill_request& requ
   attnbench_plan keep{};
   keep.granularity = ATTNBENCH_PLAN_PER_KV_HEAD;
   if (!ops_->on_prefill) return keep;
-  const attnbench_status s = ops_->on_prefill(instance_, &request, &keep);
+  attnbench_status s;
+  {
+    const plugin_call call(library_->index(), plugin_op::on_prefill, request.layer);
+    s = ops_->on_prefill(instance_, &request, &keep);
+  }
   if (s != ATTNBENCH_STATUS_OK)
     throw plugin_error(library_->label() + ": on_prefill failed (" + status_name(s) + ", layer " +
-                       std::to_string(request.layer) + "): " + library_->last_error());
+                           std::to_string(request.layer) + "): " + library_->last_error(),
+                       library_->label(), "on_prefill");
   return keep;
 }
 
@@ -256,13 +301,16 @@ nlohmann::json parse_stats(const plugin_library& lib, const char* text) {
     if (!j.is_object()) throw std::runtime_error("not an object");
     return j;
   } catch (const std::exception&) {
-    throw plugin_error(lib.label() + ": stats_json returned something that is not a JSON object: " + text);
+    throw plugin_error(lib.label() + ": stats_json returned something that is not a JSON object: " + text, lib.label(),
+                       "stats_json");
   }
 }
 }  // namespace
 
 nlohmann::json policy_instance::stats() const {
-  return ops_->stats_json ? parse_stats(*library_, ops_->stats_json(instance_)) : nlohmann::json::object();
+  if (!ops_->stats_json) return nlohmann::json::object();
+  const plugin_call call(library_->index(), plugin_op::stats);
+  return parse_stats(*library_, ops_->stats_json(instance_));
 }
 
 terminator_instance::terminator_instance(std::shared_ptr<plugin_library> library, const nlohmann::json& params,
@@ -272,15 +320,20 @@ terminator_instance::terminator_instance(std::shared_ptr<plugin_library> library
 }
 
 terminator_instance::~terminator_instance() {
-  if (instance_) ops_->destroy(instance_);
+  if (!instance_) return;
+  const plugin_call call(library_->index(), plugin_op::destroy);
+  ops_->destroy(instance_);
 }
 
 std::size_t terminator_instance::state_size(std::uint32_t n_query_heads, std::uint32_t head_dim) const {
+  const plugin_call call(library_->index(), plugin_op::state_size);
   return ops_->state_size(instance_, n_query_heads, head_dim);
 }
 
 nlohmann::json terminator_instance::stats() const {
-  return ops_->stats_json ? parse_stats(*library_, ops_->stats_json(instance_)) : nlohmann::json::object();
+  if (!ops_->stats_json) return nlohmann::json::object();
+  const plugin_call call(library_->index(), plugin_op::stats);
+  return parse_stats(*library_, ops_->stats_json(instance_));
 }
 
 }  // namespace attnbench

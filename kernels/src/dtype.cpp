@@ -3,6 +3,7 @@
 #include <array>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 #include <cstring>
@@ -95,8 +96,18 @@ std::uint16_t fp32_to_bf16(float x) {
 #if defined(__x86_64__)
 namespace {
 
+// CPUID leaf 1, ECX: bit 29 F16C, bit 28 AVX, bit 27 OSXSAVE (the OS saves the YMM
+// registers; clang 14's __builtin_cpu_supports knows no "f16c").
 bool has_f16c() {
-  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool yes = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    const unsigned need = (1u << 29) | (1u << 28) | (1u << 27);
+    if ((ecx & need) != need) return false;
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0x6u) == 0x6u;  // XMM and YMM state enabled
+  }();
   return yes;
 }
 

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <set>
 
 namespace attnbench {
@@ -108,20 +107,10 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
   const ojson doc = read_results_file(dir);
   const auto dense = dense_labels(doc["meta"]["config"]);
   // Per-sample decode rates, by cell id and sample index.
-  std::map<std::string, std::map<int, double>> rates;
-  if (std::ifstream in(dir / "samples.jsonl"); in) {
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      json s;
-      try {
-        s = json::parse(line);
-      } catch (const std::exception& e) {
-        throw config_error((dir / "samples.jsonl").string(), "", std::string("malformed line: ") + e.what());
-      }
-      const double ms = s.value("decode_ms", 0.0);
-      if (ms > 0) rates[s.value("cell", "")][s.value("sample", 0)] = s.value("generated_tokens", 0) / ms;
-    }
+  std::map<std::string, std::map<std::uint64_t, double>> rates;
+  for (const auto& s : read_sample_records(dir).records) {
+    const double ms = s.value("decode_ms", 0.0);
+    if (ms > 0) rates[s["cell"].get<std::string>()][s["sample"].get<std::uint64_t>()] = s.value("generated_tokens", 0.0) / ms;
   }
   // The dense cell of the same task label, length and seed, without a terminator: the
   // cell id with its policy and terminator parts replaced.
@@ -185,6 +174,9 @@ std::vector<compare_row> compare_sources(const fs::path& base, const fs::path& n
                                              " and " + now.string() + " are one of each");
   if (fs::is_directory(base)) check_same_config(base, now);
   const metric_table a = load_metrics(base, o.metrics), b = load_metrics(now, o.metrics);
+  // Nothing to compare is not a pass: a run without cells, or benchmarks without the metrics.
+  if (a.empty()) throw config_error(base.string(), "", "has no metric to compare (no finished cell reports one)");
+  if (b.empty()) throw config_error(now.string(), "", "has no metric to compare (no finished cell reports one)");
   std::vector<compare_row> rows;
   for (const auto& [key, sa] : a) {
     const auto it = b.find(key);

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -19,8 +18,6 @@ using ojson = nlohmann::ordered_json;
 
 merge_report merge_runs(const std::vector<fs::path>& shards, const fs::path& out) {
   if (shards.empty()) throw usage_error("merge needs at least one results folder");
-  if (fs::exists(out / "results.json"))
-    throw output_error("output folder " + out.string() + " already holds results.json; choose another --out");
   std::vector<ojson> docs;
   for (const auto& dir : shards) docs.push_back(read_results_file(dir));
   const ojson& config = docs[0]["meta"]["config"];
@@ -38,23 +35,18 @@ merge_report merge_runs(const std::vector<fs::path>& shards, const fs::path& out
       if (const auto [it, fresh] = owner.emplace(id, i); !fresh)
         throw config_error(shards[i].string(), "",
                            "holds cell " + id + ", which " + shards[it->second].string() + " holds too");
-      cells.emplace_back(c.value("grid_index", cells.size()), c);
+      cells.emplace_back(c["grid_index"].get<std::size_t>(), c);
     }
   std::stable_sort(cells.begin(), cells.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
 
-  // Sample lines of the merged cells, in the cells' order.
+  // Sample lines of the merged cells, in the cells' order (a torn last line of an
+  // interrupted shard belongs to no finished cell).
   std::map<std::string, std::string> lines;
   for (const auto& dir : shards) {
-    std::ifstream in(dir / "samples.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      try {
-        const std::string cell = ojson::parse(line).at("cell").get<std::string>();
-        if (owner.count(cell)) lines[cell] += line + "\n";
-      } catch (const std::exception&) {
-        // a torn last line of an interrupted shard: its cell never finished
-      }
-    }
+    const sample_records records = read_sample_records(dir);
+    for (std::size_t i = 0; i < records.records.size(); ++i)
+      if (const std::string cell = records.records[i]["cell"].get<std::string>(); owner.count(cell))
+        lines[cell] += records.lines[i] + "\n";
   }
   std::string samples;
   ojson merged_cells = ojson::array();
@@ -74,15 +66,21 @@ merge_report merge_runs(const std::vector<fs::path>& shards, const fs::path& out
   }
   meta["merged_from"] = from;
   meta["read_bandwidth_bytes_per_s_by_folder"] = bandwidth;
-  ojson doc = {{"meta", meta}, {"cells", merged_cells}};
+  ojson failures = ojson::array();  // of cells no folder finished
+  for (const auto& d : docs)
+    for (const auto& f : d.value("failures", ojson::array()))
+      if (!owner.count(f["id"].get<std::string>())) failures.push_back(f);
+  ojson doc = {{"meta", meta}, {"cells", merged_cells}, {"failures", failures}};
+  doc["meta"]["status"] = failures.empty() && merged_cells.size() == expected_cells(doc) ? "complete" : "incomplete";
   if (const auto ruler = ruler_summary(doc["cells"]); !ruler.empty()) doc["summary"]["ruler"] = ruler;
   if (const auto lb = longbench_summary(doc["cells"]); !lb.empty()) doc["summary"]["longbench"] = lb;
 
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) throw output_error("output folder " + out.string() + ": cannot create: " + ec.message());
-  write_atomically(out / "samples.jsonl", samples);
-  write_atomically(out / "results.json", doc.dump(2) + "\n");
+  const folder dir = folder::open(out, folder::create::parents);
+  const folder_lock lock(dir);
+  if (dir.has("results.json"))
+    throw output_error("output folder " + out.string() + " already holds results.json; choose another --out");
+  dir.write_atomically("samples.jsonl", samples);
+  dir.write_atomically("results.json", doc.dump(2) + "\n");
 
   merge_report r;
   r.cells = merged_cells.size();

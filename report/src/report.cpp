@@ -32,16 +32,7 @@ run_data load(const fs::path& dir) {
   run_data r;
   r.dir = dir;
   r.doc = read_results_file(dir);
-  std::ifstream in(dir / "samples.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    try {
-      ojson s = ojson::parse(line);
-      r.samples[s.value("cell", "")].push_back(std::move(s));
-    } catch (const std::exception&) {
-      // a torn last line of an interrupted run
-    }
-  }
+  for (auto& s : read_sample_records(dir).records) r.samples[s["cell"].get<std::string>()].push_back(std::move(s));
   for (const auto& p : r.doc["meta"].value("config", ojson::object()).value("policies", ojson::array())) {
     if (p.is_string()) r.plugin_of[p.get<std::string>()] = p.get<std::string>();
     else if (p.is_object()) r.plugin_of[p.value("label", p.value("name", ""))] = p.value("name", "");
@@ -102,7 +93,7 @@ void runs_section(report_context& ctx) {
   ctx.md = "# attnbench report\n\nRuns:\n\n";
   for (std::size_t i = 0; i < ctx.data.size(); ++i) {
     const ojson& meta = ctx.data[i].doc["meta"];
-    const ojson git = meta.value("git", ojson::object());
+    const ojson git = meta.contains("git") && meta["git"].is_object() ? meta["git"] : ojson::object();
     ctx.md += "- `" + ctx.runs[i].string() + "`: config `" + meta.value("config_file", std::string("?")) + "`, " +
               std::to_string(ctx.data[i].doc["cells"].size()) + " cells, created " +
               meta.value("created", std::string("?")) + ", commit " +
@@ -110,6 +101,10 @@ void runs_section(report_context& ctx) {
                                                         : std::string("unknown")) +
               (git.value("dirty", ojson()) == ojson(true) ? " with uncommitted changes" : "") + ", read bandwidth " +
               format_number("%.1f", meta.value("read_bandwidth_bytes_per_s", 0.0) / 1e9) + " GB/s\n";
+    if (const std::string note = incompleteness(ctx.data[i].doc, ctx.runs[i]); !note.empty()) {
+      ctx.md += "  - **" + note + "**\n";
+      ctx.res.warnings.push_back(ctx.runs[i].string() + ": " + note);
+    }
   }
 }
 

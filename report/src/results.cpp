@@ -1,14 +1,14 @@
 #include <attnbench/report/results.hpp>
 
 #include <attnbench/host/errors.hpp>
+#include <attnbench/host/json.hpp>
+#include <attnbench/run/grid.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
+#include <algorithm>
+#include <ctime>
+#include <map>
 
 namespace attnbench {
 
@@ -17,87 +17,99 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// Writes text to path through a temporary file and rename, so readers never see a
-// half-written file.
-void fsync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Whether each of a cell's sample records 0 .. samples-1 is there exactly once.
+bool records_complete(const std::vector<std::uint64_t>& indices, std::uint64_t samples) {
+  if (indices.size() != samples) return false;
+  std::vector<bool> seen(samples, false);
+  for (const auto i : indices) {
+    if (i >= samples || seen[i]) return false;
+    seen[i] = true;
   }
+  return true;
 }
 
 }  // namespace
 
-void write_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw output_error(tmp.string() + ": cannot write: " + std::strerror(errno));
-    out << text;
-    out.flush();
-    if (!out) throw output_error(tmp.string() + ": write failed: " + std::strerror(errno));
-  }
-  fsync_path(tmp, O_RDONLY);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw output_error(path.string() + ": cannot replace: " + ec.message());
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
-}
-
-results_writer::results_writer(fs::path dir, json meta, bool resume) : dir_(std::move(dir)) {
-  std::error_code ec;
-  const fs::path results = dir_ / "results.json";
-  const fs::path samples = dir_ / "samples.jsonl";
+results_writer::results_writer(folder dir, json meta, bool resume) : dir_(std::move(dir)), lock_(dir_) {
   if (resume) {
-    if (!fs::exists(results, ec))
-      throw output_error("--resume: " + results.string() + " does not exist; nothing to resume");
-    json old;
-    try {
-      std::ifstream in(results);
-      old = json::parse(in);
-    } catch (const std::exception& e) {
-      throw output_error("--resume: " + results.string() + " is not readable JSON: " + e.what());
-    }
-    if (!old.contains("meta") || !old["meta"].contains("config") || !old.contains("cells"))
-      throw output_error("--resume: " + results.string() + " is not an attnbench results file");
-    if (old["meta"]["config"] != meta["config"])
-      throw output_error("--resume: " + results.string() +
-                         " was written by a different config; resume with the same config and --set options, "
-                         "or choose another --out folder");
-    if (old["meta"].value("shard", json()) != meta.value("shard", json()))
-      throw output_error("--resume: " + results.string() + " holds shard " + old["meta"].value("shard", json()).dump() +
-                         ", not " + meta.value("shard", json()).dump() + "; resume with the same --shard");
-    doc_ = json{{"meta", meta}, {"cells", old["cells"]}};
-    for (const auto& c : doc_["cells"]) finished_.insert(c["id"].get<std::string>());
-    // Drop sample lines of cells that never finished (a crash between the two writes).
-    std::vector<std::string> kept;
-    {
-      std::ifstream in(samples);
-      for (std::string line; std::getline(in, line);) {
-        try {
-          if (finished_.count(json::parse(line).at("cell").get<std::string>())) kept.push_back(line);
-        } catch (const std::exception&) {
-          // a torn last line: drop it
-        }
-      }
-    }
-    std::string text;
-    for (const auto& l : kept) text += l + "\n";
-    write_atomically(samples, text);
+    resume_from(meta);
   } else {
-    fs::create_directories(dir_, ec);
-    if (ec) throw output_error("output folder " + dir_.string() + ": cannot create: " + ec.message());
-    if (fs::exists(results, ec))
-      throw output_error("output folder " + dir_.string() +
+    if (dir_.has("results.json"))
+      throw output_error("output folder " + dir_.path().string() +
                          " already holds results.json; use --resume to continue it or choose another --out");
-    doc_ = json{{"meta", meta}, {"cells", json::array()}};
-    write_atomically(samples, "");
+    meta["status"] = "running";
+    doc_ = json{{"meta", meta}, {"cells", json::array()}, {"failures", json::array()}};
+    dir_.write_atomically("samples.jsonl", "");
   }
   write_results();  // also proves the folder is writable before any work starts
 }
 
-void results_writer::write_results() { write_atomically(dir_ / "results.json", doc_.dump(2) + "\n"); }
+void results_writer::resume_from(const json& meta) {
+  const fs::path results = dir_.path() / "results.json";
+  if (!dir_.has("results.json"))
+    throw output_error("--resume: " + results.string() + " does not exist; nothing to resume");
+  const json old = parse_results_text(dir_.read("results.json", kResultsLimits.max_bytes), results.string());
+  if (old["meta"]["config"] != meta["config"])
+    throw output_error("--resume: " + results.string() +
+                       " was written by a different config; resume with the same config and --set options, "
+                       "or choose another --out folder");
+  if (old["meta"].value("shard", json()) != meta.value("shard", json()))
+    throw output_error("--resume: " + results.string() + " holds shard " + old["meta"].value("shard", json()).dump() +
+                       ", not " + meta.value("shard", json()).dump() + "; resume with the same --shard");
+  // samples.jsonl against results.json: a cell stays finished only when each of its
+  // sample records is there exactly once; lines of other cells go.
+  const std::string text = dir_.has("samples.jsonl") ? dir_.read("samples.jsonl", kResultsLimits.max_bytes) : "";
+  const sample_records records =
+      parse_sample_records(text, (dir_.path() / "samples.jsonl").string(), /*lenient=*/true);
+  std::map<std::string, std::vector<std::uint64_t>> indices;
+  for (const auto& r : records.records) indices[r["cell"].get<std::string>()].push_back(r["sample"].get<std::uint64_t>());
+  const std::uint64_t samples = meta["config"]["samples"].get<std::uint64_t>();
+  json cells = json::array();
+  for (const auto& c : old["cells"]) {
+    const std::string id = c["id"].get<std::string>();
+    if (records_complete(indices[id], samples)) {
+      cells.push_back(c);
+      finished_.insert(id);
+    } else {
+      repaired_.push_back(id);
+      spdlog::warn("--resume: cell {} has {} of its {} sample records in samples.jsonl; it runs again", id,
+                   indices[id].size(), samples);
+    }
+  }
+  std::string kept;
+  std::size_t dropped = records.damaged;
+  for (std::size_t i = 0; i < records.records.size(); ++i) {
+    if (finished_.count(records.records[i]["cell"].get<std::string>())) kept += records.lines[i] + "\n";
+    else ++dropped;
+  }
+  if (records.torn) spdlog::warn("--resume: samples.jsonl ended in a torn line (a crash while writing); it was cut");
+  if (records.damaged) spdlog::warn("--resume: {} lines of samples.jsonl were not sample records; they were dropped", records.damaged);
+  const std::size_t retried = old.contains("failures") ? old["failures"].size() : 0;
+  if (retried) spdlog::info("--resume: {} failed cells run again", retried);
+  dir_.write_atomically("samples.jsonl", kept);
+
+  json m = meta;
+  json resumes = old["meta"].value("resumes", json::array());
+  resumes.push_back({{"at", utc_now()},
+                     {"repaired_cells", repaired_},
+                     {"torn_line_cut", records.torn > 0},
+                     {"sample_lines_dropped", dropped},
+                     {"failed_cells_retried", retried}});
+  m["resumes"] = resumes;
+  m["status"] = "running";
+  doc_ = json{{"meta", m}, {"cells", cells}, {"failures", json::array()}};
+}
+
+void results_writer::write_results() { dir_.write_atomically("results.json", doc_.dump(2) + "\n"); }
 
 void results_writer::set_meta(const std::string& key, const json& value) {
   doc_["meta"][key] = value;
@@ -110,41 +122,39 @@ void results_writer::set_summary(const std::string& key, const json& value) {
 }
 
 void results_writer::add_cell(const json& cell, const std::vector<json>& samples) {
-  const fs::path path = dir_ / "samples.jsonl";
-  {
-    std::ofstream out(path, std::ios::app | std::ios::binary);
-    if (!out) throw output_error(path.string() + ": cannot append: " + std::strerror(errno));
-    for (const auto& s : samples) out << s.dump() << "\n";
-    out.flush();
-    if (!out) throw output_error(path.string() + ": write failed: " + std::strerror(errno));
-  }
-  fsync_path(path, O_RDONLY);
-  doc_["cells"].push_back(cell);
+  std::string text;
+  for (const auto& s : samples) text += s.dump() + "\n";
+  dir_.append("samples.jsonl", text);  // one write: a crash tears at most the last line
+  // Cells stay in grid order, also when a resumed run fills a gap.
+  json& cells = doc_["cells"];
+  const auto at = std::find_if(cells.begin(), cells.end(), [&](const json& c) {
+    return c["grid_index"].get<std::uint64_t>() > cell["grid_index"].get<std::uint64_t>();
+  });
+  cells.insert(at, cell);
   finished_.insert(cell["id"].get<std::string>());
+  json& failures = doc_["failures"];
+  failures.erase(std::remove_if(failures.begin(), failures.end(), [&](const json& f) { return f["id"] == cell["id"]; }),
+                 failures.end());
   write_results();
 }
 
-nlohmann::ordered_json read_results_file(const fs::path& dir) {
-  const fs::path file = dir / "results.json";
-  if (!fs::exists(file)) throw config_error(dir.string(), "", "not a results folder (no results.json)");
-  nlohmann::ordered_json doc;
-  try {
-    std::ifstream in(file);
-    doc = nlohmann::ordered_json::parse(in);
-  } catch (const std::exception& e) {
-    throw config_error(file.string(), "", std::string("not readable JSON: ") + e.what());
-  }
-  if (!doc.contains("meta") || !doc["meta"].contains("config") || !doc.contains("cells") || !doc["cells"].is_array())
-    throw config_error(file.string(), "", "not an attnbench results file (no meta.config or cells)");
-  return doc;
+void results_writer::add_failure(const json& failure) {
+  json& failures = doc_["failures"];
+  failures.erase(
+      std::remove_if(failures.begin(), failures.end(), [&](const json& f) { return f["id"] == failure["id"]; }),
+      failures.end());
+  failures.push_back(failure);
+  write_results();
 }
 
 std::string cell_id_with(const std::string& id, const std::string& policy, const std::string& terminator) {
-  const auto a = id.find('/'), b = a == std::string::npos ? a : id.find('/', a + 1), end = id.rfind('/');
-  if (b == std::string::npos || end <= b) return "";
-  const auto c = id.find('/', b + 1);
-  if (c == std::string::npos || c >= end) return "";
-  return id.substr(0, b + 1) + policy + "/" + terminator + id.substr(end);
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t slash; (slash = id.find('/', start)) != std::string::npos; start = slash + 1)
+    parts.push_back(id.substr(start, slash - start));
+  parts.push_back(id.substr(start));
+  if (parts.size() != 5) return "";
+  return parts[0] + "/" + parts[1] + "/" + cell_id_part(policy) + "/" + cell_id_part(terminator) + "/" + parts[4];
 }
 
 }  // namespace attnbench

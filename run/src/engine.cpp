@@ -1,6 +1,7 @@
 #include <attnbench/run/engine.hpp>
 
 #include <attnbench/host/errors.hpp>
+#include <attnbench/host/plugin-calls.hpp>
 #include <attnbench/host/policy-host.hpp>
 
 #include <attnbench/kernels/decode.hpp>
@@ -130,11 +131,13 @@ plugin_error decode_failure(const sequence& s, const terminator_instance* termin
   const std::string& message = s.error.message;
   switch (s.error.where) {
     case kernels::decode_error::source::plan:
-      return plugin_error(s.policy->library().label() + ": invalid plan" + where + message);
+      return plugin_error(s.policy->library().label() + ": invalid plan" + where + message, s.policy->library().label(),
+                          "plan");
     case kernels::decode_error::source::terminator:
       if (terminator)
         return plugin_error(terminator->library().label() + ": traversal setup failed" + where +
-                            (message.empty() ? "(the plugin gave no message)" : message));
+                                (message.empty() ? "(the plugin gave no message)" : message),
+                            terminator->library().label(), "reset/check");
       break;
     default: break;
   }
@@ -212,6 +215,8 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
     tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
       sequence& s = *batch[i];
       const kernels::layer_decode_args la = layer_args(in, s, layer, terminator, state_bytes);
+      std::optional<plugin_call> call;  // the terminator's reset and check run inside the kernel
+      if (terminator) call.emplace(terminator->library().index(), plugin_op::terminator_check, layer, s.step);
       s.status = kernels::decode_layer(la, s.counters.data(), &s.error);
     });
     t.attention_s += seconds_since(t_att);

@@ -1,5 +1,9 @@
 #include <attnbench/run/grid.hpp>
 
+#include <attnbench/host/errors.hpp>
+
+#include <unordered_map>
+
 namespace attnbench {
 
 std::vector<cell_key> expand_grid(const run_config& c) {
@@ -12,9 +16,35 @@ std::vector<cell_key> expand_grid(const run_config& c) {
   return cells;
 }
 
+std::string cell_id_part(std::string_view label) {
+  std::string out;
+  out.reserve(label.size());
+  for (const char ch : label) {
+    if (ch == '%') out += "%25";
+    else if (ch == '/') out += "%2F";
+    else out += ch;
+  }
+  return out;
+}
+
 std::string cell_id(const run_config& c, const cell_key& k) {
-  return c.tasks[k.task].label + "/" + std::to_string(c.context_lengths[k.length]) + "/" + c.policies[k.policy].label +
-         "/" + c.terminators[k.terminator].label + "/" + std::to_string(c.seeds[k.seed]);
+  return cell_id_part(c.tasks[k.task].label) + "/" + std::to_string(c.context_lengths[k.length]) + "/" +
+         cell_id_part(c.policies[k.policy].label) + "/" + cell_id_part(c.terminators[k.terminator].label) + "/" +
+         std::to_string(c.seeds[k.seed]);
+}
+
+std::vector<std::string> grid_cell_ids(const run_config& c, const std::vector<cell_key>& grid) {
+  std::vector<std::string> ids;
+  ids.reserve(grid.size());
+  std::unordered_map<std::string, std::size_t> seen;
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    ids.push_back(cell_id(c, grid[i]));
+    if (const auto [it, fresh] = seen.emplace(ids.back(), i); !fresh)
+      throw config_error(c.file.string(), "", "cells " + std::to_string(it->second) + " and " + std::to_string(i) +
+                                                  " of the grid would both have the id '" + ids.back() +
+                                                  "'; give their entries distinct labels");
+  }
+  return ids;
 }
 
 }  // namespace attnbench

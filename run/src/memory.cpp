@@ -26,14 +26,15 @@ void check_memory(const run_config& c, const model_shape& p) {
   const std::uint32_t longest = *std::max_element(c.context_lengths.begin(), c.context_lengths.end());
   const std::uint64_t need = estimate_cell_bytes(c, p, longest);
   const bool configured = c.memory_limit_gib > 0;
-  const double limit = configured ? c.memory_limit_gib * double(1ull << 30) : 0.9 * double(available_memory_bytes());
+  const memory_budget budget = configured ? memory_budget{} : available_memory();
+  const double limit = configured ? c.memory_limit_gib * double(1ull << 30) : 0.9 * double(budget.bytes);
   if (static_cast<double>(need) > limit) {
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s: a cell at context length %u on profile '%s' (batch %u) needs about %.2f GiB, more than %s (%.2f GiB); "
                   "use shorter context_lengths, a smaller profile, dtype or batch, or raise memory_limit_gib",
                   c.file.string().c_str(), longest, p.name.c_str(), std::min(c.batch, c.samples), double(need) / double(1ull << 30),
-                  configured ? "memory_limit_gib" : "90% of the memory available now", limit / double(1ull << 30));
+                  configured ? "memory_limit_gib" : ("90% of " + budget.source).c_str(), limit / double(1ull << 30));
     throw resource_error(buf);
   }
 }

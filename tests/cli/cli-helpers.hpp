@@ -39,7 +39,9 @@ inline std::string read_file(const fs::path& p) {
 
 inline std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-inline cli_result run_cli(const std::string& args) {
+// Runs `PREFIX attnbench --plugin-path TEST_PLUGINS ARGS` through the shell: PREFIX may
+// set variables ("X=y ") or limits ("ulimit -v N; ").
+inline cli_result run_cli_prefix(const std::string& prefix, const std::string& args) {
   static int counter = 0;
   const auto dir = build_dir() / "test-scratch" / "cli-io";
   fs::create_directories(dir);
@@ -47,11 +49,19 @@ inline cli_result run_cli(const std::string& args) {
   const std::string tag = std::to_string(getpid()) + "-" + std::to_string(counter++);
   const auto out = dir / ("out-" + tag + ".txt");
   const auto err = dir / ("err-" + tag + ".txt");
-  const std::string cmd = quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args +
+  const std::string cmd = prefix + quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args +
                           " > " + quote(out.string()) + " 2> " + quote(err.string());
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out), read_file(err)};
 }
+
+inline cli_result run_cli(const std::string& args) { return run_cli_prefix("", args); }
+inline cli_result run_cli_env(const std::string& assignment, const std::string& args) {
+  return run_cli_prefix(assignment + " ", args);
+}
+
+// The folder of the attnbench executable, where the built plugins are.
+inline const fs::path ATTNBENCH_EXE_DIR = fs::path(ATTNBENCH_EXE).parent_path();
 
 inline fs::path write(const fs::path& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir / name) << text;

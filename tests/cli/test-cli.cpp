@@ -14,6 +14,8 @@ TEST(Cli, HelpDocumentsExitCodes) {
   EXPECT_NE(r.out.find("Exit codes"), std::string::npos);
   EXPECT_NE(r.out.find("--resume"), std::string::npos);
   EXPECT_EQ(run_cli("frobnicate").code, exit_usage);
+  EXPECT_EQ(run_cli("").code, exit_usage);                   // no subcommand
+  EXPECT_EQ(run_cli("run --no-such-option x").code, exit_usage);
 }
 
 TEST(Cli, ListShowsPluginsTasksAndBrokenFiles) {
@@ -58,9 +60,15 @@ TEST(Cli, BadInputGivesOneLineAndADocumentedCode) {
                  {"a-file/run", "cannot create"});
   expect_failure(run_cli("run " + write(d, "huge.json", R"({"tasks": ["niah_single_1"], "context_lengths": [16000000], "policies": ["dense"]})").string()),
                  exit_resources, {"needs about", "GiB"});
-  // A failure during the run: -q keeps the progress lines off stderr, leaving the error.
-  expect_failure(run_cli("-q run " + write(d, "badplan.json", config("[\"bad_plan\"]")).string() + " --out " + (d / "bp").string()),
-                 exit_plugin, {"plugin 'bad_plan'", "invalid plan", "out of range"});
+  // A plan the kernel refuses costs its cell (exit 8), named in results.json's failures.
+  const auto bad = run_cli("-q run " + write(d, "badplan.json", config("[\"bad_plan\"]")).string() + " --out " + (d / "bp").string());
+  EXPECT_EQ(bad.code, exit_cells_failed) << bad.err;
+  EXPECT_NE(bad.err.find("plugin 'bad_plan'"), std::string::npos) << bad.err;
+  const auto failures = nlohmann::json::parse(read_file(d / "bp" / "results.json"))["failures"];
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0]["reason"], "plugin error");
+  EXPECT_EQ(failures[0]["operation"], "plan");
+  EXPECT_NE(failures[0]["message"].get<std::string>().find("out of range"), std::string::npos) << failures[0].dump();
 }
 
 TEST(Cli, RunWritesResultsAndResumeSkipsFinishedCells) {

@@ -38,24 +38,37 @@ fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accu
                     std::vector<std::uint32_t> lengths = {4096}, bool spread = false) {
   const fs::path d = dir / name;
   fs::create_directories(d);
-  json config = {{"model", {{"profile", "default"}}},
-                 {"tasks", {"niah_single_1"}},
+  auto plugins = [](std::vector<std::string> names) {
+    json out = json::array();
+    for (const auto& n : names) out.push_back({{"name", n}, {"label", n}, {"params", json::object()}, {"plugin", ""}});
+    return out;
+  };
+  // A results document as run writes it (a resolved config; every cell field the loader checks).
+  json config = {{"name", name},
+                 {"model", {{"profile", "default"}}},
+                 {"tasks", {{{"name", "niah_single_1"}, {"label", "niah_single_1"}, {"params", json::object()}}}},
                  {"context_lengths", lengths},
-                 {"policies", {"dense", "tokenselect"}},
-                 {"terminators", {"none"}},
-                 {"seeds", {0}}};
+                 {"policies", plugins({"dense", "tokenselect"})},
+                 {"terminators", plugins({"none"})},
+                 {"seeds", {0}},
+                 {"samples", 5}};
   json cells = json::array();
   std::ofstream samples(d / "samples.jsonl");
   for (const std::string policy : {"dense", "tokenselect"}) {
     const std::string id = "niah_single_1/4096/" + policy + "/none/0";
     const bool ts = policy == "tokenselect";
     cells.push_back({{"id", id},
+                     {"grid_index", cells.size()},
                      {"task", "niah_single_1"},
                      {"context_length", 4096},
                      {"policy", policy},
                      {"terminator", "none"},
                      {"seed", 0},
-                     {"metrics", {{"accuracy", ts ? ts_accuracy : 100.0}, {"bandwidth_ratio", 0.5}}}});
+                     {"metrics",
+                      {{"accuracy", ts ? ts_accuracy : 100.0},
+                       {"blocks_skipped_frac", 0.0},
+                       {"decode_tokens_per_s", 80.0},
+                       {"bandwidth_ratio", 0.5}}}});
     for (int i = 0; i < 5; ++i) {
       // A little noise per sample, the same in every folder.
       // With `spread`, tokenselect's speed differs a lot from sample to sample (as it does
@@ -64,7 +77,7 @@ fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accu
       samples << json{{"cell", id}, {"sample", i}, {"decode_ms", ms}, {"generated_tokens", 8}}.dump() << "\n";
     }
   }
-  std::ofstream(d / "results.json") << json{{"meta", {{"config", config}}}, {"cells", cells}}.dump(1);
+  std::ofstream(d / "results.json") << json{{"meta", {{"schema_version", 1}, {"config", config}}}, {"cells", cells}}.dump(1);
   return d;
 }
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace attnbench {
@@ -61,11 +62,18 @@ struct task_rules {
   std::vector<std::string> names;  // every known task, for messages
 };
 
+// The most cells a config's grid may have (tasks x context lengths x policies x
+// terminators x seeds); a larger one is a config error.
+inline constexpr std::uint64_t kMaxGridCells = 1'000'000;
+
 // Reads, validates and resolves a config; each override is "dotted.path=value" where the
 // value is JSON or else a plain string. Throws config_error (file, JSON path) or
 // usage_error (an override with an unknown path).
 run_config load_config(const std::filesystem::path& file, const task_rules& rules,
                        const std::vector<std::string>& overrides = {});
+// The same from the file's text; `file` names it in messages and anchors relative paths.
+run_config load_config_text(std::string_view text, const std::filesystem::path& file, const task_rules& rules,
+                            const std::vector<std::string>& overrides = {});
 
 // Where a profile named in a config is looked for: a path if it contains '/' or ends in
 // .json; else NAME.json in <config dir>/profiles, the source tree's configs/profiles, and

@@ -16,6 +16,7 @@ enum exit_code : int {
   exit_output = 5,       // results folder not writable, or --resume on a folder that does not match
   exit_resources = 6,    // a cell needs more memory than allowed
   exit_regression = 7,   // compare: a metric regressed past its threshold
+  exit_cells_failed = 8, // run: cells failed (a plugin crashed, hung or failed); the others are kept
   exit_interrupted = 130 // SIGINT: finished cells are kept, --resume continues
 };
 
@@ -36,6 +37,10 @@ struct usage_error : harness_error {
 
 struct plugin_error : harness_error {
   explicit plugin_error(const std::string& message) : harness_error(exit_plugin, message) {}
+  // An operation of a loaded plugin failed: which plugin (its label) and operation.
+  plugin_error(const std::string& message, std::string plugin_label, std::string operation_name)
+      : harness_error(exit_plugin, message), plugin(std::move(plugin_label)), operation(std::move(operation_name)) {}
+  std::string plugin, operation;
 };
 
 struct output_error : harness_error {

@@ -1,5 +1,7 @@
 // Reading JSON files with errors a user can act on: the file, line and column of a
-// syntax error; the JSON pointer, expected and actual value of a wrong one.
+// syntax error; the JSON pointer, expected and actual value of a wrong one. Every file
+// is read under limits (a regular file, a size, a nesting depth) checked in linear time
+// before parsing, so no input can exhaust memory or the stack.
 #pragma once
 
 #include <attnbench/host/errors.hpp>
@@ -9,11 +11,36 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace attnbench {
 
-// Parses a JSON file (comments not allowed). Throws config_error.
-nlohmann::json read_json_file(const std::filesystem::path& file);
+struct json_limits {
+  std::uint64_t max_bytes;
+  std::uint32_t max_depth;  // nested arrays and objects
+};
+// Configs, profiles, TCA budgets, --set values: hand-written files.
+inline constexpr json_limits kConfigLimits{16ull << 20, 64};
+// results.json, samples.jsonl, benchmark JSON: written by programs, possibly large.
+inline constexpr json_limits kResultsLimits{4ull << 30, 64};
+
+// The bytes of a regular file of at most max_bytes. Throws config_error naming the file
+// when it is missing, unreadable, not a regular file (a folder, device, FIFO) or larger.
+std::string read_text_file(const std::filesystem::path& file, std::uint64_t max_bytes);
+
+// Throws config_error(where:LINE, ...) when text nests arrays and objects deeper than
+// max_depth. One pass; strings are skipped.
+void check_json_depth(std::string_view text, std::uint32_t max_depth, const std::string& where);
+
+// Parses JSON text (comments not allowed) after the depth check. `where` names the
+// source in messages ("FILE" gives "FILE:LINE:COLUMN: malformed JSON: ..."). Throws
+// config_error.
+template <class Json>
+Json parse_json_text(std::string_view text, const std::string& where, const json_limits& limits);
+
+// read_text_file, then parse_json_text.
+nlohmann::json read_json_file(const std::filesystem::path& file, const json_limits& limits = kConfigLimits);
+nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& file, const json_limits& limits);
 
 // Short description of a JSON value for messages: `string "abc"`, `number -5`.
 std::string describe_json(const nlohmann::json& value);

@@ -1,8 +1,9 @@
 // Finds, loads and checks attnbench plugins, and wraps their instances in C++.
 //
-// Search path, in order: --plugin-path options, ATTNBENCH_PLUGIN_PATH (colon-separated),
-// the executable's folder, then <executable>/../lib/attnbench/plugins (the install
-// layout). A plugin named NAME lives in a file attnbench-plugin-NAME.so.
+// Search path, in order: --plugin-path options, ATTNBENCH_PLUGIN_PATH (colon-separated
+// absolute folders), the executable's folder, then <executable>/../lib/attnbench/plugins
+// (the install layout); never the current directory. A plugin named NAME lives in a file
+// attnbench-plugin-NAME.so. Every file is checked before dlopen (host/plugin-file.hpp).
 //
 // Lifetime: every library loaded stays loaded until the registry is destroyed, and each
 // instance also holds its library, so no plugin code is unloaded while anything it made
@@ -29,11 +30,15 @@ const char* plugin_kind_name(attnbench_plugin_kind kind);
 class plugin_library {
  public:
   plugin_library(std::filesystem::path file, void* handle, const attnbench_plugin_descriptor* descriptor);
+  // The label of the library with this index(), for a process that reads the call board
+  // of a worker it forked; "" for an unknown index.
+  static std::string label_of(int index);
   ~plugin_library();
   plugin_library(const plugin_library&) = delete;
   plugin_library& operator=(const plugin_library&) = delete;
 
   const std::filesystem::path& file() const { return file_; }
+  int index() const { return index_; }  // on the plugin call board (host/plugin-calls.hpp)
   const attnbench_plugin_descriptor& descriptor() const { return *descriptor_; }
   std::string name() const { return descriptor_->name; }
   attnbench_plugin_kind kind() const { return static_cast<attnbench_plugin_kind>(descriptor_->kind); }
@@ -45,6 +50,7 @@ class plugin_library {
 
  private:
   std::filesystem::path file_;
+  int index_;
   void* handle_;
   const attnbench_plugin_descriptor* descriptor_;
 };
@@ -52,7 +58,8 @@ class plugin_library {
 class plugin_registry {
  public:
   explicit plugin_registry(std::vector<std::filesystem::path> search_path);
-  // --plugin-path entries, then the environment, then the executable's folders.
+  // --plugin-path entries, then the environment, then the executable's folders. Throws
+  // plugin_error for a relative ATTNBENCH_PLUGIN_PATH entry.
   static std::vector<std::filesystem::path> default_search_path(const std::vector<std::string>& cli_paths);
 
   const std::vector<std::filesystem::path>& search_path() const { return search_path_; }

@@ -19,6 +19,7 @@ struct report_result {
   std::vector<std::string> files;  // written, relative to dir
   bool plotted = false;
   std::string plot_message;  // why plots are missing, when they are
+  std::vector<std::string> warnings;  // e.g. a run that is incomplete
 };
 
 // scripts/plots.py of the source tree this binary was built from, or the installed copy.
