@@ -2,6 +2,7 @@
 // function that declares its options and returns the function that runs it.
 #pragma once
 
+#include <attnbench/host/clock.hpp>
 #include <attnbench/host/config.hpp>
 #include <attnbench/host/plugin-loader.hpp>
 #include <attnbench/model/model.hpp>
@@ -65,8 +66,6 @@ std::unique_ptr<tasks::task> find_task(const run_config& config, const std::stri
 std::uint32_t context_length(const tasks::task& task, const std::string& name, std::uint32_t wanted,
                              std::uint32_t fallback);
 
-// The time now: "%Y%m%d-%H%M%S" local for folder names, ISO 8601 UTC for results.
-std::string time_text(bool utc);
 
 void add_run_commands(CLI::App& app, std::vector<registered_command>& commands);      // run, validate
 void add_model_commands(CLI::App& app, std::vector<registered_command>& commands);    // stats, dump-kv, calibrate

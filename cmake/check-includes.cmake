@@ -9,7 +9,7 @@ if(NOT SOURCE_DIR)
 endif()
 
 # Room -> rooms it may include (besides the ABI and itself). host-errors is host/'s
-# errors.hpp, json.hpp and files.hpp, which model/ and report/ may use without the rest of host/.
+# errors.hpp, json.hpp, files.hpp and clock.hpp, which model/ and report/ may use without the rest of host/.
 set(allowed_include "")
 set(allowed_kernels "")
 set(allowed_tasks "kernels")
@@ -31,7 +31,7 @@ function(room_of_include path out)
     set(room "abi")
   elseif(path MATCHES "^attnbench/cuda\\.h$")
     set(room "kernels")
-  elseif(path MATCHES "^attnbench/host/(errors|json|files)\\.hpp$")
+  elseif(path MATCHES "^attnbench/host/(errors|json|files|clock)\\.hpp$")
     set(room "host-errors")
   elseif(path MATCHES "^attnbench/([a-z]+)/")
     set(room "${CMAKE_MATCH_1}")

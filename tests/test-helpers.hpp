@@ -9,6 +9,15 @@
 
 namespace attnbench::testing {
 
+// True in the sanitizer build (the debug-asan preset sets ATTNBENCH_SANITIZED): there the
+// heaviest tests check the same things on fewer samples, shapes or repetitions, so that
+// the whole suite runs under AddressSanitizer in CI's time.
+#ifdef ATTNBENCH_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 inline std::filesystem::path source_dir() { return ATTNBENCH_TEST_SOURCE_DIR; }
 inline std::filesystem::path build_dir() { return ATTNBENCH_BUILD_DIR; }
 inline std::filesystem::path test_plugin_dir() { return ATTNBENCH_TEST_PLUGIN_DIR; }

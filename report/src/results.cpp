@@ -1,5 +1,6 @@
 #include <attnbench/report/results.hpp>
 
+#include <attnbench/host/clock.hpp>
 #include <attnbench/host/errors.hpp>
 #include <attnbench/host/json.hpp>
 #include <attnbench/run/grid.hpp>
@@ -7,24 +8,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 #include <map>
 
 namespace attnbench {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;
+using ojson = nlohmann::ordered_json;
 
 namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Whether each of a cell's sample records 0 .. samples-1 is there exactly once.
 bool records_complete(const std::vector<std::uint64_t>& indices, std::uint64_t samples) {
@@ -39,7 +30,7 @@ bool records_complete(const std::vector<std::uint64_t>& indices, std::uint64_t s
 
 }  // namespace
 
-results_writer::results_writer(folder dir, json meta, bool resume) : dir_(std::move(dir)), lock_(dir_) {
+results_writer::results_writer(folder dir, ojson meta, bool resume) : dir_(std::move(dir)), lock_(dir_) {
   if (resume) {
     resume_from(meta);
   } else {
@@ -47,24 +38,24 @@ results_writer::results_writer(folder dir, json meta, bool resume) : dir_(std::m
       throw output_error("output folder " + dir_.path().string() +
                          " already holds results.json; use --resume to continue it or choose another --out");
     meta["status"] = "running";
-    doc_ = json{{"meta", meta}, {"cells", json::array()}, {"failures", json::array()}};
+    doc_ = ojson{{"meta", meta}, {"cells", ojson::array()}, {"failures", ojson::array()}};
     dir_.write_atomically("samples.jsonl", "");
   }
   write_results();  // also proves the folder is writable before any work starts
 }
 
-void results_writer::resume_from(const json& meta) {
+void results_writer::resume_from(const ojson& meta) {
   const fs::path results = dir_.path() / "results.json";
   if (!dir_.has("results.json"))
     throw output_error("--resume: " + results.string() + " does not exist; nothing to resume");
-  const json old = parse_results_text(dir_.read("results.json", kResultsLimits.max_bytes), results.string());
+  const ojson old = parse_results_text(dir_.read("results.json", kResultsLimits.max_bytes), results.string());
   if (old["meta"]["config"] != meta["config"])
     throw output_error("--resume: " + results.string() +
                        " was written by a different config; resume with the same config and --set options, "
                        "or choose another --out folder");
-  if (old["meta"].value("shard", json()) != meta.value("shard", json()))
-    throw output_error("--resume: " + results.string() + " holds shard " + old["meta"].value("shard", json()).dump() +
-                       ", not " + meta.value("shard", json()).dump() + "; resume with the same --shard");
+  if (old["meta"].value("shard", ojson()) != meta.value("shard", ojson()))
+    throw output_error("--resume: " + results.string() + " holds shard " + old["meta"].value("shard", ojson()).dump() +
+                       ", not " + meta.value("shard", ojson()).dump() + "; resume with the same --shard");
   // samples.jsonl against results.json: a cell stays finished only when each of its
   // sample records is there exactly once; lines of other cells go.
   const std::string text = dir_.has("samples.jsonl") ? dir_.read("samples.jsonl", kResultsLimits.max_bytes) : "";
@@ -73,7 +64,7 @@ void results_writer::resume_from(const json& meta) {
   std::map<std::string, std::vector<std::uint64_t>> indices;
   for (const auto& r : records.records) indices[r["cell"].get<std::string>()].push_back(r["sample"].get<std::uint64_t>());
   const std::uint64_t samples = meta["config"]["samples"].get<std::uint64_t>();
-  json cells = json::array();
+  ojson cells = ojson::array();
   for (const auto& c : old["cells"]) {
     const std::string id = c["id"].get<std::string>();
     if (records_complete(indices[id], samples)) {
@@ -97,51 +88,51 @@ void results_writer::resume_from(const json& meta) {
   if (retried) spdlog::info("--resume: {} failed cells run again", retried);
   dir_.write_atomically("samples.jsonl", kept);
 
-  json m = meta;
-  json resumes = old["meta"].value("resumes", json::array());
-  resumes.push_back({{"at", utc_now()},
+  ojson m = meta;
+  ojson resumes = old["meta"].value("resumes", ojson::array());
+  resumes.push_back({{"at", time_text()},
                      {"repaired_cells", repaired_},
                      {"torn_line_cut", records.torn > 0},
                      {"sample_lines_dropped", dropped},
                      {"failed_cells_retried", retried}});
   m["resumes"] = resumes;
   m["status"] = "running";
-  doc_ = json{{"meta", m}, {"cells", cells}, {"failures", json::array()}};
+  doc_ = ojson{{"meta", m}, {"cells", cells}, {"failures", ojson::array()}};
 }
 
 void results_writer::write_results() { dir_.write_atomically("results.json", doc_.dump(2) + "\n"); }
 
-void results_writer::set_meta(const std::string& key, const json& value) {
+void results_writer::set_meta(const std::string& key, const ojson& value) {
   doc_["meta"][key] = value;
   write_results();
 }
 
-void results_writer::set_summary(const std::string& key, const json& value) {
+void results_writer::set_summary(const std::string& key, const ojson& value) {
   doc_["summary"][key] = value;
   write_results();
 }
 
-void results_writer::add_cell(const json& cell, const std::vector<json>& samples) {
+void results_writer::add_cell(const ojson& cell, const std::vector<ojson>& samples) {
   std::string text;
   for (const auto& s : samples) text += s.dump() + "\n";
   dir_.append("samples.jsonl", text);  // one write: a crash tears at most the last line
   // Cells stay in grid order, also when a resumed run fills a gap.
-  json& cells = doc_["cells"];
-  const auto at = std::find_if(cells.begin(), cells.end(), [&](const json& c) {
+  ojson& cells = doc_["cells"];
+  const auto at = std::find_if(cells.begin(), cells.end(), [&](const ojson& c) {
     return c["grid_index"].get<std::uint64_t>() > cell["grid_index"].get<std::uint64_t>();
   });
   cells.insert(at, cell);
   finished_.insert(cell["id"].get<std::string>());
-  json& failures = doc_["failures"];
-  failures.erase(std::remove_if(failures.begin(), failures.end(), [&](const json& f) { return f["id"] == cell["id"]; }),
+  ojson& failures = doc_["failures"];
+  failures.erase(std::remove_if(failures.begin(), failures.end(), [&](const ojson& f) { return f["id"] == cell["id"]; }),
                  failures.end());
   write_results();
 }
 
-void results_writer::add_failure(const json& failure) {
-  json& failures = doc_["failures"];
+void results_writer::add_failure(const ojson& failure) {
+  ojson& failures = doc_["failures"];
   failures.erase(
-      std::remove_if(failures.begin(), failures.end(), [&](const json& f) { return f["id"] == failure["id"]; }),
+      std::remove_if(failures.begin(), failures.end(), [&](const ojson& f) { return f["id"] == failure["id"]; }),
       failures.end());
   failures.push_back(failure);
   write_results();

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <attnbench/host/clock.hpp>
 #include <attnbench/host/errors.hpp>
 #include <attnbench/host/plugin-calls.hpp>
 #include <attnbench/host/plugin-loader.hpp>
@@ -20,7 +21,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <new>
 
@@ -75,15 +75,6 @@ bool send_message(int fd, const ojson& message) {
   const std::string text = message.dump();
   const auto size = static_cast<std::uint64_t>(text.size());
   return write_all(fd, &size, sizeof size) && write_all(fd, text.data(), text.size());
-}
-
-std::string time_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string signal_name(int sig) {
@@ -251,7 +242,7 @@ cell_outcome cell_worker::run(std::size_t grid_index) {
         for (const auto& s : m["samples"]) o.samples.push_back(s);
       } else if (m["type"] == "failed") {
         o.failure = m["failure"];
-        o.failure["at"] = time_now();
+        o.failure["at"] = time_text();
       } else {
         stop();
         throw harness_error(static_cast<exit_code>(m.value("code", 1)), m.value("message", std::string("worker failed")));
@@ -294,7 +285,7 @@ cell_outcome cell_worker::died(std::size_t grid_index, int status) {
               (plugin.empty() ? " outside any plugin call" : " while " + plugin + " was in " + operation);
   }
   o.failure["message"] = message;
-  o.failure["at"] = time_now();
+  o.failure["at"] = time_text();
   return o;
 }
 
@@ -316,7 +307,7 @@ cell_outcome cell_worker::timed_out(std::size_t grid_index) {
   o.failure["operation"] = operation;
   o.failure["message"] = std::string("the cell ran past --cell-timeout ") + limit +
                          (plugin.empty() ? " (no plugin call was in progress)" : "; " + plugin + " was in " + operation);
-  o.failure["at"] = time_now();
+  o.failure["at"] = time_text();
   return o;
 }
 
