@@ -193,6 +193,11 @@ void apply_override(json& config, const std::string& spec) {
     throw usage_error("--set " + spec + ": expected PATH=VALUE, e.g. --set samples=20");
   const std::string path = spec.substr(0, eq);
   const std::string text = spec.substr(eq + 1);
+  try {  // a path or bare word becomes a JSON key or string, which must be UTF-8
+    (void)json(spec).dump();
+  } catch (const json::exception&) {
+    throw usage_error("--set " + path + ": not valid UTF-8");
+  }
   json value;
   try {
     check_json_depth(text, kConfigLimits.max_depth, "--set " + path);

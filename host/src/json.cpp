@@ -105,7 +105,7 @@ nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& file,
 }
 
 std::string describe_json(const nlohmann::json& value) {
-  std::string text = value.dump();
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return std::string(value.type_name()) + " " + text;
 }

@@ -148,3 +148,14 @@ TEST(Config, LabelsNamesAndBuiltInsAreChecked) {
   EXPECT_NE(error("{" + base + R"(, "policies": ["dense"], "name": ")" + std::string(101, 'n') + "\"}").find("longer than 100"),
             std::string::npos);
 }
+
+TEST(Config, SetValuesMustBeUtf8) {
+  // Found by fuzz_config: a bare word with invalid UTF-8 threw nlohmann's type_error
+  // (exit 1) when a message or results.json wrote it.
+  const auto d = scratch("config-utf8");
+  std::ofstream(d / "c.json") << R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"]})";
+  const std::string e = error_of<usage_error>(
+      [&] { load_config(d / "c.json", config_task_rules(), {"samples=\x83", "policies.0.params.k\x83=1"}); });
+  EXPECT_NE(e.find("not valid UTF-8"), std::string::npos) << e;
+  EXPECT_NE(describe_json(nlohmann::json(std::string("a\x83"))).find("a"), std::string::npos);  // replaced, no throw
+}
