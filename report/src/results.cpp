@@ -123,19 +123,20 @@ void results_writer::add_cell(const ojson& cell, const std::vector<ojson>& sampl
   });
   cells.insert(at, cell);
   finished_.insert(cell["id"].get<std::string>());
-  ojson& failures = doc_["failures"];
-  failures.erase(std::remove_if(failures.begin(), failures.end(), [&](const ojson& f) { return f["id"] == cell["id"]; }),
-                 failures.end());
+  drop_failure(cell["id"]);
   write_results();
 }
 
 void results_writer::add_failure(const ojson& failure) {
-  ojson& failures = doc_["failures"];
-  failures.erase(
-      std::remove_if(failures.begin(), failures.end(), [&](const ojson& f) { return f["id"] == failure["id"]; }),
-      failures.end());
-  failures.push_back(failure);
+  drop_failure(failure["id"]);
+  doc_["failures"].push_back(failure);
   write_results();
+}
+
+void results_writer::drop_failure(const ojson& id) {
+  ojson& failures = doc_["failures"];
+  failures.erase(std::remove_if(failures.begin(), failures.end(), [&](const ojson& f) { return f["id"] == id; }),
+                 failures.end());
 }
 
 std::string cell_id_with(const std::string& id, const std::string& policy, const std::string& terminator) {

@@ -86,6 +86,7 @@ class results_writer final : public cell_sink {
 
  private:
   void resume_from(const nlohmann::ordered_json& meta);
+  void drop_failure(const nlohmann::ordered_json& id);  // the record of a cell, if any
   void write_results();
 
   folder dir_;
