@@ -6,6 +6,7 @@
 #include <attnbench/model/calibrate.hpp>
 #include <attnbench/model/dump.hpp>
 #include <attnbench/model/head-stats.hpp>
+#include <attnbench/model/realism.hpp>
 
 #include <attnbench/kernels/dtype.hpp>
 
@@ -137,6 +138,59 @@ int calibrate_command(calibrate_options o) {
   return exit_ok;
 }
 
+struct realism_options {
+  config_options config;
+  std::string task = "niah_single_2";
+  std::vector<std::uint32_t> lengths;
+  std::string json_out, markdown_out;
+  realism_request req;
+  bool no_oracle = false;
+};
+
+// Plugins are not loaded: realism measures the model alone, with dense attention.
+int realism_command(realism_options o) {
+  const run_config config = load_run_config(o.config);
+  const auto m = load_model(config);
+  std::string name;
+  const auto task = find_task(config, o.task, name);
+  if (o.lengths.empty()) o.lengths.push_back(16384);
+  o.req.context_lengths.clear();
+  for (const std::uint32_t l : o.lengths) o.req.context_lengths.push_back(context_length(*task, name, l, l));
+  o.req.seed = config.seeds.front();
+  o.req.dtype = config.dtype;
+  o.req.block_size = config.block_size;
+  o.req.oracle = !o.no_oracle;
+  if (!o.json_out.empty()) refuse_results_folder_file(o.json_out, "--json");
+  if (!o.markdown_out.empty()) refuse_results_folder_file(o.markdown_out, "--markdown");
+  std::printf("realism: profile %s, task %s, %u samples x up to %u measured decode steps per length\n\n",
+              m->shape().name.c_str(), name.c_str(), o.req.samples, o.req.max_steps);
+  const nlohmann::ordered_json out = measure_realism(*m, *task, name, o.req);
+  const std::string table = realism_markdown(out);
+  std::fputs(table.c_str(), stdout);
+  if (!o.json_out.empty()) write_json_file(o.json_out, "--json", out);
+  if (!o.markdown_out.empty()) write_atomically(o.markdown_out, table);
+  return exit_ok;
+}
+
+void add_realism_command(CLI::App& app, std::vector<registered_command>& commands) {
+  auto o = std::make_shared<realism_options>();
+  auto* sub = app.add_subcommand(
+      "realism", "Set the model's attention statistics beside those published for real models (docs/model.md)");
+  add_config_options(sub, o->config, "Config file (JSON): profile, dtype and seed");
+  sub->add_option("--length", o->lengths, "Context length in tokens; repeat for several (default 16384)");
+  sub->add_option("--task", o->task, "Task whose samples are decoded (default niah_single_2: a needle, for the "
+                                     "retrieval score)");
+  sub->add_option("--samples", o->req.samples, "Samples per length, the run's samples 0 .. N-1 (default 2)")
+      ->check(CLI::Range(1, 1000));
+  sub->add_option("--steps", o->req.max_steps, "Decode steps measured per sample at most (default 16)")
+      ->check(CLI::Range(1, 4096));
+  sub->add_flag("--no-oracle", o->no_oracle, "Skip the top-2% oracle decode (top2pct_quality)");
+  sub->add_option("--json", o->json_out, "Also write every statistic and every head's figures here")->type_name("FILE");
+  sub->add_option("--markdown", o->markdown_out, "Also write the table here")->type_name("FILE");
+  sub->footer(kExitCodes);
+  commands.push_back({sub, [o](const global_options&) { return realism_command(*o); }});
+}
+
 void add_calibrate_command(CLI::App& app, std::vector<registered_command>& commands) {
   auto o = std::make_shared<calibrate_options>();
   auto* sub = app.add_subcommand(
@@ -184,6 +238,7 @@ void add_model_commands(CLI::App& app, std::vector<registered_command>& commands
   commands.push_back({dump, [dumpo](const global_options&) { return dump_command(*dumpo); }});
 
   add_calibrate_command(app, commands);
+  add_realism_command(app, commands);
 }
 
 }  // namespace attnbench::cli

@@ -84,7 +84,7 @@ std::vector<readout_candidate> mechanistic_model::readout_candidates(const float
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l)
     for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q) {
       const float* o = outputs + (static_cast<std::size_t>(l) * profile_.n_query_heads + q) * d;
-      apply_inverse(value_transform(l, q / group), o, 1.0f, residual.data());
+      apply_inverse(value_transform(l, q / group), o, output_gain(l, q), residual.data());
     }
   const auto& vocab = vocabulary::standard();
   // Several answers superposed in one d-dimensional residual (a multi-value key, the ten

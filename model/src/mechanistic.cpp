@@ -1,6 +1,8 @@
 #include <attnbench/model/mechanistic.hpp>
 
 
+#include "vectors.hpp"
+
 #include <attnbench/kernels/random.hpp>
 #include <attnbench/kernels/reproducible.hpp>
 
@@ -14,22 +16,14 @@ namespace attnbench {
 
 using tasks::token;
 using tasks::vocabulary;
+using model_detail::normalize;
+using model_detail::random_unit;
 
 namespace {
 
 // Hot loops here are elementwise or use reproducible_dot, and carry
 // ATTNBENCH_REPRODUCIBLE_CLONES; CMake sets -ffp-contract=off for this file, so every
 // version gives the same bits (see attnbench/kernels/reproducible.hpp).
-
-void random_unit(rng& r, float* out, std::uint32_t d) {
-  double norm2 = 0;
-  for (std::uint32_t i = 0; i < d; ++i) {
-    out[i] = static_cast<float>(r.normal());
-    norm2 += static_cast<double>(out[i]) * out[i];
-  }
-  const auto inv = static_cast<float>(1.0 / std::sqrt(norm2));
-  for (std::uint32_t i = 0; i < d; ++i) out[i] *= inv;
-}
 
 // v -= (v . dir) dir for a unit dir.
 void project_out(float* v, const float* dir, std::uint32_t d) {
@@ -47,13 +41,6 @@ ATTNBENCH_REPRODUCIBLE_CLONES void project_normalize(float* __restrict v, const 
   const auto fa = static_cast<float>(a);
   const auto f = static_cast<float>(1.0 / std::sqrt(norm2));
   for (std::size_t k = 0; k < d; ++k) v[k] = (v[k] - fa * dir[k]) * f;
-}
-
-void normalize(float* v, std::uint32_t d, float target_norm) {
-  const double norm2 = kernels::reproducible_dot(v, v, d);
-  if (norm2 == 0) return;
-  const auto f = static_cast<float>(target_norm / std::sqrt(norm2));
-  for (std::uint32_t i = 0; i < d; ++i) v[i] *= f;
 }
 
 }  // namespace
@@ -86,8 +73,11 @@ mechanistic_model::mechanistic_model(model_profile profile, std::uint64_t seed)
   };
   slots_ = *std::max_element(profile_.retrieval_windows.begin(), profile_.retrieval_windows.end()) + 1;
   const std::uint32_t slots = slots_;
+  std::uint32_t nth_retrieval = 0;
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l) {
-    std::uint32_t nth_retrieval = 0;
+    // Windows alternate over a layer's retrieval heads (sharp), or over the model's
+    // (realistic: a layer has one or none).
+    if (!profile_.realistic) nth_retrieval = 0;
     for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h)
       windows_.push_back(profile_.roles[l][h] == head_role::retrieval
                              ? profile_.retrieval_windows[nth_retrieval++ % profile_.retrieval_windows.size()]
@@ -122,18 +112,24 @@ mechanistic_model::mechanistic_model(model_profile profile, std::uint64_t seed)
   const double fastest = 2.0 * 3.141592653589793 / (profile_.local_span / 8.0);
   for (std::uint32_t i = 0; i < pairs; ++i)
     thetas_.push_back(fastest * std::pow(1.0 / 32.0, pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 0.0));
+  fill_rotary_table();
+  for (const auto& w : profile_.aggregation_cues) cues_.push_back(vocabulary::standard().id(w));
+  if (profile_.realistic) setup_realistic();
+}
+
+void mechanistic_model::fill_rotary_table() {
   // cos and sin of (k << 8 * level) * theta for k < 256, so that any position's phases
   // come from four table rows and three complex products instead of d / 2 calls to sincos.
-  rotary_table_.resize(std::size_t{kRotaryLevels} * 256 * pairs * 2);
+  const std::size_t pairs = thetas_.size();
+  rotary_table_.assign(std::size_t{kRotaryLevels} * 256 * pairs * 2, 0.0);
   for (std::uint32_t level = 0; level < kRotaryLevels; ++level)
     for (std::uint32_t k = 0; k < 256; ++k)
-      for (std::uint32_t i = 0; i < pairs; ++i) {
+      for (std::size_t i = 0; i < pairs; ++i) {
         const double a = static_cast<double>(std::uint64_t{k} << (8 * level)) * thetas_[i];
         double* row = &rotary_table_[(std::size_t{level} * 256 + k) * pairs * 2];
         row[i] = std::cos(a);
         row[pairs + i] = std::sin(a);
       }
-  for (const auto& w : profile_.aggregation_cues) cues_.push_back(vocabulary::standard().id(w));
 }
 
 namespace {
@@ -222,6 +218,10 @@ void mechanistic_model::apply_inverse(const transform& t, const float* src, floa
 
 void mechanistic_model::key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,
                                 std::size_t p, std::uint32_t earlier, float* key, float* value) const {
+  if (profile_.realistic) {
+    key_value_realistic(layer, kv_head, tokens, p, earlier, key, value);
+    return;
+  }
   const std::uint32_t d = profile_.head_dim;
   const transform& vt = value_transform(layer, kv_head);
   const float* sink = direction(sink_directions_, layer, kv_head);
@@ -346,6 +346,11 @@ void mechanistic_model::queries(std::uint32_t layer, std::span<const token> toke
   const std::uint32_t group = profile_.n_query_heads / profile_.n_kv_heads;
   const std::uint32_t slots = slots_;
   const std::size_t t = tokens.size();  // position being predicted
+  if (profile_.realistic) {
+    for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q)
+      query_realistic(layer, q, tokens, out + static_cast<std::size_t>(q) * d);
+    return;
+  }
   for (std::uint32_t q = 0; q < profile_.n_query_heads; ++q) {
     const std::uint32_t kv_head = q / group;
     float* o = out + static_cast<std::size_t>(q) * d;

@@ -8,6 +8,32 @@ namespace attnbench {
 
 using tasks::vocabulary;
 
+nlohmann::json realistic_knobs::to_json() const {
+  return {{"rope_base", rope_base},
+          {"rope_factor", rope_factor},
+          {"rope_low_freq_factor", rope_low_freq_factor},
+          {"rope_high_freq_factor", rope_high_freq_factor},
+          {"rope_original_context", rope_original_context},
+          {"sink_pairs", sink_pairs},
+          {"plain_layers", plain_layers},
+          {"plain_sink_logit", plain_sink_logit},
+          {"sink_logit", sink_logit},
+          {"noise_logit", noise_logit},
+          {"local_logit", local_logit},
+          {"logit_offset", logit_offset},
+          {"key_bias", key_bias},
+          {"dormant_share", dormant_share},
+          {"positional_share", positional_share},
+          {"key_mean", key_mean},
+          {"key_token", key_token},
+          {"key_context", key_context},
+          {"context_stride", context_stride},
+          {"query_token", query_token},
+          {"retrieval_queries", retrieval_queries},
+          {"retrieval_key_share", retrieval_key_share},
+          {"value_scale", value_scale}};
+}
+
 nlohmann::json model_profile::to_json() const {
   nlohmann::json roles_json = nlohmann::json::array();
   for (const auto& layer : roles) {
@@ -15,7 +41,7 @@ nlohmann::json model_profile::to_json() const {
     for (auto r : layer) l.push_back(head_role_name(r));
     roles_json.push_back(l);
   }
-  return {{"name", name},
+  nlohmann::json j = {{"name", name},
           {"n_layers", n_layers},
           {"n_query_heads", n_query_heads},
           {"n_kv_heads", n_kv_heads},
@@ -35,6 +61,8 @@ nlohmann::json model_profile::to_json() const {
           {"aggregation_repeat_gain", aggregation_repeat_gain},
           {"aggregation_cues", aggregation_cues},
           {"aggregation_cue_window", aggregation_cue_window}};
+  if (realistic) j["realistic"] = realistic->to_json();
+  return j;
 }
 
 namespace {
@@ -77,6 +105,59 @@ void read_knobs(const nlohmann::json& j, const json_reader& r, model_profile& p)
       p.aggregation_cues.push_back(std::move(word));
     }
   }
+}
+
+// The realistic block: every key optional, each within its range.
+realistic_knobs read_realistic(const nlohmann::json& j, const json_reader& r, const model_profile& p) {
+  const std::string base = "/realistic";
+  r.expect_object(j, base);
+  r.reject_unknown_keys(j, base, {"rope_base", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                                  "rope_original_context", "sink_pairs", "plain_layers", "plain_sink_logit",
+                                  "sink_logit", "noise_logit", "local_logit", "logit_offset", "key_bias",
+                                  "dormant_share", "positional_share", "key_mean",
+                                  "key_token", "key_context", "context_stride", "query_token", "retrieval_queries", "retrieval_key_share",
+                                  "value_scale"});
+  realistic_knobs k;
+  auto number = [&](const char* key, double& field, double lo, double hi) {
+    if (j.contains(key)) field = r.number(j[key], base + "/" + key, lo, hi);
+  };
+  auto range = [&](const char* key, std::array<double, 2>& field, double lo, double hi) {
+    if (!j.contains(key)) return;
+    const std::string ptr = base + "/" + key;
+    r.expect_array(j[key], ptr, true);
+    if (j[key].size() != 2) r.fail(ptr, "expected [low, high]");
+    field = {r.number(j[key][0], ptr + "/0", lo, hi), r.number(j[key][1], ptr + "/1", lo, hi)};
+    if (field[0] > field[1]) r.fail(ptr, "low is above high");
+  };
+  auto integer = [&](const char* key, std::uint32_t& field, long long lo, long long hi) {
+    if (j.contains(key)) field = static_cast<std::uint32_t>(r.integer(j[key], base + "/" + key, lo, hi));
+  };
+  number("rope_base", k.rope_base, 2.0, 1e12);
+  number("rope_factor", k.rope_factor, 1.0, 1e6);
+  number("rope_low_freq_factor", k.rope_low_freq_factor, 1e-3, 1e3);
+  number("rope_high_freq_factor", k.rope_high_freq_factor, 1e-3, 1e3);
+  number("rope_original_context", k.rope_original_context, 1.0, 1e9);
+  if (k.rope_high_freq_factor <= k.rope_low_freq_factor)
+    r.fail(base + "/rope_high_freq_factor", "must be above rope_low_freq_factor");
+  integer("sink_pairs", k.sink_pairs, 1, p.head_dim / 4);
+  integer("plain_layers", k.plain_layers, 0, p.n_layers);
+  range("plain_sink_logit", k.plain_sink_logit, 0.0, 100.0);
+  range("sink_logit", k.sink_logit, 0.0, 100.0);
+  range("noise_logit", k.noise_logit, 1e-3, 100.0);
+  range("local_logit", k.local_logit, 1e-3, 100.0);
+  range("logit_offset", k.logit_offset, 1e-3, 1000.0);
+  number("key_bias", k.key_bias, 1e-3, 100.0);
+  number("dormant_share", k.dormant_share, 0.0, 1.0);
+  number("positional_share", k.positional_share, 0.0, 0.9);
+  number("key_mean", k.key_mean, 0.0, 100.0);
+  number("key_token", k.key_token, 1e-3, 100.0);
+  number("key_context", k.key_context, 0.0, 100.0);
+  integer("context_stride", k.context_stride, 1, 1 << 20);
+  number("query_token", k.query_token, 0.0, 100.0);
+  integer("retrieval_queries", k.retrieval_queries, 0, p.n_query_heads / p.n_kv_heads);
+  number("retrieval_key_share", k.retrieval_key_share, 0.0, 10.0);
+  number("value_scale", k.value_scale, 0.0, 100.0);
+  return k;
 }
 
 // One layer's roles: an array of n_kv_heads role names.
@@ -123,7 +204,7 @@ model_profile load_profile(const std::filesystem::path& file) {
                                 "retrieval_windows", "retrieval_sharpness", "sink_sharpness", "sink_value_scale",
                                 "query_jitter", "retrieval_rest", "local_sharpness", "local_span", "local_value_scale",
                                 "aggregation_sharpness", "aggregation_value_scale", "aggregation_repeat_gain", "aggregation_cues",
-                                "aggregation_cue_window"});
+                                "aggregation_cue_window", "realistic"});
   auto required = [&](const char* key) -> const nlohmann::json& {
     if (!j.contains(key)) r.fail(std::string("/").append(key), "required field is missing");
     return j.at(key);
@@ -139,6 +220,7 @@ model_profile load_profile(const std::filesystem::path& file) {
                                  std::to_string(p.n_query_heads));
   read_knobs(j, r, p);
   read_roles(required("roles"), r, p);
+  if (j.contains("realistic")) p.realistic = read_realistic(j["realistic"], r, p);
   return p;
 }
 

@@ -88,6 +88,22 @@ class mechanistic_model final : public model {
   void key_value(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
                  std::uint32_t earlier, float* key, float* value) const;
   bool has_role(head_role role) const;
+  // How much a query head's output weighs in the readout (its output map's gain): 1 in
+  // the sharp population; in the realistic one, the query heads of a retrieval KV head
+  // that do not match contexts weigh value_scale, as the other mixed heads' values do.
+  float output_gain(std::uint32_t layer, std::uint32_t q) const {
+    return output_gains_.empty() ? 1.0f : output_gains_[static_cast<std::size_t>(layer) * profile_.n_query_heads + q];
+  }
+  // The realistic population (profile.realistic; mechanistic-realistic.cpp): drawn after
+  // everything the sharp population draws, from a stream of its own.
+  void setup_realistic();
+  void key_value_realistic(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens,
+                           std::size_t p, std::uint32_t earlier, float* key, float* value) const;
+  void query_realistic(std::uint32_t layer, std::uint32_t q, std::span<const tasks::token> tokens, float* o) const;
+  // The induction part of a realistic retrieval key at p: dst = the unit code of tokens
+  // p-1 ... p-w, sink pairs zeroed.
+  void retrieval_code(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
+                      float* dst) const;
 
 
   const float* direction(const std::vector<float>& table, std::uint32_t layer, std::uint32_t kv_head) const {
@@ -95,6 +111,7 @@ class mechanistic_model final : public model {
   }
   // dst = scale * (cos, sin rotation of u by position * theta_i on coordinate pairs).
   void rotary(const float* u, double position, float scale, float* dst) const;  // position < 2^32
+  void fill_rotary_table();  // rotary_table_ from thetas_
   bool aggregation_cued(std::span<const tasks::token> tokens) const;
 
   std::uint32_t window(std::uint32_t layer, std::uint32_t kv_head) const {
@@ -117,6 +134,19 @@ class mechanistic_model final : public model {
   std::vector<double> rotary_table_;            // [level][256][cos, sin][head_dim / 2]
   std::vector<tasks::token> cues_;              // aggregation cue tokens
   std::vector<float> query_weights_;            // [layer][query_head][slot]
+  // Realistic population only.
+  struct query_knobs {
+    float sink = 0, noise = 0, local = 0;  // logits: of the first token, sd over ordinary keys, of the previous token
+    float offset = 0;                      // logit every key shares (softmax ignores it)
+    bool matches = false;                  // a retrieval query head: matches contexts
+  };
+  std::vector<query_knobs> query_knobs_;       // [layer][query_head]
+  std::vector<float> mean_directions_;         // [layer][kv_head][head_dim] unit, in the head's positional pairs
+  std::vector<float> bias_directions_;         // [layer][kv_head][head_dim] unit, in the sink pairs, orthogonal to the sink
+  std::vector<float> content_masks_;           // [layer][kv_head][head_dim] 1 on content pairs, 0 elsewhere
+  std::vector<float> content_gains_;           // [layer][kv_head] sqrt(head_dim / content dims)
+  std::vector<float> noise_directions_;        // [layer][query_head][head_dim] unit, in the content pairs
+  std::vector<float> output_gains_;            // [layer][query_head]; empty: all 1
 };
 
 }  // namespace attnbench
