@@ -42,11 +42,13 @@ void kv_case(benchmark::State& state, const std::string& profile_name, std::uint
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  for (std::uint32_t ctx : {16384u, 131072u})
-    benchmark::RegisterBenchmark(("model/kv/default/niah_single_1/ctx:" + std::to_string(ctx)).c_str(), kv_case,
-                                 std::string("default"), ctx)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+  for (const char* profile : {"default", "realistic"})
+    for (std::uint32_t ctx : {16384u, 131072u})
+      benchmark::RegisterBenchmark(
+          ("model/kv/" + std::string(profile) + "/niah_single_1/ctx:" + std::to_string(ctx)).c_str(), kv_case,
+          std::string(profile), ctx)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -42,7 +42,7 @@ struct realistic_knobs {
   double key_context = 0.6;               // norm of the key's context part (anchors every context_stride tokens)
   std::uint32_t context_stride = 64;
   double query_token = 0.15;              // a query's last-token part, relative to its constant part
-  std::uint32_t retrieval_queries = 2;    // query heads per retrieval KV head that match contexts
+  std::uint32_t retrieval_queries = 1;    // query heads per retrieval KV head that match contexts
   double retrieval_key_share = 0.1;       // the rotated part of a retrieval KV head's keys, scaled
   double value_scale = 0.05;              // norm of the values of heads that are neither retrieval nor aggregation
 
