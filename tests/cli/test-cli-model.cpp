@@ -115,3 +115,28 @@ TEST(Cli, RunDumpKvStatsAndCalibrateSeeTheSameSamples) {
       EXPECT_EQ(cal_prompts[sample]["prompt_hash"], run_hashes[std::make_pair(length, sample)]) << length;
   }
 }
+
+// realism: the table on stdout with every statistic, the JSON and markdown files on
+// request, lengths checked against the task, and no file written over a results folder.
+TEST(Cli, RealismPrintsTheTableAndWritesItsFiles) {
+  const auto d = scratch("cli-realism");
+  const auto cfg = write(d, "r.json", config(R"(["dense"])"));
+  const auto r = run_cli("realism " + cfg.string() + " --length 1024 --length 2048 --samples 1 --steps 2 --json " +
+                         (d / "r.json.out").string() + " --markdown " + (d / "r.md").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* statistic : {"query_cosine", "retrieval_heads", "sink_heads", "top20_mass", "top2pct_quality",
+                                "logit_l1_spread", "neighbour_keys"})
+    EXPECT_NE(r.out.find(std::string("| ") + statistic + " |"), std::string::npos) << statistic;
+  const auto j = nlohmann::json::parse(read_file(d / "r.json.out"));
+  EXPECT_EQ(j["profile"], "tiny");
+  ASSERT_EQ(j["lengths"].size(), 2u);
+  EXPECT_EQ(j["lengths"][1]["context_length"], 2048);
+  EXPECT_EQ(j["lengths"][0]["heads"].size(), 2u * 8u);
+  EXPECT_NE(read_file(d / "r.md").find("| retrieval_heads |"), std::string::npos);
+  expect_failure(run_cli("realism " + cfg.string() + " --length 10"), exit_usage, {"--length", "needs at least"});
+  expect_failure(run_cli("realism " + cfg.string() + " --task nosuch"), exit_usage, {"nosuch"});
+  fs::create_directories(d / "results");
+  write(d / "results", "results.json", "{}");
+  expect_failure(run_cli("realism " + cfg.string() + " --length 1024 --json " + (d / "results" / "results.json").string()),
+                 exit_output, {"--json"});
+}
