@@ -76,7 +76,7 @@ mechanistic_model::mechanistic_model(model_profile profile, std::uint64_t seed)
   std::uint32_t nth_retrieval = 0;
   for (std::uint32_t l = 0; l < profile_.n_layers; ++l) {
     // Windows alternate over a layer's retrieval heads (sharp), or over the model's
-    // (realistic: a layer has one or none).
+    // (realistic: a layer has two or none, and both windows must be spread over depth).
     if (!profile_.realistic) nth_retrieval = 0;
     for (std::uint32_t h = 0; h < profile_.n_kv_heads; ++h)
       windows_.push_back(profile_.roles[l][h] == head_role::retrieval

@@ -17,6 +17,10 @@
 //    word ("most") is among the last tokens, the query points there and the output is
 //    the frequency-weighted mean of the words' values; otherwise it rests on the first
 //    token like a sink.
+// That is the sharp population. A profile with a `realistic` block builds a realistic one
+// instead (mechanistic-realistic.cpp; docs/model.md, "Realistic heads"): rotary position
+// on every key and query, and each query head its own mix of sink, recency and a long
+// tail, with few copying heads.
 // Every K/V is computed in closed form from tokens: no attention output feeds a later
 // layer, so all layers see the same token sequence.
 #pragma once
