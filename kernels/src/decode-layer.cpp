@@ -120,7 +120,7 @@ void merge_parts(const layer_decode_args& la, const layer_schedule& ls, const la
   for (std::uint32_t t = 0; t < ls.traversals; ++t) {
     const std::size_t base = static_cast<std::size_t>(t) * ls.splits;
     merge_partials(ls.splits, nq, d, &s.max[base * nq], &s.sum[base * nq], &s.acc[base * nq * d],
-                   la.out + static_cast<std::size_t>(t) * nq * d, nullptr);
+                   la.out + static_cast<std::size_t>(t) * nq * d, la.lse ? la.lse + static_cast<std::size_t>(t) * nq : nullptr);
     if (!counters) continue;
     counters[t] = {};
     for (std::uint32_t p = 0; p < ls.splits; ++p) {

@@ -2,6 +2,7 @@
 // GQA ratios 1/4/8, ALL/BLOCKS/TOKENS plans, and lengths around block boundaries; and
 // the terminator hook: stopping after block j gives the attention over the first j.
 #include <attnbench/kernels/decode.hpp>
+#include <attnbench/kernels/dtype.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/kernels/random.hpp>
 #include <attnbench/kernels/simd.hpp>
@@ -286,6 +287,62 @@ TEST(DecodeLayer, MatchesPerGroupReference) {
       const std::uint64_t expect = (query_granularity ? group : 1) * (49 + 5);
       EXPECT_EQ(visited, expect);
     }
+  }
+}
+
+// decode_layer's lse is each head's log softmax denominator over what it visited, split
+// or not, per KV head or per query head; exp(lse of a plan - lse of all) is the dense mass
+// the plan holds (what fidelity's recall reads).
+TEST(DecodeLayer, LseIsTheLogDenominatorOfWhatWasVisited) {
+  const std::uint32_t hkv = 2, group = 4, d = 32, bs = 16, n = 777;
+  auto f = make_layer(n, hkv, group, d, bs, 7);
+  const auto& view = f.cache->layer_view(0);
+  std::vector<std::uint32_t> blocks = {0, 3, 9, 48, 20};
+  const float scale = 0.2f;
+  auto direct = [&](std::uint32_t qh, bool only_blocks) {
+    const std::uint32_t h = qh / group;
+    std::vector<float> key(d);
+    double total = 0;
+    for (std::uint32_t t = 0; t < n; ++t) {
+      if (only_blocks && std::find(blocks.begin(), blocks.end(), t / bs) == blocks.end()) continue;
+      to_fp32(ATTNBENCH_DTYPE_FP16, static_cast<const std::uint16_t*>(view.heads[h].key_blocks[t / bs]) + (t % bs) * d,
+              key.data(), d);
+      double x = 0;
+      for (std::uint32_t i = 0; i < d; ++i) x += static_cast<double>(f.queries[qh * d + i]) * key[i];
+      total += std::exp(scale * x);
+    }
+    return std::log(total);
+  };
+  auto lse_of = [&](const attnbench_plan& plan, std::uint32_t min_parts) {
+    std::vector<float> out(hkv * group * d), lse(hkv * group);
+    layer_decode_args la;
+    la.queries = f.queries.data();
+    la.n_query_heads = hkv * group;
+    la.scale = scale;
+    la.kv = &view;
+    la.plan = &plan;
+    la.min_parts = min_parts;
+    la.out = out.data();
+    la.lse = lse.data();
+    EXPECT_EQ(decode_layer(la, nullptr), ATTNBENCH_STATUS_OK);
+    return lse;
+  };
+  const std::vector<attnbench_plan_entry> all(hkv, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+  const std::vector<attnbench_plan_entry> some(hkv, {ATTNBENCH_PLAN_BLOCKS, 5, blocks.data(), nullptr});
+  for (bool split : {false, true})
+    for (const auto* entries : {&all, &some}) {
+      const auto lse = lse_of({ATTNBENCH_PLAN_PER_KV_HEAD, hkv, entries->data()}, split ? 16 : 1);
+      for (std::uint32_t qh = 0; qh < hkv * group; ++qh)
+        EXPECT_NEAR(lse[qh], direct(qh, entries == &some), 1e-4) << "head " << qh << ", split " << split;
+    }
+  // The same through per-query-head entries; and the recall identity.
+  std::vector<attnbench_plan_entry> per_q(hkv * group, {ATTNBENCH_PLAN_BLOCKS, 5, blocks.data(), nullptr});
+  const auto lse = lse_of({ATTNBENCH_PLAN_PER_QUERY_HEAD, hkv * group, per_q.data()}, 16);
+  for (std::uint32_t qh = 0; qh < hkv * group; ++qh) {
+    const double recall = std::exp(lse[qh] - direct(qh, false));
+    EXPECT_GT(recall, 0.0);
+    EXPECT_LT(recall, 1.0);
+    EXPECT_NEAR(recall, std::exp(direct(qh, true) - direct(qh, false)), 1e-4);
   }
 }
 

@@ -94,6 +94,10 @@ struct layer_decode_args {
   // results (to the last bit) do not depend on the machine. 1 disables splitting.
   std::uint32_t min_parts = 16;
   float* out = nullptr;  // [n_query_heads * head_dim]
+  // Optional [n_query_heads]: log of each head's softmax denominator over the tokens it
+  // visited (-inf when none). Two traversals over one cache compare by it: exp(lse of a
+  // plan - lse of all tokens) is the share of dense attention mass the plan visited.
+  float* lse = nullptr;
 };
 
 // Why decode_layer failed, so that the caller can name the culprit without guessing.
