@@ -30,6 +30,7 @@ namespace attnbench {
 using tasks::token;
 using tasks::vocabulary;
 using model_detail::normalize;
+using model_detail::project_out;
 using model_detail::random_unit;
 
 namespace {
@@ -90,8 +91,7 @@ void mechanistic_model::setup_realistic() {
       sink_norms2_[idx] = kernels::reproducible_dot(sink, sink, d);
       std::vector<float> bias(d, 0.0f);
       random_unit(r, bias.data() + 2 * sink_first, 2 * k.sink_pairs);
-      const double along = kernels::reproducible_dot(bias.data(), sink, d);
-      for (std::uint32_t i = 0; i < d; ++i) bias[i] -= static_cast<float>(along) * sink[i];
+      project_out(bias.data(), sink, d);
       normalize(bias.data(), d, 1.0f);
       bias_directions_.insert(bias_directions_.end(), bias.begin(), bias.end());
       float* category = &category_directions_[idx * d];
@@ -141,13 +141,13 @@ void mechanistic_model::setup_realistic() {
 }
 
 void mechanistic_model::retrieval_code(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,
-                                       std::size_t p, float* dst) const {
+                                       std::size_t p, const float* weights, float norm, float* dst) const {
   const std::uint32_t d = profile_.head_dim;
-  assign(key_transform(layer, kv_head, 1), key_row(tokens[p - 1]), 1.0f, dst);
+  assign(key_transform(layer, kv_head, 1), key_row(tokens[p - 1]), weights ? weights[1] : 1.0f, dst);
   for (std::uint32_t j = 2; j <= window(layer, kv_head) && j <= p; ++j)
-    apply(key_transform(layer, kv_head, j), key_row(tokens[p - j]), 1.0f, dst);
+    apply(key_transform(layer, kv_head, j), key_row(tokens[p - j]), weights ? weights[j] : 1.0f, dst);
   std::fill(dst + d - 2 * profile_.realistic->sink_pairs, dst + d, 0.0f);
-  normalize(dst, d, 1.0f);
+  normalize(dst, d, norm);
 }
 
 void mechanistic_model::key_value_realistic(std::uint32_t layer, std::uint32_t kv_head, std::span<const token> tokens,
@@ -184,7 +184,7 @@ void mechanistic_model::key_value_realistic(std::uint32_t layer, std::uint32_t k
   for (std::uint32_t i = d - 2 * k.sink_pairs; i < d; ++i) key[i] = key_bias * bias[i];
   float value_scale = static_cast<float>(k.value_scale);
   if (role == head_role::retrieval) {
-    retrieval_code(layer, kv_head, tokens, p, part.data());
+    retrieval_code(layer, kv_head, tokens, p, nullptr, 1.0f, part.data());
     const auto share = static_cast<float>(k.retrieval_key_share);
     for (std::uint32_t i = 0; i < d - 2 * k.sink_pairs; ++i) key[i] = share * key[i] + part[i];
     value_scale = 1.0f;
@@ -241,11 +241,8 @@ void mechanistic_model::query_realistic(std::uint32_t layer, std::uint32_t q, st
     // The retrieval query: the last w tokens through the key slots (each query head its
     // own weights), with an exact match at logit sharpness * w / 3.
     const float* w = &query_weights_[(static_cast<std::size_t>(layer) * hq + q) * slots_];
-    std::fill(part.begin(), part.end(), 0.0f);
-    for (std::uint32_t j = 1; j <= window(layer, h) && j <= t; ++j)
-      apply(key_transform(layer, h, j), key_row(tokens[t - j]), w[j], part.data());
-    std::fill(part.end() - 2 * k.sink_pairs, part.end(), 0.0f);
-    normalize(part.data(), d, static_cast<float>(profile_.retrieval_sharpness * window(layer, h) / 3.0 * sqrt_d));
+    retrieval_code(layer, h, tokens, t, w,
+                   static_cast<float>(profile_.retrieval_sharpness * window(layer, h) / 3.0 * sqrt_d), part.data());
     for (std::uint32_t i = 0; i < d; ++i) o[i] += part[i];
     sink_logit = static_cast<float>(profile_.retrieval_rest * window(layer, h) / 3.0);
   } else if (cued) {

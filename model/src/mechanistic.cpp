@@ -17,6 +17,7 @@ namespace attnbench {
 using tasks::token;
 using tasks::vocabulary;
 using model_detail::normalize;
+using model_detail::project_out;
 using model_detail::random_unit;
 
 namespace {
@@ -24,12 +25,6 @@ namespace {
 // Hot loops here are elementwise or use reproducible_dot, and carry
 // ATTNBENCH_REPRODUCIBLE_CLONES; CMake sets -ffp-contract=off for this file, so every
 // version gives the same bits (see attnbench/kernels/reproducible.hpp).
-
-// v -= (v . dir) dir for a unit dir.
-void project_out(float* v, const float* dir, std::uint32_t d) {
-  const double dot = kernels::reproducible_dot(v, dir, d);
-  for (std::uint32_t i = 0; i < d; ++i) v[i] -= static_cast<float>(dot) * dir[i];
-}
 
 // v = unit(v - (v . dir) dir) for a near-unit dir with |dir|^2 = dir_norm2, both dot
 // products taken from the v given: |v - a dir|^2 = v.v - 2a^2 + a^2 dir_norm2 with a = v.dir.

@@ -38,7 +38,7 @@ struct head_step {
 // Scratch of one KV head's analysis.
 struct scratch {
   std::vector<float> keys, values, logits, page_min, page_max;
-  std::vector<double> probs, out, stream;
+  std::vector<double> probs, sorted, out, stream;
   std::vector<std::uint32_t> order;
 };
 
@@ -48,17 +48,6 @@ void read_rows(const void* const* blocks, std::size_t n, std::uint32_t d, std::u
   for (std::size_t start = 0; start < n; start += block_size)
     kernels::to_fp32(dtype, static_cast<const std::byte*>(blocks[start / block_size]), &rows[start * d],
                      std::min<std::size_t>(block_size, n - start) * d);
-}
-
-float dot(const float* a, const float* b, std::uint32_t d) {
-  float s[8] = {};
-  std::uint32_t i = 0;
-  for (; i + 8 <= d; i += 8)
-    for (std::uint32_t j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
-  float total = 0;
-  for (; i < d; ++i) total += a[i] * b[i];
-  for (float x : s) total += x;
-  return total;
 }
 
 struct layer_args {
@@ -89,13 +78,10 @@ void page_bounds(scratch& s, std::size_t n, std::uint32_t d) {
 }
 
 // The oracle's tokens for one head: its exact top 2% by logit, in cache order.
-void oracle_tokens(const scratch& s, std::size_t n, std::vector<std::uint32_t>& idx) {
+void oracle_tokens(const float* logits, std::size_t n, std::vector<std::uint32_t>& idx) {
   const std::size_t k = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(kOracleShare * n)));
-  idx.resize(n);
-  std::iota(idx.begin(), idx.end(), 0u);
-  std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k - 1), idx.end(),
-                   [&](std::uint32_t x, std::uint32_t y) { return s.logits[x] > s.logits[y]; });
   idx.resize(k);
+  kernels::top_k(logits, n, static_cast<std::uint32_t>(k), idx.data());
   std::sort(idx.begin(), idx.end());
 }
 
@@ -127,13 +113,15 @@ void streaming_change(scratch& s, std::size_t n, std::uint32_t d, head_step& st)
 // One head's measures from its logits (s.logits, best `top`): mass on the first tokens,
 // the streaming change, the top 20%'s mass, tokens for 90%, and the pages Quest's bound
 // cannot rule out (those whose bound reaches the best logit).
-void measure_head(scratch& s, const float* q, std::size_t n, std::uint32_t d, float scale, float top, head_step& st) {
+void measure_head(scratch& s, const float* logits, const float* q, std::size_t n, std::uint32_t d, float scale,
+                  float top, head_step& st) {
   double z = 0;
-  for (std::size_t t = 0; t < n; ++t) z += (s.probs[t] = std::exp(static_cast<double>(s.logits[t] - top)));
+  for (std::size_t t = 0; t < n; ++t) z += (s.probs[t] = std::exp(static_cast<double>(logits[t] - top)));
   for (auto& p : s.probs) p /= z;
   for (std::size_t t = 0; t < std::min(n, kSinkTokens); ++t) st.first_mass += s.probs[t];
   streaming_change(s, n, d, st);
-  std::vector<double> sorted(s.probs);
+  std::vector<double>& sorted = s.sorted;
+  sorted.assign(s.probs.begin(), s.probs.end());
   std::sort(sorted.begin(), sorted.end(), std::greater<>());
   const auto top_n = static_cast<std::size_t>(std::ceil(kTopShare * static_cast<double>(n)));
   st.top_mass = std::accumulate(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(top_n), 0.0);
@@ -144,9 +132,7 @@ void measure_head(scratch& s, const float* q, std::size_t n, std::uint32_t d, fl
   const std::size_t pages = (n + kPage - 1) / kPage;
   std::size_t open = 0;
   for (std::size_t pg = 0; pg < pages; ++pg) {
-    double bound = 0;
-    for (std::uint32_t i = 0; i < d; ++i) bound += std::max(q[i] * s.page_min[pg * d + i], q[i] * s.page_max[pg * d + i]);
-    if (scale * bound >= top) ++open;
+    if (scale * kernels::key_range_bound(q, &s.page_min[pg * d], &s.page_max[pg * d], d) >= top) ++open;
   }
   st.pages_open = static_cast<double>(open) / static_cast<double>(pages);
 }
@@ -160,7 +146,7 @@ void analyse_layer(const layer_args& a) {
     const attnbench_kv_head_view& hv = a.view->heads[h];
     const std::size_t n = hv.n_tokens;
     if (n == 0) return;
-    read_rows(hv.key_blocks, n, d, a.block_size, a.dtype, s.keys);
+    if (a.measure || a.neighbours) read_rows(hv.key_blocks, n, d, a.block_size, a.dtype, s.keys);
     if (a.measure) {
       read_rows(hv.value_blocks, n, d, a.block_size, a.dtype, s.values);
       page_bounds(s, n, d);
@@ -171,25 +157,30 @@ void analyse_layer(const layer_args& a) {
       for (std::size_t t = 1; t + 1 < n; ++t, ++count) sum += kernels::cosine(&s.keys[t * d], &s.keys[(t + 1) * d], d);
       (*a.neighbour)[h] = count ? sum / static_cast<double>(count) : 0.0;
     }
-    s.logits.resize(n);
+    // The group's logits over the whole cache, as a token-level policy scores them.
+    s.logits.resize(group * n);
     s.probs.resize(n);
-    for (std::uint32_t qh = h * group; qh < (h + 1) * group; ++qh) {
-      const float* q = a.queries + static_cast<std::size_t>(qh) * d;
-      float top = -std::numeric_limits<float>::infinity();
-      std::size_t argmax = 0;
-      double l1 = 0;
-      for (std::size_t t = 0; t < n; ++t) {
-        s.logits[t] = a.scale * dot(q, &s.keys[t * d], d);
-        l1 += std::fabs(static_cast<double>(s.logits[t]));
-        if (s.logits[t] > top) top = s.logits[t], argmax = t;
-      }
-      if (a.top) oracle_tokens(s, n, (*a.top)[qh]);
+    kernels::score_args sa;
+    sa.queries = a.queries + static_cast<std::size_t>(h) * group * d;
+    sa.n_query_heads = group;
+    sa.head_dim = d;
+    sa.scale = a.scale;
+    sa.kv = &hv;
+    sa.block_size = a.block_size;
+    sa.dtype = a.dtype;
+    sa.count = n;
+    sa.out = s.logits.data();
+    if (kernels::score_keys(sa) != ATTNBENCH_STATUS_OK) throw std::runtime_error("realism: score_keys refused its arguments");
+    for (std::uint32_t g = 0; g < group; ++g) {
+      const std::uint32_t qh = h * group + g;
+      const float* logits = &s.logits[g * n];
+      if (a.top) oracle_tokens(logits, n, (*a.top)[qh]);
       if (!a.measure) continue;
       head_step& st = (*a.steps)[qh];
       st = {};
-      st.argmax = argmax;
-      st.l1 = l1;
-      measure_head(s, q, n, d, a.scale, top, st);
+      st.argmax = static_cast<std::size_t>(std::max_element(logits, logits + n) - logits);
+      for (std::size_t t = 0; t < n; ++t) st.l1 += std::fabs(static_cast<double>(logits[t]));
+      measure_head(s, logits, sa.queries + static_cast<std::size_t>(g) * d, n, d, a.scale, logits[st.argmax], st);
     }
   });
 }

@@ -1,5 +1,5 @@
 // Small vector helpers of the mechanistic model's construction (mechanistic.cpp and
-// mechanistic-realistic.cpp): random unit vectors and normalisation, reproducible on
+// mechanistic-realistic.cpp): random unit vectors, projection and normalisation, reproducible on
 // every machine (their dot products are kernels::reproducible_dot).
 #pragma once
 
@@ -19,6 +19,12 @@ inline void random_unit(rng& r, float* out, std::uint32_t d) {
   }
   const auto inv = static_cast<float>(1.0 / std::sqrt(norm2));
   for (std::uint32_t i = 0; i < d; ++i) out[i] *= inv;
+}
+
+// v -= (v . dir) dir for a unit dir.
+inline void project_out(float* v, const float* dir, std::uint32_t d) {
+  const double dot = kernels::reproducible_dot(v, dir, d);
+  for (std::uint32_t i = 0; i < d; ++i) v[i] -= static_cast<float>(dot) * dir[i];
 }
 
 // v *= target_norm / |v| (v left as it is when zero).

@@ -104,10 +104,11 @@ class mechanistic_model final : public model {
   void key_value_realistic(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens,
                            std::size_t p, std::uint32_t earlier, float* key, float* value) const;
   void query_realistic(std::uint32_t layer, std::uint32_t q, std::span<const tasks::token> tokens, float* o) const;
-  // The induction part of a realistic retrieval key at p: dst = the unit code of tokens
-  // p-1 ... p-w, sink pairs zeroed.
+  // The induction code of tokens p-1 ... p-w for a realistic retrieval head, each slot
+  // weighted (1 when weights is null), sink pairs zeroed, scaled to norm: a key's (at
+  // position p) or a query's (predicting position p).
   void retrieval_code(std::uint32_t layer, std::uint32_t kv_head, std::span<const tasks::token> tokens, std::size_t p,
-                      float* dst) const;
+                      const float* weights, float norm, float* dst) const;
 
 
   const float* direction(const std::vector<float>& table, std::uint32_t layer, std::uint32_t kv_head) const {
