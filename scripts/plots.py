@@ -7,8 +7,14 @@ decode throughput against context length, accuracy against the share of tokens a
 (the trade-off curve), and blocks skipped per layer. Python is only for plots; every
 number comes from the C++ harness.
 
-    python3 scripts/plots.py REPORT_DIR
+    python3 scripts/plots.py REPORT_DIR [--x attended|recall|error]
+
+--x picks the trade-off curve's x axis: the share of context tokens attended (default),
+or, for a run with metrics.fidelity, the share of dense attention mass the policy visited
+(recall) or its output's relative error against dense attention (error), from
+fidelity.csv.
 """
+import argparse
 import csv
 import os
 import sys
@@ -125,12 +131,21 @@ def throughput(rows, out):
     save(fig, out, "throughput.png")
 
 
-def tradeoff(rows, out):
+# The trade-off curve's x axes: column, axis label, log scale.
+TRADEOFF_X = {
+    "attended": ("tokens attended %", "context tokens attended (%, log scale)", True),
+    "recall": ("attention recall %", "dense attention mass visited (%)", False),
+    "error": ("output error %", "attention output error against dense (%)", False),
+}
+
+
+def tradeoff(rows, out, x_axis="attended"):
     # One point per policy label and terminator (mean over context lengths); one line per
     # plugin and terminator through its budgets.
+    column, xlabel, log = TRADEOFF_X[x_axis]
     acc = defaultdict(list)
     for r in rows:
-        acc[(r["plugin"], r["terminator"], r["policy"])].append((float(r["tokens attended %"]), float(r["accuracy"])))
+        acc[(r["plugin"], r["terminator"], r["policy"])].append((float(r[column]), float(r["accuracy"])))
     if not acc:
         return
     lines = defaultdict(list)
@@ -140,20 +155,23 @@ def tradeoff(rows, out):
         lines[plugin if term == "none" else f"{plugin} + {term}"].append((x, y, policy))
     for pts in lines.values():
         pts.sort()
-    fig, ax = line_figure(lines, "Accuracy against the share of the KV cache read",
-                          "context tokens attended (%, log scale)", "accuracy (%)")
+    what = {"attended": "the share of the KV cache read", "recall": "the attention mass visited",
+            "error": "the attention output's error"}[x_axis]
+    fig, ax = line_figure(lines, f"Accuracy against {what}", xlabel, "accuracy (%)")
     for pts in lines.values():
         if len(pts) > 1:
             for i, (x, y, policy) in enumerate(pts):  # labels above and below in turn
                 ax.annotate(policy, (x, y), fontsize=7, xytext=(3, 5 if i % 2 == 0 else -11),
                             textcoords="offset points")
-    ax.set_xscale("log")
-    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if min(p[0] for v in lines.values() for p in v) / 2 <= t]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
+    if log:
+        ax.set_xscale("log")
+        lowest = min(p[0] for v in lines.values() for p in v)
+        ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lowest / 2 <= t]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
     ax.set_ylim(-3, 103)
     outside_legend(ax)
-    save(fig, out, "tradeoff.png")
+    save(fig, out, "tradeoff.png" if x_axis == "attended" else f"tradeoff-{x_axis}.png")
 
 
 def layers(rows, out):
@@ -170,9 +188,11 @@ def layers(rows, out):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    folder = sys.argv[1]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", metavar="REPORT_DIR")
+    parser.add_argument("--x", choices=sorted(TRADEOFF_X), default="attended", help="the trade-off curve's x axis")
+    args = parser.parse_args()
+    folder = args.folder
     out = os.path.join(folder, "plots")
     os.makedirs(out, exist_ok=True)
     plt.rcParams.update(STYLE)
@@ -180,7 +200,13 @@ def main():
     POLICIES.extend(sorted({r["policy"] for r in efficiency} | {r["plugin"] for r in efficiency}))
     needle_heatmaps(read(os.path.join(folder, "needles.csv")), out)
     throughput(efficiency, out)
-    tradeoff(efficiency, out)
+    if args.x == "attended":
+        tradeoff(efficiency, out)
+    else:
+        fidelity = os.path.join(folder, "fidelity.csv")
+        if not os.path.exists(fidelity):
+            sys.exit(f"plots.py: --x {args.x} needs {fidelity}: run with metrics.fidelity true, then attnbench report")
+        tradeoff(read(fidelity), out, args.x)
     layers(read(os.path.join(folder, "layers.csv")), out)
 
 

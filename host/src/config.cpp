@@ -148,6 +148,17 @@ std::string resolve_name(const json& raw, const json_reader& r, const fs::path& 
   return name;
 }
 
+// Metrics computed only when asked: {"fidelity": true} runs dense attention beside the
+// policy's at every step (docs/config.md, "Fidelity").
+json resolve_metrics(const json& raw, const json_reader& r) {
+  const json metrics = raw.value("metrics", json::object());
+  r.expect_object(metrics, "/metrics");
+  r.reject_unknown_keys(metrics, "/metrics", {"fidelity"});
+  const json fidelity = metrics.value("fidelity", json(false));
+  if (!fidelity.is_boolean()) r.fail("/metrics/fidelity", "expected true or false, got " + describe_json(fidelity));
+  return json{{"fidelity", fidelity}};
+}
+
 // The grid's size, checked before any cell list is built.
 void check_grid_size(const json& out, const json_reader& r) {
   std::uint64_t cells = 1;
@@ -164,7 +175,7 @@ void check_grid_size(const json& out, const json_reader& r) {
 json resolve(const json& raw, const json_reader& r, const fs::path& file, const task_rules& rules) {
   r.expect_object(raw, "");
   r.reject_unknown_keys(raw, "", {"name", "description", "model", "tasks", "context_lengths", "policies",
-                                  "terminators", "seeds", "samples", "batch", "threads", "memory_limit_gib"});
+                                  "terminators", "seeds", "samples", "batch", "threads", "memory_limit_gib", "metrics"});
   json out = json::object();
   out["name"] = resolve_name(raw, r, file);
   out["description"] = raw.contains("description") ? r.string(raw["description"], "/description") : "";
@@ -182,6 +193,7 @@ json resolve(const json& raw, const json_reader& r, const fs::path& file, const 
   out["threads"] = raw.contains("threads") ? r.integer(raw["threads"], "/threads", 0, 1024) : 0;
   out["memory_limit_gib"] =
       raw.contains("memory_limit_gib") ? r.number(raw["memory_limit_gib"], "/memory_limit_gib", 0.0, 1e6) : 0.0;
+  out["metrics"] = resolve_metrics(raw, r);
   return out;
 }
 
@@ -286,6 +298,7 @@ run_config load_config_text(std::string_view text, const fs::path& file, const t
   c.batch = resolved["batch"];
   c.threads = resolved["threads"];
   c.memory_limit_gib = resolved["memory_limit_gib"];
+  c.fidelity = resolved["metrics"]["fidelity"];
   return c;
 }
 

@@ -240,6 +240,64 @@ void efficiency_section(report_context& ctx) {
               e);
 }
 
+// Attention fidelity, where the run measured it (metrics.fidelity): per policy, terminator
+// and context length, the mean over cells of accuracy, the dense mass visited (overall and
+// per head role) and the output's relative error against dense attention.
+void fidelity_section(report_context& ctx) {
+  struct sums {
+    std::string plugin;
+    int cells = 0;
+    double accuracy = 0, recall = 0, error = 0;
+    std::map<std::string, std::pair<double, int>> role_recall;
+  };
+  std::map<group_key, sums> groups;
+  std::set<std::string> roles;
+  for (std::size_t i = 0; i < ctx.cells.size(); ++i) {
+    const ojson& c = *ctx.cells[i];
+    const ojson& m = c["metrics"];
+    if (!m.contains("attention_recall") || !m["attention_recall"].is_number()) continue;
+    const run_data& run = ctx.data[ctx.cell_run[i]];
+    auto& g = groups[key_of(c)];
+    const auto pl = run.plugin_of.find(c["policy"].get<std::string>());
+    g.plugin = pl == run.plugin_of.end() ? c["policy"].get<std::string>() : pl->second;
+    ++g.cells;
+    g.accuracy += m.value("accuracy", 0.0);
+    g.recall += m["attention_recall"].get<double>();
+    g.error += m.value("output_error", 0.0);
+    const ojson by_role = m.value("attention_recall_by_role", ojson::object());
+    for (const auto& [role, v] : by_role.items())
+      if (v.is_number()) {
+        g.role_recall[role].first += v.get<double>();
+        ++g.role_recall[role].second;
+        roles.insert(role);
+      }
+  }
+  if (groups.empty()) return;
+  table t;
+  t.header = {"policy", "plugin", "terminator", "context", "cells", "accuracy", "attention recall %", "output error %"};
+  for (const auto& r : roles) t.header.push_back("recall " + r + " %");
+  for (const auto& k : group_order(ctx)) {
+    const auto it = groups.find(k);
+    if (it == groups.end()) continue;
+    const sums& g = it->second;
+    const double n = g.cells;
+    std::vector<std::string> row{k.policy, g.plugin, k.terminator, std::to_string(k.length), std::to_string(g.cells),
+                                 format_number("%.1f", g.accuracy / n), format_number("%.2f", 100 * g.recall / n),
+                                 format_number("%.2f", 100 * g.error / n)};
+    for (const auto& r : roles) {
+      const auto rr = g.role_recall.find(r);
+      row.push_back(rr == g.role_recall.end() ? "-" : format_number("%.2f", 100 * rr->second.first / rr->second.second));
+    }
+    t.add(std::move(row));
+  }
+  ctx.section("fidelity", "Attention fidelity",
+              "Where the run measured it (metrics.fidelity): per policy, terminator and context length, the mean over "
+              "cells of the share of dense attention mass the visited tokens hold (per query head and step, then "
+              "per head role) and the relative L2 error of the attention output against dense attention over the "
+              "prompt's whole cache",
+              t);
+}
+
 // The plugins' own figures (re-selection rate, K bytes scored, art's bounds, ...): per
 // policy, terminator and context length, the mean of every number they report.
 void plugin_stats_section(report_context& ctx) {
@@ -360,6 +418,7 @@ report_result write_report(const std::vector<fs::path>& runs, const report_optio
   runs_section(ctx);
   suite_sections(ctx);
   efficiency_section(ctx);
+  fidelity_section(ctx);
   plugin_stats_section(ctx);
   plot_data(ctx);
   plots_section(ctx, options.plots_script);

@@ -1,5 +1,7 @@
 #include <attnbench/run/engine.hpp>
 
+#include "fidelity.hpp"
+
 #include <attnbench/host/errors.hpp>
 #include <attnbench/host/plugin-calls.hpp>
 #include <attnbench/host/policy-host.hpp>
@@ -89,6 +91,7 @@ struct sequence {
   double prepare_s = 0;    // faulting in the cache's pages
   attnbench_status status = ATTNBENCH_STATUS_OK;  // the last decode_layer's, and what failed
   kernels::decode_error error;
+  std::unique_ptr<fidelity_probe> fidelity;  // metrics.fidelity only
 };
 
 // The most tokens a sample's sequence can hold: its prompt, every follow-up (a restated
@@ -120,6 +123,13 @@ void prefill_sequence(const run_inputs& in, sequence& s, cell_totals& t) {
     }
   }
   s.prefill_s = seconds_since(t_prefill);
+  if (in.config.fidelity) {
+    bool evicted = false;  // any KV head holding fewer tokens than the sequence
+    for (std::uint32_t layer = 0; layer < p.n_layers; ++layer)
+      for (std::uint32_t h = 0; h < p.n_kv_heads; ++h)
+        evicted = evicted || cache.n_tokens(layer, h) != s.model_seq->tokens().size();
+    s.fidelity = std::make_unique<fidelity_probe>(in.model, s.smp->prompt, cache, evicted);
+  }
   t.prefill_s += s.prefill_s;
   t.resident_bytes += static_cast<double>(cache.resident_bytes());
 }
@@ -154,6 +164,7 @@ kernels::layer_decode_args layer_args(const run_inputs& in, sequence& s, std::ui
   la.kv = &s.cache->layer_view(layer);
   la.plan = &s.plan;
   la.out = s.outputs.data();
+  if (s.fidelity) la.lse = s.fidelity->lse();
   if (terminator) {
     la.terminator = terminator->ops();
     la.terminator_instance = terminator->handle();
@@ -220,8 +231,15 @@ void attend_batch(const run_inputs& in, std::span<sequence* const> batch, const 
       s.status = kernels::decode_layer(la, s.counters.data(), &s.error);
     });
     t.attention_s += seconds_since(t_att);
-    for (sequence* s : batch) {
+    for (sequence* s : batch)
       if (s->status != ATTNBENCH_STATUS_OK) throw decode_failure(*s, terminator, layer);
+    if (in.config.fidelity)
+      tbb::parallel_for(std::size_t{0}, batch.size(), [&](std::size_t i) {
+        sequence& s = *batch[i];
+        s.fidelity->measure(layer, s.queries.data(), s.outputs.data());
+      });
+    for (sequence* s : batch) {
+      if (s->fidelity) s->fidelity->add_to(layer, t.fidelity);
       s->model_seq->fold(layer, s->outputs.data());
       count_layer(in, *s, layer, t);
     }
@@ -240,7 +258,12 @@ sequence_task decode_sequence(sequence& s) {
   auto is_stop = [&](tasks::token x) {
     return std::find(smp.stop_tokens.begin(), smp.stop_tokens.end(), x) != smp.stop_tokens.end();
   };
-  auto push = [&](tasks::token x) { seq.append(std::span(&x, 1)); };
+  // Appends and truncations reach the fidelity probe's cache too.
+  auto append = [&](std::span<const tasks::token> x) {
+    seq.append(x);
+    if (s.fidelity) s.fidelity->append(x);
+  };
+  auto push = [&](tasks::token x) { append(std::span(&x, 1)); };
   std::vector<tasks::token> last_answer;  // the previous generation's first continuation
   for (std::size_t gen = 0; gen <= smp.follow_ups.size() && !g_interrupt_requested.load(); ++gen) {
     if (gen > 0) {
@@ -249,13 +272,16 @@ sequence_task decode_sequence(sequence& s) {
         if (x == tasks::kLastAnswer) follow_up.insert(follow_up.end(), last_answer.begin(), last_answer.end());
         else follow_up.push_back(x);
       }
-      seq.append(follow_up);
+      append(follow_up);
     }
     const std::size_t base = seq.tokens().size();
     s.final_generation = s.texts.size();
     std::vector<std::vector<tasks::token>> pending{{}};  // forced starts of continuations to decode
     for (std::size_t c = 0; c < pending.size() && !g_interrupt_requested.load(); ++c) {
-      if (seq.tokens().size() != base) seq.truncate(base);  // back to the generation's start
+      if (seq.tokens().size() != base) {  // back to the generation's start
+        seq.truncate(base);
+        if (s.fidelity) s.fidelity->truncate(base);
+      }
       std::vector<tasks::token> out = pending[c];
       for (tasks::token x : out) push(x);
       while (out.size() < smp.max_new_tokens && !g_interrupt_requested.load()) {

@@ -31,6 +31,51 @@ nlohmann::json mean_stats(const std::vector<std::unique_ptr<policy_instance>>& p
   return out;
 }
 
+void fidelity_totals::add(std::uint32_t layer, head_role role, double r, double e) {
+  if (layer_count.size() <= layer) {
+    layer_recall.resize(layer + 1, 0.0);
+    layer_error.resize(layer + 1, 0.0);
+    layer_count.resize(layer + 1, 0);
+  }
+  layer_recall[layer] += r;
+  layer_error[layer] += e;
+  ++layer_count[layer];
+  const auto k = static_cast<std::size_t>(role);
+  role_recall[k] += r;
+  role_error[k] += e;
+  ++role_count[k];
+  recall += r;
+  error += e;
+  ++count;
+}
+
+namespace {
+
+void add_fidelity(const fidelity_totals& f, ojson& m) {
+  if (f.count == 0) return;
+  auto mean = [](double sum, std::uint64_t n) { return n ? sum / static_cast<double>(n) : 0.0; };
+  ojson recall_by_layer = ojson::array(), error_by_layer = ojson::array();
+  for (std::size_t l = 0; l < f.layer_count.size(); ++l) {
+    recall_by_layer.push_back(mean(f.layer_recall[l], f.layer_count[l]));
+    error_by_layer.push_back(mean(f.layer_error[l], f.layer_count[l]));
+  }
+  ojson recall_by_role = ojson::object(), error_by_role = ojson::object();
+  for (std::size_t r = 0; r < kHeadRoles; ++r)
+    if (f.role_count[r] > 0) {
+      const std::string name = head_role_name(static_cast<head_role>(r));
+      recall_by_role[name] = mean(f.role_recall[r], f.role_count[r]);
+      error_by_role[name] = mean(f.role_error[r], f.role_count[r]);
+    }
+  m["attention_recall"] = mean(f.recall, f.count);
+  m["attention_recall_by_layer"] = recall_by_layer;
+  m["attention_recall_by_role"] = recall_by_role;
+  m["output_error"] = mean(f.error, f.count);
+  m["output_error_by_layer"] = error_by_layer;
+  m["output_error_by_role"] = error_by_role;
+}
+
+}  // namespace
+
 ojson cell_metrics(const cell_totals& t, double probe) {
   const double n = static_cast<double>(t.scores.size());
   const double mean = std::accumulate(t.scores.begin(), t.scores.end(), 0.0) / n;
@@ -51,7 +96,7 @@ ojson cell_metrics(const cell_totals& t, double probe) {
     if (t.role_blocks_planned[r] > 0)
       skipped_by_role[head_role_name(static_cast<head_role>(r))] =
           skipped(t.role_blocks_planned[r], t.role_blocks_visited[r]);
-  return ojson{{"accuracy", mean},
+  ojson m{{"accuracy", mean},
           {"accuracy_ci95", {std::max(0.0, mean - half), std::min(100.0, mean + half)}},
           {"samples", t.scores.size()},
           {"decode_steps", t.steps},
@@ -73,6 +118,8 @@ ojson cell_metrics(const cell_totals& t, double probe) {
           {"prefill_ms", 1e3 * t.prefill_s / n},
           {"attention_bytes_per_s", effective_bw},
           {"bandwidth_ratio", probe > 0 ? effective_bw / probe : 0.0}};
+  add_fidelity(t.fidelity, m);
+  return m;
 }
 
 }  // namespace attnbench

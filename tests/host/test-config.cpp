@@ -70,6 +70,21 @@ TEST(Config, SetOverridesResolvedValues) {
   expect_error<config_error>(file, {"(after --set)", "/samples", "expected an integer"}, {"samples=many"});
 }
 
+// metrics.fidelity is off unless asked, settable with --set, and must be a boolean.
+TEST(Config, FidelityIsAskedForByMetricsFidelity) {
+  const auto file = write_config("good.json", kGood);
+  EXPECT_FALSE(load_config(file, config_task_rules()).fidelity);
+  EXPECT_TRUE(load_config(file, config_task_rules(), {"metrics.fidelity=true"}).fidelity);
+  expect_error<config_error>(file, {"/metrics/fidelity", "expected true or false", "string \"yes\""},
+                             {"metrics.fidelity=\"yes\""});
+  expect_error<config_error>(
+      write_config("f1.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"], "metrics": {"recall": true}})"),
+      {"f1.json", "/metrics/recall", "unknown field"});
+  expect_error<config_error>(
+      write_config("f2.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"], "metrics": true})"),
+      {"f2.json", "/metrics", "expected an object"});
+}
+
 TEST(Config, MissingFile) {
   expect_error<config_error>(scratch("config-missing") / "nope.json", {"nope.json", "no such file"});
 }

@@ -58,11 +58,11 @@ TEST(SyntheticModel, SameSeedSameKeysAndValues) {
 
 
 
-// Sink heads put most of their mass on the first token, whose value is small: without it
-// their outputs change by far more than their own size. Retrieval heads that found the
-// needle barely notice.
+// The sharp population's sink heads put most of their mass on the first token, whose
+// value is small: without it their outputs change by far more than their own size.
+// Retrieval heads that found the needle barely notice.
 TEST(SyntheticModel, DroppingTheFirstTokenChangesSinkHeadsMarkedly) {
-  const model_profile p = load_profile(profile_file("default"));
+  const model_profile p = load_profile(profile_file("sharp"));
   const mechanistic_model m(p, 1);
   const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
   const auto s = task->make_sample(3, 4096);
@@ -117,9 +117,10 @@ TEST(SyntheticModel, DroppingTheFirstTokenChangesSinkHeadsMarkedly) {
   EXPECT_GT(retrievals, 0);
 }
 
-// The statistics tell the roles apart the way DESIGN.md section 6 describes them.
+// On the sharp population the statistics tell the roles apart the way DESIGN.md section 6
+// describes them.
 TEST(SyntheticModel, HeadStatisticsSeparateTheRoles) {
-  const mechanistic_model m(load_profile(profile_file("default")), 1);
+  const mechanistic_model m(load_profile(profile_file("sharp")), 1);
   const auto task = tasks::make_task("niah_single_1", nlohmann::json::object());
   stats_request req;
   req.context_length = 2048;

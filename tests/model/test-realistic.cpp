@@ -1,4 +1,4 @@
-// The realistic head population (configs/profiles/realistic.json): the same K/V however
+// The realistic head population (configs/profiles/default.json): the same K/V however
 // the tokens arrive, a continuum of heads that realism measures inside the published
 // ranges it was calibrated to, and its knobs checked when the profile is read.
 #include "../test-helpers.hpp"
@@ -40,7 +40,7 @@ std::vector<std::uint16_t> cache_bits(kernels::kv_cache& cache) {
 // A decode step appends K/V one token at a time; they must be the bits a prefill of the
 // whole sequence writes (rotary position, context anchors and all).
 TEST(RealisticModel, AppendedKeysAreThePrefillsKeys) {
-  const model_profile p = load_profile(profile_file("realistic"));
+  const model_profile p = load_profile(profile_file("default"));
   ASSERT_TRUE(p.realistic.has_value());
   const mechanistic_model m(p, 3);
   const auto task = tasks::make_task("niah_single_2", nlohmann::json::object());
@@ -62,7 +62,7 @@ TEST(RealisticModel, AppendedKeysAreThePrefillsKeys) {
 // realism at 4K: what the calibration at 16K and 64K was made to show (docs/model.md),
 // in the direction each statistic must move, with margins for a shorter context.
 TEST(RealisticModel, HeadsFormAContinuumInsideThePublishedRanges) {
-  const mechanistic_model m(load_profile(profile_file("realistic")), 1);
+  const mechanistic_model m(load_profile(profile_file("default")), 1);
   const auto task = tasks::make_task("niah_single_2", nlohmann::json::object());
   realism_request req;
   req.context_lengths = {4096};

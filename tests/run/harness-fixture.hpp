@@ -34,6 +34,7 @@ class harness_fixture {
   const mechanistic_model& model() const { return model_; }
   plugin_registry& registry() { return registry_; }
   const run_config& config() const { return config_; }
+  void set_fidelity(bool on) { config_.fidelity = on; }
 
  private:
   plugin_registry registry_;

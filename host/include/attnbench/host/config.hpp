@@ -47,6 +47,7 @@ struct run_config {
   std::uint32_t batch = 1;          // sequences decoded together, each with its own cache
   std::uint32_t threads = 0;        // 0: all cores
   double memory_limit_gib = 0;      // 0: the machine's available memory
+  bool fidelity = false;            // metrics.fidelity: dense attention beside the policy's, per step
 };
 
 // What a config's tasks are checked against. host/ knows no tasks (tasks/ is not its to
