@@ -42,7 +42,7 @@ void kv_case(benchmark::State& state, const std::string& profile_name, std::uint
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  for (const char* profile : {"default", "realistic"})
+  for (const char* profile : {"default", "sharp"})
     for (std::uint32_t ctx : {16384u, 131072u})
       benchmark::RegisterBenchmark(
           ("model/kv/" + std::string(profile) + "/niah_single_1/ctx:" + std::to_string(ctx)).c_str(), kv_case,

@@ -294,7 +294,7 @@ void fidelity_section(report_context& ctx) {
               "Where the run measured it (metrics.fidelity): per policy, terminator and context length, the mean over "
               "cells of the share of dense attention mass the visited tokens hold (per query head and step, then "
               "per head role) and the relative L2 error of the attention output against dense attention over the "
-              "prompt's whole cache",
+              "sequence's whole cache",
               t);
 }
 

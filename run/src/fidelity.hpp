@@ -1,7 +1,8 @@
 // Attention fidelity (config metrics.fidelity): beside each layer's decode under the
-// policy's plan, dense attention over the prompt's full cache, and per query head the
-// dense mass the policy visited and the relative error of its output. Run only when
-// asked: it adds a dense traversal to every step (outside the timed attention region).
+// policy's plan, dense attention over the sequence's whole cache (prompt and generated
+// tokens), and per query head the dense mass the policy visited and the relative error
+// of its output. Run only when asked: it adds a dense traversal to every step, outside
+// the timed attention region but inside the decode's wall time.
 #pragma once
 
 #include <attnbench/kernels/decode.hpp>

@@ -16,7 +16,8 @@ std::uint64_t estimate_cell_bytes(const run_config& c, const model_shape& p, std
   const std::uint64_t blocks = (tokens + c.block_size - 1) / c.block_size;
   const std::uint64_t per_head = tokens * per_token + blocks * (5ull * p.head_dim * sizeof(float) + 64);
   // The prompt and scratch are small next to the cache; 10% headroom covers them. A
-  // batch holds one cache per sequence; fidelity a second one where a policy evicts.
+  // batch holds one cache per sequence; with fidelity counted twice, since a policy that
+  // evicts gets a second, whole cache (which policies evict is not known here).
   const std::uint64_t sequences = std::max<std::uint32_t>(1, std::min(c.batch, c.samples)) * (c.fidelity ? 2 : 1);
   return static_cast<std::uint64_t>(static_cast<double>(per_head * p.n_layers * p.n_kv_heads) * 1.1) * sequences +
          (64ull << 20);

@@ -24,10 +24,12 @@ class harness_fixture {
     library_ = registry_.find(policy, ATTNBENCH_PLUGIN_POLICY);
     policy_ = std::make_unique<policy_instance>(library_, params, model_info(config_, model_.shape()));
   }
-  // Returns the sample's row (prediction, score, ...).
-  nlohmann::ordered_json run(const tasks::task& task, const tasks::sample& s, const terminator_instance* t = nullptr) {
+  // Returns the sample's row (prediction, score, ...); totals() are this sample's, or with
+  // accumulate every sample's since the last run without it.
+  nlohmann::ordered_json run(const tasks::task& task, const tasks::sample& s, const terminator_instance* t = nullptr,
+                             bool accumulate = false) {
     const run_inputs in{config_, model_, plugins_, 0.0};
-    totals_ = {};
+    if (!accumulate) totals_ = {};
     return run_sample(in, task, s, *policy_, t, totals_);
   }
   const cell_totals& totals() const { return totals_; }

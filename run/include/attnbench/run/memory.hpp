@@ -10,7 +10,8 @@
 namespace attnbench {
 
 // Bytes a cell needs at most: K/V and metadata of the full context for each sequence of
-// a batch (two with metrics.fidelity, for policies that evict), with headroom.
+// a batch (two with metrics.fidelity, which gives a policy that evicts a second cache),
+// with headroom.
 std::uint64_t estimate_cell_bytes(const run_config& config, const model_shape& shape, std::uint32_t context_length);
 // Throws resource_error naming the config, length, profile and figures when the longest
 // context length's cell does not fit.
