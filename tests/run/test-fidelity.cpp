@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 using namespace attnbench;
 using attnbench::testing::harness_fixture;
 
@@ -73,7 +75,11 @@ TEST(Fidelity, ATerminatorsStopCountsAsMissedMass) {
 // runs over a second cache that the model keeps whole, through continuations (the
 // multi-value needle's truncations) and follow-ups (vt's hops).
 TEST(Fidelity, StreamingMissesTheMiddleWhetherItPlansOrEvicts) {
-  for (const char* task : {"niah_single_1", "niah_multivalue", "vt"}) {
+  // Under the sanitizers, the two tasks that truncate and follow up.
+  const std::vector<const char*> tasks = attnbench::testing::kSanitized
+                                             ? std::vector<const char*>{"niah_multivalue", "vt"}
+                                             : std::vector<const char*>{"niah_single_1", "niah_multivalue", "vt"};
+  for (const char* task : tasks) {
     nlohmann::ordered_json by[2];
     for (bool evict : {false, true}) {
       harness_fixture h("default", "streaming", {{"n_sink", 4}, {"window", 508}, {"evict", evict}});
