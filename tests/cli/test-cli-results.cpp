@@ -74,18 +74,31 @@ TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
   const auto dir = scratch("cli-report");
   const auto cfg = write(dir, "c.json", config(R"(["dense", "sink_window"])", R"(, "context_lengths": [1024, 2048])"));
   ASSERT_EQ(run_cli("run " + quote(cfg.string()) + " --out " + quote((dir / "run").string())).code, 0);
-  // Plugin figures come from a plugin that reports some (quest), in a folder of its own.
-  const auto quest = write(dir, "q.json", config(R"([{"name": "quest", "params": {"budget": 256}}])"));
+  // Plugin figures come from a plugin that reports some (quest), in a folder of its own,
+  // run with attention fidelity on the default profile's long-tailed heads: the report
+  // gains its table, quest visiting part of the mass that dense visits whole.
+  const auto quest = write(dir, "q.json",
+                           R"({"model": {"profile": "default"}, "tasks": ["niah_single_1"], "context_lengths": [1024],
+                               "samples": 2, "policies": ["dense", {"name": "quest", "params": {"budget": 256}}],
+                               "metrics": {"fidelity": true}})");
   ASSERT_EQ(run_cli("run " + quote(quest.string()) + " --out " + quote((dir / "quest").string())).code, 0);
   const auto q = run_cli("report " + quote((dir / "quest").string()) + " --no-plots");
   ASSERT_EQ(q.code, 0) << q.err;
   EXPECT_NE(read_file(dir / "quest" / "report" / "plugin-stats.csv").find("pages_selected_share"), std::string::npos);
+  const std::string fidelity = read_file(dir / "quest" / "report" / "fidelity.csv");
+  EXPECT_EQ(fidelity.rfind("policy,plugin,terminator,context,cells,accuracy,attention recall %,output error %,", 0), 0u)
+      << fidelity;
+  EXPECT_NE(fidelity.find("\ndense,dense,none,1024,1,100.0,100.00,0.00,"), std::string::npos) << fidelity;
+  EXPECT_NE(fidelity.find("\nquest,quest,none,1024,1,"), std::string::npos) << fidelity;
+  EXPECT_EQ(fidelity.find("\nquest,quest,none,1024,1,100.0,100.00,"), std::string::npos) << fidelity;
+  EXPECT_NE(read_file(dir / "quest" / "report" / "report.md").find("## Attention fidelity"), std::string::npos);
   const auto r = run_cli("report " + quote((dir / "run").string()) + " --no-plots");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto rep = dir / "run" / "report";
   for (const char* f : {"report.md", "ruler.md", "ruler.csv", "ruler-score.md", "ruler-score.csv", "efficiency.md",
                         "efficiency.csv", "needles.csv", "layers.csv"})
     EXPECT_TRUE(fs::exists(rep / f)) << f;
+  EXPECT_FALSE(fs::exists(rep / "fidelity.csv"));  // not asked for
   // The score table run printed, as one row per policy and terminator.
   const std::string score = read_file(rep / "ruler-score.csv");
   EXPECT_EQ(score.rfind("policy,terminator,1024,2048,mean\n", 0), 0u) << score;
