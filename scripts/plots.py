@@ -131,18 +131,18 @@ def throughput(rows, out):
     save(fig, out, "throughput.png")
 
 
-# The trade-off curve's x axes: column, axis label, log scale.
+# The trade-off curve's x axes: column, axis label, log scale, what the title sets accuracy against.
 TRADEOFF_X = {
-    "attended": ("tokens attended %", "context tokens attended (%, log scale)", True),
-    "recall": ("attention recall %", "dense attention mass visited (%)", False),
-    "error": ("output error %", "attention output error against dense (%)", False),
+    "attended": ("tokens attended %", "context tokens attended (%, log scale)", True, "the share of the KV cache read"),
+    "recall": ("attention recall %", "dense attention mass visited (%)", False, "the attention mass visited"),
+    "error": ("output error %", "attention output error against dense (%)", False, "the attention output's error"),
 }
 
 
 def tradeoff(rows, out, x_axis="attended"):
     # One point per policy label and terminator (mean over context lengths); one line per
     # plugin and terminator through its budgets.
-    column, xlabel, log = TRADEOFF_X[x_axis]
+    column, xlabel, log, what = TRADEOFF_X[x_axis]
     acc = defaultdict(list)
     for r in rows:
         acc[(r["plugin"], r["terminator"], r["policy"])].append((float(r[column]), float(r["accuracy"])))
@@ -155,8 +155,6 @@ def tradeoff(rows, out, x_axis="attended"):
         lines[plugin if term == "none" else f"{plugin} + {term}"].append((x, y, policy))
     for pts in lines.values():
         pts.sort()
-    what = {"attended": "the share of the KV cache read", "recall": "the attention mass visited",
-            "error": "the attention output's error"}[x_axis]
     fig, ax = line_figure(lines, f"Accuracy against {what}", xlabel, "accuracy (%)")
     for pts in lines.values():
         if len(pts) > 1:

@@ -22,6 +22,7 @@ fidelity_probe::fidelity_probe(const attnbench::model& m, std::span<const tasks:
   dense_lse_.resize(hq);
   dense_out_.resize(hq * d);
   counters_.resize(hq);
+  all_.assign(p.n_kv_heads, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
   recall_.resize(hq);
   error_.resize(hq);
 }
@@ -36,11 +37,10 @@ void fidelity_probe::truncate(std::size_t n) {
 
 void fidelity_probe::measure(std::uint32_t layer, const float* queries, const float* policy_out) {
   const model_shape& p = model_.shape();
-  const std::uint32_t hq = p.n_query_heads, hkv = p.n_kv_heads, d = p.head_dim;
+  const std::uint32_t hq = p.n_query_heads, d = p.head_dim;
   // The interface lets a model write appended tokens' K/V as late as queries(layer).
   if (own_seq_) own_seq_->queries(layer, own_queries_.data());
-  std::vector<attnbench_plan_entry> all(hkv, attnbench_plan_entry{ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-  const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, hkv, all.data()};
+  const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, p.n_kv_heads, all_.data()};
   kernels::layer_decode_args a;
   a.queries = queries;
   a.n_query_heads = hq;

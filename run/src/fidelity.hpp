@@ -40,6 +40,7 @@ class fidelity_probe {
   std::unique_ptr<model_sequence> own_seq_;
   std::vector<float> lse_, dense_lse_, dense_out_, own_queries_;
   std::vector<kernels::decode_counters> counters_;
+  std::vector<attnbench_plan_entry> all_;  // the dense plan: every token of every KV head
   std::vector<double> recall_, error_;  // [n_query_heads], of the last measure
 };
 

@@ -44,16 +44,15 @@ void fidelity_totals::add(std::uint32_t layer, head_role role, double r, double 
   role_recall[k] += r;
   role_error[k] += e;
   ++role_count[k];
-  recall += r;
-  error += e;
-  ++count;
 }
 
 namespace {
 
 void add_fidelity(const fidelity_totals& f, ojson& m) {
-  if (f.count == 0) return;
+  const std::uint64_t count = std::accumulate(f.layer_count.begin(), f.layer_count.end(), std::uint64_t{0});
+  if (count == 0) return;
   auto mean = [](double sum, std::uint64_t n) { return n ? sum / static_cast<double>(n) : 0.0; };
+  auto total = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
   ojson recall_by_layer = ojson::array(), error_by_layer = ojson::array();
   for (std::size_t l = 0; l < f.layer_count.size(); ++l) {
     recall_by_layer.push_back(mean(f.layer_recall[l], f.layer_count[l]));
@@ -66,10 +65,10 @@ void add_fidelity(const fidelity_totals& f, ojson& m) {
       recall_by_role[name] = mean(f.role_recall[r], f.role_count[r]);
       error_by_role[name] = mean(f.role_error[r], f.role_count[r]);
     }
-  m["attention_recall"] = mean(f.recall, f.count);
+  m["attention_recall"] = mean(total(f.layer_recall), count);
   m["attention_recall_by_layer"] = recall_by_layer;
   m["attention_recall_by_role"] = recall_by_role;
-  m["output_error"] = mean(f.error, f.count);
+  m["output_error"] = mean(total(f.layer_error), count);
   m["output_error_by_layer"] = error_by_layer;
   m["output_error_by_role"] = error_by_role;
 }

@@ -21,8 +21,6 @@ struct fidelity_totals {
   std::vector<std::uint64_t> layer_count;
   double role_recall[kHeadRoles] = {}, role_error[kHeadRoles] = {};
   std::uint64_t role_count[kHeadRoles] = {};
-  double recall = 0, error = 0;
-  std::uint64_t count = 0;
   void add(std::uint32_t layer, head_role role, double recall, double error);
 };
 
