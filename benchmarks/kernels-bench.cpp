@@ -1,20 +1,28 @@
 // Kernel benchmarks, registered from tables. Names are hierarchical:
-//   probe/threads:T                         read bandwidth of a buffer larger than the caches
+//   ceiling/threads:T                       the read ceiling: every read method's median
+//                                           (counters named after the methods) and the
+//                                           best, bytes_per_s (kernels/probe.hpp)
 //   mac/threads:T                           fp32 multiply-adds per second (the arithmetic ceiling)
 //   decode/DTYPE/gqaG/ctx:N/threads:T       one decode step of one layer, 8 KV heads x 128
+//   decode-tokens/fp16/gqaG/ctx:N/keep:K/threads:T   the same over a token list of K tokens
+//   decode-blocks/fp16/gqaG/ctx:N/keep:K/threads:T   ... over a block list of K tokens
 //   score/DTYPE/gqaG/ctx:N/threads:1        q.k of one GQA group over N keys (one KV head)
 //   topk/n:N/k:K                            top-k of N scores; fraction_of_score_pass is its
 //                                           time over one head's scoring pass of N fp16 keys
 //   hook/overhead/fp16/gqa4/ctx:N/threads:1 decode with a terminator that never stops,
 //                                           alternating with no terminator: hook_overhead
-// Each decode case reports kv_bytes_per_s and probe_ratio: the median over its steps of
-// the step's bytes per second over a probe pass (same thread count) run just before that
-// step; and same_memory_ratio: the same against a plain read of the very K/V blocks the
-// step reads (on this VM a buffer's bandwidth depends on where it was allocated, so this
-// is the ratio that compares like with like); fma_busy: the share of the step the
-// multiply-adds alone would take at the rate mac/threads:T measures; arith_ceiling: the
-// probe_ratio that arithmetic alone would allow. Score cases use three probe passes before and three after their loop. Run with
-// --benchmark_repetitions=5 and read the medians.
+// Each decode case pairs every step with one pass of the ceiling's best read method (same
+// thread count) run just before it, outside the timing, and reports medians over steps:
+// - ceiling_ratio: the step's bytes per second over that pass's;
+// - roofline_ratio: the roofline time over the step's time, where the roofline is the
+//   larger of bytes over the paired ceiling pass and multiply-adds over the mac rate
+//   (the bar: at least 0.90 on an AVX-512 machine);
+// - same_memory_ratio: against a plain read of the very K/V blocks the step reads;
+// - fma_busy: the share of the step the multiply-adds alone would take;
+// - arith_ceiling: the ceiling_ratio arithmetic alone would allow (below 1: arithmetic
+//   bounds the shape, and the roofline is the multiply-adds' time).
+// Score cases pair their passes the same way. Run with --benchmark_repetitions=5 and read
+// the medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/kernels/probe.hpp>
@@ -40,23 +48,29 @@ using namespace attnbench::kernels;
 namespace {
 
 constexpr std::uint32_t kKvHeads = 8, kHeadDim = 128, kBlock = 64;
-constexpr std::size_t kProbeBytes = std::size_t{512} << 20;  // larger than any cache here
+constexpr std::size_t kProbeBytes = std::size_t{512} << 20;  // each ceiling buffer: larger than any cache here
 
-// The probe buffer shared by every case (larger than the caches).
-const read_probe& probe_buffer() {
-  static const read_probe probe(kProbeBytes);
+// The ceiling's buffers, shared by every case.
+const read_ceiling_probe& ceiling_probe() {
+  static const read_ceiling_probe probe(kProbeBytes);
   return probe;
 }
 
-// Bandwidth of `passes` probe passes with `threads` threads, median. Cases measure it
-// right before and after their own loop, so the ratio compares like with like on a
-// machine whose load changes over minutes.
-std::vector<double> probe_passes(int threads, int passes) {
-  std::vector<double> rates;
-  for (int i = 0; i < passes; ++i)
-    rates.push_back(static_cast<double>(probe_buffer().bytes()) / probe_buffer().run_once(threads));
-  return rates;
+// The read ceiling with `threads` threads, measured once per thread count (every method,
+// 5 interleaved rounds); cases pair their steps with passes of its best method.
+const read_ceiling& ceiling(int threads) {
+  static std::map<int, read_ceiling> ceilings;
+  auto [it, fresh] = ceilings.try_emplace(threads);
+  if (fresh) it->second = ceiling_probe().measure(threads, 5);
+  return it->second;
 }
+
+// One pass of the ceiling's best method, in bytes per second.
+double ceiling_pass(int threads) {
+  const read_ceiling& c = ceiling(threads);
+  return static_cast<double>(ceiling_probe().bytes()) / ceiling_probe().run_once(c.best, threads);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -108,22 +122,61 @@ attnbench_decision never_check(const void*, void* state, const attnbench_kernel_
 }
 const attnbench_terminator_ops kNever = {nullptr, nullptr, nullptr, never_reset, never_check, nullptr, nullptr};
 
+// The plan a decode case runs: every token, or `keep` tokens of each KV head as a token
+// list (the last 512 and the rest spread at random over the earlier ones, as a top-k plus
+// window selection looks) or as the block list that holds as many tokens.
+struct case_plan {
+  attnbench_plan_kind kind = ATTNBENCH_PLAN_ALL;
+  std::uint32_t keep = 0;
+};
+
+struct built_plan {
+  std::vector<std::vector<std::uint32_t>> indices;
+  std::vector<attnbench_plan_entry> entries;
+  attnbench_plan plan{};
+  std::uint64_t tokens = 0;  // per KV head
+};
+
+void build_plan(const case_plan& cp, std::uint32_t ctx, built_plan& out) {
+  out.indices.assign(kKvHeads, {});
+  out.entries.assign(kKvHeads, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
+  out.tokens = ctx;
+  if (cp.kind != ATTNBENCH_PLAN_ALL) {
+    const std::uint32_t unit = cp.kind == ATTNBENCH_PLAN_TOKENS ? 1 : kBlock;
+    const std::uint32_t n = ctx / unit, want = cp.keep / unit, window = 512 / unit;
+    for (std::uint32_t h = 0; h < kKvHeads; ++h) {
+      rng r(h + 7);
+      std::vector<char> chosen(n, 0);
+      for (std::uint32_t i = n - window; i < n; ++i) chosen[i] = 1;
+      for (std::uint32_t picked = window; picked < want;) {
+        const auto i = static_cast<std::uint32_t>(r.uniform() * (n - window));
+        if (!chosen[i]) chosen[i] = 1, ++picked;
+      }
+      for (std::uint32_t i = 0; i < n; ++i)
+        if (chosen[i]) out.indices[h].push_back(i);
+      out.entries[h] = {static_cast<std::uint32_t>(cp.kind), want, out.indices[h].data(), nullptr};
+    }
+    out.tokens = static_cast<std::uint64_t>(want) * unit;
+  }
+  out.plan = {ATTNBENCH_PLAN_PER_KV_HEAD, kKvHeads, out.entries.data()};
+}
+
 void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, int threads,
-                 bool hook) {
+                 bool hook, case_plan cp) {
   kv_cache& cache = cache_for(dtype, ctx);
   const std::uint32_t hq = kKvHeads * group;
   rng r(group);
   std::vector<float> q(static_cast<std::size_t>(hq) * kHeadDim), out(q.size());
   for (auto& x : q) x = static_cast<float>(r.normal());
-  std::vector<attnbench_plan_entry> entries(kKvHeads, {ATTNBENCH_PLAN_ALL, 0, nullptr, nullptr});
-  const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, kKvHeads, entries.data()};
+  built_plan plan;
+  build_plan(cp, ctx, plan);
   std::vector<decode_counters> counters(kKvHeads);
   layer_decode_args la;
   la.queries = q.data();
   la.n_query_heads = hq;
   la.scale = 1.0f / 11.3f;
   la.kv = &cache.layer_view(0);
-  la.plan = &plan;
+  la.plan = &plan.plan;
   la.out = out.data();
   if (hook) {
     la.terminator = &kNever;
@@ -133,16 +186,23 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
   using clock = std::chrono::steady_clock;
   double with_hook = 0, without_hook = 0;
   const attnbench_terminator_ops* terminator = la.terminator;
-  const double bytes = 2.0 * ctx * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
-  std::vector<double> ratios, probe_rates, same_memory_ratios;
+  const double bytes = 2.0 * static_cast<double>(plan.tokens) * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+  // The arithmetic side: 2 x group x head_dim multiply-adds per token and KV head.
+  const double macs = 2.0 * group * kHeadDim * static_cast<double>(plan.tokens) * kKvHeads;
+  const double mac_per_s = mac_rate(threads);
+  ceiling(threads);  // measured before the first step
+  std::vector<double> ratios, roofline, ceiling_rates, same_memory_ratios;
   std::int64_t n = 0;
   for (auto _ : state) {
-    // Each step is paired with a probe pass just before it (outside the timing), and the
+    // Each step is paired with a ceiling pass just before it (outside the timing), and the
     // ratio is taken per pair: load that drifts during the case cancels out.
     state.PauseTiming();
-    const double probe_rate = static_cast<double>(probe_buffer().bytes()) / probe_buffer().run_once(threads);
-    std::size_t layer_bytes = 0;
-    const double layer_s = read_layer_once(*la.kv, threads, &layer_bytes);
+    const double rate = ceiling_pass(threads);
+    double layer_s = 0;
+    if (cp.kind == ATTNBENCH_PLAN_ALL) {
+      std::size_t layer_bytes = 0;
+      layer_s = read_layer_once(*la.kv, threads, &layer_bytes);
+    }
     state.ResumeTiming();
     // With a hook, iterations alternate between hook and no hook, so that both see the
     // same machine state and their ratio is robust to drift.
@@ -153,24 +213,25 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     });
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     (la.terminator ? with_hook : without_hook) += s;
-    ratios.push_back(bytes / s / probe_rate);
-    same_memory_ratios.push_back(layer_s / s);  // same bytes: time of a plain read over time of the step
-    probe_rates.push_back(probe_rate);
+    ratios.push_back(bytes / s / rate);
+    roofline.push_back(roofline_seconds(bytes, rate, macs, mac_per_s) / s);
+    if (layer_s > 0) same_memory_ratios.push_back(layer_s / s);  // same bytes: a plain read's time over the step's
+    ceiling_rates.push_back(rate);
     benchmark::DoNotOptimize(out.data());
     ++n;
   }
   const double per_step = (with_hook + without_hook) / static_cast<double>(n);
   state.counters["kv_bytes_per_s"] = bytes / per_step;
-  state.counters["probe_bytes_per_s"] = median(probe_rates);
-  state.counters["probe_ratio"] = median(ratios);
-  state.counters["same_memory_ratio"] = median(same_memory_ratios);
-  // The arithmetic side: 2 x group x head_dim multiply-adds per token and KV head. At
-  // the machine's multiply-add rate they take arith_s; fma_busy is that share of a step,
-  // and arith_ceiling the probe_ratio a step limited by arithmetic alone would reach.
-  const double macs = 2.0 * group * kHeadDim * static_cast<double>(ctx) * kKvHeads;
-  const double arith_s = macs / mac_rate(threads);
+  state.counters["ceiling_bytes_per_s"] = median(ceiling_rates);
+  state.counters["ceiling_ratio"] = median(ratios);
+  state.counters["roofline_ratio"] = median(roofline);
+  if (!same_memory_ratios.empty()) state.counters["same_memory_ratio"] = median(same_memory_ratios);
+  // fma_busy: the multiply-adds' share of a step; arith_ceiling: the ceiling_ratio a step
+  // limited by arithmetic alone would reach.
+  const double arith_s = macs / mac_per_s;
   state.counters["fma_busy"] = arith_s / per_step;
-  state.counters["arith_ceiling"] = bytes / arith_s / median(probe_rates);
+  state.counters["arith_ceiling"] = bytes / arith_s / median(ceiling_rates);
+  state.SetLabel("ceiling " + ceiling(threads).best_method().name() + " (" + ceiling(threads).simd_target + ")");
   if (hook && n >= 2) {
     const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
     state.counters["hook_overhead"] = a / b - 1.0;
@@ -202,21 +263,29 @@ double score_pass(attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx,
 void score_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx) {
   std::vector<float> out;
   cache_for(dtype, ctx);  // build outside the timed loop
-  std::vector<double> probe = probe_passes(1, 3);
+  ceiling(1);
+  const double bytes = static_cast<double>(ctx) * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+  const double macs = static_cast<double>(group) * kHeadDim * ctx;
+  std::vector<double> ratios, roofline, rates;
   double total = 0;
   std::int64_t n = 0;
   for (auto _ : state) {
+    state.PauseTiming();
+    const double rate = ceiling_pass(1);
+    state.ResumeTiming();
     const double s = score_pass(dtype, group, ctx, out);
     if (s < 0) state.SkipWithError("score failed");
     total += s;
     ++n;
+    ratios.push_back(bytes / s / rate);
+    roofline.push_back(roofline_seconds(bytes, rate, macs, mac_rate(1)) / s);
+    rates.push_back(rate);
     benchmark::DoNotOptimize(out.data());
   }
-  const double bytes = static_cast<double>(ctx) * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
   state.counters["kv_bytes_per_s"] = bytes * static_cast<double>(n) / total;
-  for (double r : probe_passes(1, 3)) probe.push_back(r);
-  state.counters["probe_bytes_per_s"] = median(probe);
-  state.counters["probe_ratio"] = bytes * static_cast<double>(n) / total / median(probe);
+  state.counters["ceiling_bytes_per_s"] = median(rates);
+  state.counters["ceiling_ratio"] = median(ratios);
+  state.counters["roofline_ratio"] = median(roofline);
 }
 
 void topk_case(benchmark::State& state, std::uint32_t n, std::uint32_t k) {
@@ -239,10 +308,17 @@ void topk_case(benchmark::State& state, std::uint32_t n, std::uint32_t k) {
   state.counters["score_pass_us"] = passes[2] * 1e6;
 }
 
-void probe_case(benchmark::State& state, int threads) {
-  for (auto _ : state) state.SetIterationTime(probe_buffer().run_once(threads));
-  state.counters["bytes_per_s"] =
-      benchmark::Counter(static_cast<double>(probe_buffer().bytes()), benchmark::Counter::kIsIterationInvariantRate);
+// Every read method, 5 interleaved rounds: one counter per method (its median) and the
+// ceiling, bytes_per_s; the label names the best method and the SIMD target.
+void ceiling_case(benchmark::State& state, int threads) {
+  read_ceiling c;
+  for (auto _ : state) {
+    c = ceiling_probe().measure(threads, 5);
+    state.SetIterationTime(1);
+  }
+  for (const auto& m : c.methods) state.counters[m.method.name()] = m.median();
+  state.counters["bytes_per_s"] = c.bytes_per_s();
+  state.SetLabel("best " + c.best_method().name() + ", simd target " + c.simd_target);
 }
 
 void mac_case(benchmark::State& state, int threads) {
@@ -267,8 +343,9 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "kernel target %s\n", current_target().c_str());
   for (int threads : {1, 2})
-    benchmark::RegisterBenchmark(("probe/threads:" + std::to_string(threads)).c_str(), probe_case, threads)
+    benchmark::RegisterBenchmark(("ceiling/threads:" + std::to_string(threads)).c_str(), ceiling_case, threads)
         ->UseManualTime()
+        ->Iterations(1)
         ->Unit(benchmark::kMillisecond);
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("mac/threads:" + std::to_string(threads)).c_str(), mac_case, threads)
@@ -280,10 +357,22 @@ int main(int argc, char** argv) {
         for (int threads : {1, 2}) {
           const std::string name = std::string("decode/") + dtype_label(dtype) + "/gqa" + std::to_string(group) +
                                    "/ctx:" + std::to_string(ctx) + "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), decode_case, dtype, group, ctx, threads, false)
+          benchmark::RegisterBenchmark(name.c_str(), decode_case, dtype, group, ctx, threads, false, case_plan{})
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
+  // The sparse paths: 2K + 512 tokens of 128K, as a token list and as a block list.
+  for (auto kind : {ATTNBENCH_PLAN_TOKENS, ATTNBENCH_PLAN_BLOCKS})
+    for (std::uint32_t group : {1u, 4u})
+      for (int threads : {1, 2}) {
+        const std::string name = std::string(kind == ATTNBENCH_PLAN_TOKENS ? "decode-tokens" : "decode-blocks") +
+                                 "/fp16/gqa" + std::to_string(group) + "/ctx:131072/keep:2560/threads:" +
+                                 std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), decode_case, ATTNBENCH_DTYPE_FP16, group, 131072u, threads, false,
+                                     case_plan{kind, 2560})
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
   for (std::uint32_t group : {1u, 4u})
     benchmark::RegisterBenchmark(("score/fp16/gqa" + std::to_string(group) + "/ctx:131072/threads:1").c_str(), score_case,
                                  ATTNBENCH_DTYPE_FP16, group, 131072u)
@@ -292,7 +381,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("topk/n:131072/k:2048", topk_case, 131072u, 2048u)->Unit(benchmark::kMicrosecond);
   for (std::uint32_t ctx : {32768u, 131072u})
     benchmark::RegisterBenchmark(("hook/overhead/fp16/gqa4/ctx:" + std::to_string(ctx) + "/threads:1").c_str(),
-                                 decode_case, ATTNBENCH_DTYPE_FP16, 4u, ctx, 1, true)
+                                 decode_case, ATTNBENCH_DTYPE_FP16, 4u, ctx, 1, true, case_plan{})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->MinTime(2.0);

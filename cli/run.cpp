@@ -82,10 +82,10 @@ int run_command(const run_options& o, const global_options& g) {
   spdlog::info("results folder: {}", writer.dir().string());
   for (const auto& id : writer.repaired_cells()) spdlog::warn("--resume: repaired cell {}: it runs again", id);
 
-  // Speed figures are ratios to the read-bandwidth probe, measured first in the process
-  // that runs the cells.
+  // Speed figures are ratios to the read ceiling (the best of several read methods),
+  // measured first in the process that runs the cells.
   const run_inputs inputs{config,      *run.model, run.plugins, 0.0, shard_index, shard_count, threads,
-                          std::size_t{o.probe_mib} << 20};
+                          std::size_t{o.probe_mib} << 20, {}};
   try {
     run_cells(inputs, writer, cell_isolation{!o.in_process, o.cell_timeout_s});
   } catch (const harness_error& e) {
@@ -134,8 +134,8 @@ void add_run_commands(CLI::App& app, std::vector<registered_command>& commands) 
       ->check(finite_positive)
       ->type_name("SECONDS");
   run->add_option("--probe-mib", ro->probe_mib,
-                  "Buffer of the read-bandwidth probe that speed ratios are measured against, in MiB (default 512, "
-                  "well past any cache; smaller starts faster, for quick checks)")
+                  "Each buffer of the read ceiling that speed ratios are measured against, in MiB (default 512, "
+                  "well past any cache; three are held while it is measured; smaller starts faster, for quick checks)")
       ->check(CLI::Range(16u, 65536u))
       ->type_name("MIB");
   run->add_flag("--in-process", ro->in_process,

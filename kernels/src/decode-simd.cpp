@@ -370,6 +370,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <attnbench/kernels/simd.hpp>
 
+#include "read-internal.hpp"
+
 #include <algorithm>
 #include <atomic>
 
@@ -402,6 +404,7 @@ void force_scalar(bool on) { g_scalar.store(on); }
 std::vector<std::string> available_targets() {
   // Computed once, before any target is pinned (pinning narrows Highway's list).
   static const std::vector<std::string> list = [] {
+    detail::note_cpu_targets();  // the read ceiling's reader keeps the CPU's best target
     std::vector<std::string> out;
     for (const std::int64_t t : hwy::SupportedAndGeneratedTargets()) out.emplace_back(hwy::TargetName(t));
     out.emplace_back("scalar");

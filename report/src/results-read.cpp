@@ -96,6 +96,7 @@ void check_meta(const checker& k, const ojson& meta) {
                                        std::to_string(kResultsSchemaVersion) + ")");
   check_config(k, k.field(meta, "/meta", "config"));
   k.optional(meta, "/meta", "read_bandwidth_bytes_per_s", &checker::number);
+  k.optional(meta, "/meta", "read_ceiling_method", &checker::string);
   k.optional(meta, "/meta", "created", &checker::string);
   k.optional(meta, "/meta", "config_file", &checker::string);
   k.optional(meta, "/meta", "status", &checker::string);

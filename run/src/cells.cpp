@@ -35,11 +35,13 @@ void stop_if_interrupted() {
   if (g_interrupt_requested.load()) throw harness_error(exit_interrupted, "interrupted");
 }
 
-double measure_probe(const run_inputs& in) {
-  const unsigned threads = in.threads;
-  const double bandwidth = kernels::measure_read_bandwidth(in.probe_bytes, 5, static_cast<int>(threads));
-  spdlog::info("read bandwidth {:.2f} GB/s ({} threads)", bandwidth / 1e9, threads);
-  return bandwidth;
+// The read ceiling with the cells' thread count: three rounds of every method.
+void measure_probe(run_inputs& in) {
+  const kernels::read_ceiling ceiling = kernels::measure_read_ceiling(in.probe_bytes, 3, static_cast<int>(in.threads));
+  in.read_bandwidth_bytes_per_s = ceiling.bytes_per_s();
+  in.read_ceiling_method = ceiling.best_method().name();
+  spdlog::info("read ceiling {:.2f} GB/s ({}, {} threads)", in.read_bandwidth_bytes_per_s / 1e9, in.read_ceiling_method,
+               in.threads);
 }
 
 // What one cell runs with: one policy instance and one cache per sequence of a batch,
@@ -167,11 +169,12 @@ run_summary run_cells(const run_inputs& in, cell_sink& sink, const cell_isolatio
   if (isolation.worker) {
     worker = std::make_unique<cell_worker>(in, grid, ids, isolation.timeout_s);
     local.read_bandwidth_bytes_per_s = worker->read_bandwidth();
+    local.read_ceiling_method = worker->read_method();
   } else {
     parallelism.emplace(tbb::global_control::max_allowed_parallelism, std::max(1u, in.threads));
-    local.read_bandwidth_bytes_per_s = measure_probe(in);
+    measure_probe(local);
   }
-  sink.set_read_bandwidth(local.read_bandwidth_bytes_per_s);
+  sink.set_read_bandwidth(local.read_bandwidth_bytes_per_s, local.read_ceiling_method);
 
   progress_line progress(mine.size(), to_run);
   run_summary summary;

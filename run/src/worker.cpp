@@ -106,10 +106,14 @@ std::string code_location(std::uintptr_t pc) {
   int code = exit_ok;
   try {
     tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, std::max(1u, in.threads));
-    in.read_bandwidth_bytes_per_s = kernels::measure_read_bandwidth(in.probe_bytes, 5, static_cast<int>(in.threads));
-    spdlog::info("read bandwidth {:.2f} GB/s ({} threads, in the worker process {})", in.read_bandwidth_bytes_per_s / 1e9,
-                 in.threads, ::getpid());
-    if (!send_message(kMessageFd, {{"type", "ready"}, {"read_bandwidth", in.read_bandwidth_bytes_per_s}}))
+    const kernels::read_ceiling ceiling = kernels::measure_read_ceiling(in.probe_bytes, 3, static_cast<int>(in.threads));
+    in.read_bandwidth_bytes_per_s = ceiling.bytes_per_s();
+    in.read_ceiling_method = ceiling.best_method().name();
+    spdlog::info("read ceiling {:.2f} GB/s ({}, {} threads, in the worker process {})", in.read_bandwidth_bytes_per_s / 1e9,
+                 in.read_ceiling_method, in.threads, ::getpid());
+    if (!send_message(kMessageFd, {{"type", "ready"},
+                                   {"read_bandwidth", in.read_bandwidth_bytes_per_s},
+                                   {"read_method", in.read_ceiling_method}}))
       std::_Exit(exit_failure);
     for (std::uint64_t index; read_all(kCommandFd, &index, sizeof index) && index < grid.size();) {
       cell_outcome o = run_one_cell(in, grid[index], index, ids[index]);
@@ -186,6 +190,7 @@ void cell_worker::start() {
       const ojson m = ojson::parse(text);
       if (m["type"] == "ready") {
         bandwidth_ = m["read_bandwidth"].get<double>();
+        method_ = m.value("read_method", std::string());
         return;
       }
       stop();

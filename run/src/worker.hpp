@@ -25,6 +25,11 @@ class cell_worker {
 
   // The probe measured by the worker (started now if it is not running).
   double read_bandwidth();
+  // The read method that reached it.
+  const std::string& read_method() {
+    read_bandwidth();
+    return method_;
+  }
   // Runs a cell in the worker. Throws the worker's harness_error (exit_interrupted on
   // Ctrl-C, exit_resources for memory, ...) unchanged.
   cell_outcome run(std::size_t grid_index);
@@ -42,6 +47,7 @@ class cell_worker {
   pid_t pid_ = -1;
   int to_worker_ = -1, from_worker_ = -1;
   double bandwidth_ = 0;
+  std::string method_;
 };
 
 }  // namespace attnbench

@@ -31,6 +31,32 @@ TEST(Cli, ListShowsPluginsTasksAndBrokenFiles) {
   EXPECT_FALSE(parsed["plugins"].empty());
 }
 
+// probe: every read method for each thread count asked, the best median named as the
+// ceiling, in the table and in JSON.
+TEST(Cli, ProbeReportsEveryReadMethodAndTheCeiling) {
+  const auto j = run_cli("probe --threads 1 --threads 2 --mib 16 --repetitions 2 --no-macs --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto parsed = nlohmann::json::parse(j.out);
+  ASSERT_EQ(parsed["ceilings"].size(), 2u);
+  for (const auto& c : parsed["ceilings"]) {
+    ASSERT_EQ(c["methods"].size(), 6u);
+    double best = 0;
+    std::string best_name;
+    for (const auto& m : c["methods"]) {
+      EXPECT_GT(m["median_bytes_per_s"].get<double>(), 0.0);
+      if (m["median_bytes_per_s"].get<double>() > best) best = m["median_bytes_per_s"], best_name = m["method"];
+    }
+    EXPECT_EQ(c["ceiling_bytes_per_s"].get<double>(), best);
+    EXPECT_EQ(c["best_method"], best_name);
+    EXPECT_FALSE(c.contains("macs_per_s"));
+  }
+  const auto t = run_cli("probe --threads 1 --mib 16 --repetitions 1");
+  ASSERT_EQ(t.code, 0) << t.err;
+  for (const char* word : {"scalar/4k", "simd/huge", "simd/kv", "<- ceiling", "multiply-adds"})
+    EXPECT_NE(t.out.find(word), std::string::npos) << word << " not in\n" << t.out;
+  EXPECT_EQ(run_cli("probe --mib 1").code, 2);
+}
+
 TEST(Cli, BadInputGivesOneLineAndADocumentedCode) {
   const auto d = scratch("cli-bad");
   expect_failure(run_cli("run " + (d / "missing.json").string()), exit_config, {"missing.json: no such file"});

@@ -76,7 +76,10 @@ class results_writer final : public cell_sink {
   void add_cell(const nlohmann::ordered_json& cell, const std::vector<nlohmann::ordered_json>& samples) override;
   // Records a failed cell (replacing an earlier record of the same id) in results.json.
   void add_failure(const nlohmann::ordered_json& failure) override;
-  void set_read_bandwidth(double bytes_per_s) override { set_meta("read_bandwidth_bytes_per_s", bytes_per_s); }
+  void set_read_bandwidth(double bytes_per_s, const std::string& method) override {
+    set_meta("read_bandwidth_bytes_per_s", bytes_per_s);
+    set_meta("read_ceiling_method", method);
+  }
   const nlohmann::ordered_json& document() const { return doc_; }
   const std::vector<std::string>& repaired_cells() const { return repaired_; }
   // Sets one field of the meta block and rewrites results.json.

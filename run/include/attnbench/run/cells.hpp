@@ -28,8 +28,9 @@ class cell_sink {
   // reason ("plugin error", "crash", "timeout", "worker exit"), plugin, operation,
   // signal (crashes), location (crashes), message}.
   virtual void add_failure(const nlohmann::ordered_json& failure) = 0;
-  // The read-bandwidth probe of the process that runs the cells, before the first cell.
-  virtual void set_read_bandwidth(double bytes_per_s) = 0;
+  // The read ceiling of the process that runs the cells, before the first cell, and the
+  // read method that reached it.
+  virtual void set_read_bandwidth(double bytes_per_s, const std::string& method) = 0;
 };
 
 struct cell_isolation {

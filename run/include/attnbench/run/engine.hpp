@@ -26,10 +26,11 @@ struct run_inputs {
   const run_config& config;
   const attnbench::model& model;
   const resolved_plugins& plugins;
-  double read_bandwidth_bytes_per_s;  // probe measured in this process
+  double read_bandwidth_bytes_per_s;  // the read ceiling measured in this process (kernels/probe.hpp)
   std::size_t shard_index = 0, shard_count = 1;  // run the grid's cells i with i % count == index
   unsigned threads = 0;  // threads for the cells (0: every core)
-  std::size_t probe_bytes = std::size_t{512} << 20;  // the read-bandwidth probe's buffer
+  std::size_t probe_bytes = std::size_t{512} << 20;  // each buffer of the read ceiling's probe
+  std::string read_ceiling_method;  // the ceiling's best method, e.g. "simd/huge"
 };
 
 // Runs a batch: caches are of the model's shape and the config's dtype and block size,
