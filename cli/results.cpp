@@ -84,9 +84,9 @@ void add_compare_command(CLI::App& app, std::vector<registered_command>& command
       ->check(finite_in(0.0, 100.0));
   sub->add_option("--metric", o->options.metrics,
                   "Metric to compare (repeatable). Run folders: accuracy, speedup_vs_dense, bandwidth_ratio "
-                  "(default), decode_tokens_per_s; benchmarks: probe_ratio, same_memory_ratio, "
-                  "fraction_of_score_pass (default), kv_bytes_per_s, probe_bytes_per_s, real_time, cpu_time, "
-                  "ns_per_token_head");
+                  "(default), decode_tokens_per_s; benchmarks: ceiling_ratio, roofline_ratio, same_memory_ratio, "
+                  "fraction_of_score_pass (default; probe_ratio in files from before the read ceiling), "
+                  "kv_bytes_per_s, ceiling_bytes_per_s, probe_bytes_per_s, real_time, cpu_time, ns_per_token_head");
   sub->footer(kExitCodes);
   commands.push_back({sub, [o](const global_options&) { return compare_command(*o); }});
 }

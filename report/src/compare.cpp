@@ -46,6 +46,7 @@ constexpr metric_kind kKnown[] = {
     {"decode_tokens_per_s", true, false}, {"probe_ratio", true, false},  {"same_memory_ratio", true, false},
     {"fraction_of_score_pass", false, false}, {"kv_bytes_per_s", true, false}, {"real_time", false, false},
     {"cpu_time", false, false},         {"ns_per_token_head", false, false}, {"probe_bytes_per_s", true, false},
+    {"ceiling_ratio", true, false},     {"roofline_ratio", true, false},    {"ceiling_bytes_per_s", true, false},
 };
 
 const metric_kind& kind_of(const std::string& metric, const std::string& file) {
@@ -59,7 +60,8 @@ const metric_kind& kind_of(const std::string& metric, const std::string& file) {
 // ---- Google Benchmark JSON ---------------------------------------------------------
 
 metric_table load_benchmark(const fs::path& file, const json& doc, const std::vector<std::string>& wanted) {
-  const std::vector<std::string> defaults{"probe_ratio", "same_memory_ratio", "fraction_of_score_pass"};
+  const std::vector<std::string> defaults{"ceiling_ratio", "roofline_ratio", "same_memory_ratio", "probe_ratio",
+                                          "fraction_of_score_pass"};
   const auto& metrics = wanted.empty() ? defaults : wanted;
   if (!doc.contains("benchmarks") || !doc["benchmarks"].is_array())
     throw config_error(file.string(), "", "not a Google Benchmark JSON file (no \"benchmarks\" array)");

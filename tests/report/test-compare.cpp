@@ -18,9 +18,9 @@ using json = nlohmann::json;
 
 namespace {
 
-// A Google Benchmark file: one decode case with these probe_ratio repetitions.
+// A Google Benchmark file: one decode case with these ceiling_ratio repetitions.
 fs::path bench_file(const fs::path& dir, const std::string& name, const std::vector<double>& ratios,
-                    const std::string& metric = "probe_ratio") {
+                    const std::string& metric = "ceiling_ratio") {
   json doc = {{"context", {{"host_name", "test"}}}, {"benchmarks", json::array()}};
   for (std::size_t i = 0; i < ratios.size(); ++i)
     doc["benchmarks"].push_back({{"name", "decode/fp16/gqa1/ctx:32768/threads:1/real_time"},
@@ -97,17 +97,17 @@ TEST(Compare, BenchmarkRegressionFailsNoiseAndImprovementPass) {
   o.threshold_pct = 10;
   // 20% slower: a regression.
   auto rows = compare_sources(base, bench_file(dir, "slow.json", {0.64, 0.65, 0.63, 0.64, 0.64}), o);
-  EXPECT_EQ(row(rows, "probe_ratio").verdict, "REGRESSION");
-  EXPECT_NEAR(row(rows, "probe_ratio").change, -0.2, 1e-9);
+  EXPECT_EQ(row(rows, "ceiling_ratio").verdict, "REGRESSION");
+  EXPECT_NEAR(row(rows, "ceiling_ratio").change, -0.2, 1e-9);
   // 3% worse, within the threshold: passes.
   rows = compare_sources(base, bench_file(dir, "noise.json", {0.78, 0.77, 0.80, 0.76, 0.776}), o);
-  EXPECT_EQ(row(rows, "probe_ratio").verdict, "ok");
+  EXPECT_EQ(row(rows, "ceiling_ratio").verdict, "ok");
   // Faster: never fails.
   rows = compare_sources(base, bench_file(dir, "fast.json", {0.95, 0.96, 0.94, 0.95, 0.95}), o);
-  EXPECT_EQ(row(rows, "probe_ratio").verdict, "better");
+  EXPECT_EQ(row(rows, "ceiling_ratio").verdict, "better");
   // 15% worse in the median but the repetitions scatter over 0.3 to 1.0: not a verdict.
   rows = compare_sources(base, bench_file(dir, "wild.json", {0.3, 1.0, 0.68, 0.45, 0.95}), o);
-  EXPECT_EQ(row(rows, "probe_ratio").verdict, "noisy");
+  EXPECT_EQ(row(rows, "ceiling_ratio").verdict, "noisy");
 }
 
 TEST(Compare, RunFolderAccuracyAndSpeedup) {

@@ -26,7 +26,8 @@ using metric_table = std::map<std::string, metric_series>;
 
 // Reads a results folder (results.json, samples.jsonl) or a Google Benchmark JSON file.
 // `metrics` empty: the defaults for the source (run folders: accuracy, speedup_vs_dense,
-// bandwidth_ratio; benchmarks: probe_ratio, same_memory_ratio, fraction_of_score_pass),
+// bandwidth_ratio; benchmarks: ceiling_ratio, roofline_ratio, same_memory_ratio,
+// fraction_of_score_pass, and probe_ratio of files from before the read ceiling),
 // each where the case has it. Throws config_error naming the file for unreadable input
 // and for a requested metric that no case has.
 metric_table load_metrics(const std::filesystem::path& source, const std::vector<std::string>& metrics);
