@@ -10,6 +10,7 @@
 
 #include "decode-internal.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -255,8 +256,38 @@ inline std::uint32_t sub_group_size(std::uint32_t n) {
   return (n + parts - 1) / parts;
 }
 
+// One query head per KV head: the chunk runs in pieces of one vector of rows (at least
+// 8), each its own logits, softmax and output step. A piece's prefetches then run one
+// piece ahead (its V rows during its logits, the next piece's K rows during its output)
+// instead of a whole chunk, and the K and V streams alternate every 2-4 KiB instead of
+// every 16 KiB. From memory this streamed 10-25% faster than whole chunks (fp16 and bf16,
+// 32K and 128K, 1 and 2 threads; AMD EPYC Zen 3, AVX2, interleaved runs); with several
+// heads the pieces lose (GQA 4: 0.40-0.56 of the read ceiling against 0.52-0.58), so
+// groups keep whole chunks.
+template <int DT>
+void fold_one_head(const chunk_job& job) {
+  const std::uint32_t piece_rows = std::max<std::uint32_t>(8, static_cast<std::uint32_t>(hn::Lanes(DF())));
+  chunk_job piece = job;
+  float block_max = -std::numeric_limits<float>::infinity();
+  for (std::uint32_t first = 0; first < job.count; first += piece_rows) {
+    const std::uint32_t next = first + piece_rows;
+    piece.k_rows = job.k_rows + first;
+    piece.v_rows = job.v_rows + first;
+    piece.count = std::min(piece_rows, job.count - first);
+    piece.next_k_rows = next < job.count ? job.k_rows + next : job.next_k_rows;
+    piece.next_count = next < job.count ? std::min(piece_rows, job.count - next) : std::min(piece_rows, job.next_count);
+    fold<DT, 1>(piece);
+    block_max = std::max(block_max, job.state.block_max[0]);
+  }
+  job.state.block_max[0] = block_max;  // the chunk's, as the terminator expects
+}
+
 template <int DT>
 bool fold_groups(const chunk_job& job) {
+  if (job.n_q == 1) {
+    fold_one_head<DT>(job);
+    return true;
+  }
   chunk_job sub = job;
   const std::uint32_t size = sub_group_size(job.n_q);
   for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += size) {
