@@ -153,5 +153,7 @@ float exp_shift_simd(float* x, std::size_t n, float shift);
 // of the vector width), in which case the caller uses the scalar path.
 bool fold_chunk_simd(const chunk_job& job);
 bool simd_enabled();
+// Sends every kernel to the plain C++ scalar path (set_target("scalar")), or back.
+void force_scalar(bool on);
 
 }  // namespace attnbench::kernels::detail
