@@ -65,7 +65,18 @@ std::uint64_t sum_words_scalar(const void* p, std::size_t bytes) {
 }
 
 // Reads `pieces` (pointer, length) with `threads` threads; returns seconds.
-double read_pieces(const std::vector<std::pair<const std::byte*, std::size_t>>& pieces, const std::string& reader,
+std::uint64_t sum_words_simd(const void* p, std::size_t bytes) { return detail::sum_words_best(p, bytes, 0); }
+std::uint64_t sum_words_simd_prefetch(const void* p, std::size_t bytes) {
+  return detail::sum_words_best(p, bytes, kPrefetchDistance);
+}
+
+// A reader by name, resolved once per pass rather than once per piece.
+using word_reader = std::uint64_t (*)(const void*, std::size_t);
+word_reader reader_of(const std::string& name) {
+  return name == "scalar" ? sum_words_scalar : name == "simd-prefetch" ? sum_words_simd_prefetch : sum_words_simd;
+}
+
+double read_pieces(const std::vector<std::pair<const std::byte*, std::size_t>>& pieces, word_reader reader,
                    int threads) {
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
   volatile std::uint64_t sink = 0;
@@ -75,7 +86,7 @@ double read_pieces(const std::vector<std::pair<const std::byte*, std::size_t>>& 
         tbb::blocked_range<std::size_t>(0, pieces.size()), std::uint64_t{0},
         [&](const tbb::blocked_range<std::size_t>& range, std::uint64_t acc) {
           for (std::size_t i = range.begin(); i < range.end(); ++i)
-            acc += read_words(reader, pieces[i].first, pieces[i].second);
+            acc += reader(pieces[i].first, pieces[i].second);
           return acc;
         },
         [](std::uint64_t a, std::uint64_t b) { return a + b; });
@@ -108,8 +119,7 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 std::uint64_t read_words(const std::string& reader, const void* p, std::size_t bytes) {
-  if (reader == "scalar") return sum_words_scalar(p, bytes);
-  return detail::sum_words_best(p, bytes, reader == "simd-prefetch" ? kPrefetchDistance : 0);
+  return reader_of(reader)(p, bytes);
 }
 
 std::string read_simd_target() { return detail::best_read_target(); }
@@ -165,7 +175,7 @@ double read_ceiling_probe::run_once(std::size_t m, int threads) const {
   const auto& pieces = method.memory == "4k"     ? buffers_->small_pieces
                        : method.memory == "huge" ? buffers_->huge_pieces
                                                  : buffers_->kv_pieces;
-  const double s = read_pieces(pieces, method.reader, threads);
+  const double s = read_pieces(pieces, reader_of(method.reader), threads);
   // Seconds for bytes_ (the kv layer holds a whole number of blocks, a little less).
   return method.memory == "kv" ? s * static_cast<double>(bytes_) / static_cast<double>(buffers_->kv_bytes) : s;
 }
@@ -190,7 +200,7 @@ read_ceiling measure_read_ceiling(std::size_t bytes, int repetitions, int thread
 }
 
 double read_layer_once(const attnbench_kv_layer_view& layer, int threads, std::size_t* bytes) {
-  return read_pieces(layer_pieces(layer, bytes), "simd", threads);
+  return read_pieces(layer_pieces(layer, bytes), sum_words_simd, threads);
 }
 
 }  // namespace attnbench::kernels

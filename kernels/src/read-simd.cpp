@@ -69,11 +69,10 @@ std::string best_read_target() {
 }
 
 std::uint64_t sum_words_best(const void* p, std::size_t bytes, std::size_t prefetch_distance) {
-  // The dispatch table's index for the best target, computed as ChosenTarget does from
-  // the CPU's own list rather than from the (possibly pinned) chosen target.
-  const auto mask = static_cast<std::uint64_t>((HWY_CHOSEN_TARGET_SHIFT(cpu_targets()) | HWY_CHOSEN_TARGET_MASK_SCALAR) &
-                                               HWY_CHOSEN_TARGET_MASK_TARGETS);
-  const std::size_t index = hwy::Num0BitsBelowLS1Bit_Nonzero64(mask);
+  // The dispatch table's index for the best target, computed once as ChosenTarget does,
+  // from the CPU's own list rather than from the (possibly pinned) chosen target.
+  static const std::size_t index = hwy::Num0BitsBelowLS1Bit_Nonzero64(static_cast<std::uint64_t>(
+      (HWY_CHOSEN_TARGET_SHIFT(cpu_targets()) | HWY_CHOSEN_TARGET_MASK_SCALAR) & HWY_CHOSEN_TARGET_MASK_TARGETS));
   return (*HWY_DISPATCH_TABLE(SumWords)[index])(static_cast<const std::uint8_t*>(p), bytes, prefetch_distance);
 }
 
