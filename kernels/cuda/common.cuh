@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -137,14 +138,15 @@ struct workspace {
   }
 };
 
-// Resident CTAs of kernel (with `threads` per CTA) per SM times the SMs: what one wave holds.
+// Resident CTAs of kernel (with `threads` per CTA) per SM, at most max_per_sm, times the
+// SMs: what one wave holds.
 template <class K>
-int resident_ctas(K kernel, int threads = kThreads, size_t dynamic_smem = 0) {
+int resident_ctas(K kernel, int threads = kThreads, size_t dynamic_smem = 0, int max_per_sm = 1 << 30) {
   int device = 0, sms = 0, per_sm = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, dynamic_smem);
-  return (per_sm > 0 ? per_sm : 1) * (sms > 0 ? sms : 1);
+  return std::min(per_sm > 0 ? per_sm : 1, max_per_sm) * (sms > 0 ? sms : 1);
 }
 
 }  // namespace attnbench::cuda

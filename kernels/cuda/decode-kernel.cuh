@@ -89,11 +89,15 @@ __device__ __forceinline__ uint32_t word(const uint4 (&x)[N], int r) {  // 32-bi
   return (r % 4) == 0 ? v.x : (r % 4) == 1 ? v.y : (r % 4) == 2 ? v.z : v.w;
 }
 
-// ART's state on the tensor-core layout: each lane's previous normalised output of its
-// two heads, in its own column order.
+// ART's state on the tensor-core layout, in shared memory with the lane index fastest (a
+// layout with each lane's values together put all 32 lanes on one bank): each lane's
+// accumulators of its two heads at the last test, in its own column order, and each
+// head's squared accumulator norm, output norm, max and sum then (kept here, not in
+// registers, so that the ART kernels fit the registers of 3 CTAs per SM).
 template <int D>
 struct art_state_tc {
-  float prev[32][2][D / 8];
+  float prev[2][D / 8][32];
+  float sq[2][32], norm[2][32], max[2][32], sum[2][32];
 };
 
 __device__ __forceinline__ float head_sum(float x) {  // over the 8 lanes of equal tig
@@ -143,17 +147,20 @@ __device__ __forceinline__ void load_query_fragments(const float* q, int gid, in
 // ART's test of a warp's traversal, run before each chunk after the first: per head, the
 // change of the normalised output since the last test (magnitude, or with art_mass the
 // share of the softmax mass added since) and its direction. True when every head of the
-// group has passed `patience` tests in a row, after min_blocks chunks.
+// group has passed `patience` tests in a row, after min_blocks chunks. The direction's
+// cosine is taken between the raw accumulators (the output times its positive sum), so
+// the previous one's squared norm is the one computed at the last test.
 template <int D, int G>
 struct art_tracker {
-  float prev_norm[2] = {0, 0}, prev_max[2] = {0, 0}, prev_sum[2] = {0, 0};
   int passes = 0, done = 0;
 
   __device__ __forceinline__ void reset(art_state_tc<D>& sm, int lane) {
 #pragma unroll
-    for (int e = 0; e < 2; ++e)
+    for (int e = 0; e < 2; ++e) {
 #pragma unroll
-      for (int i = 0; i < D / 8; ++i) sm.prev[lane][e][i] = 0.0f;
+      for (int i = 0; i < D / 8; ++i) sm.prev[e][i][lane] = 0.0f;
+      sm.sq[e][lane] = sm.norm[e][lane] = sm.max[e][lane] = sm.sum[e][lane] = 0.0f;
+    }
   }
 
   __device__ __forceinline__ bool should_stop(const decode_params& p, art_state_tc<D>& sm, int lane, int tig,
@@ -165,37 +172,36 @@ struct art_tracker {
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const float L = head_sum(l[e]);
-      float nn = 0.0f, dp = 0.0f, pp = 0.0f;
-      float* pr = sm.prev[lane][e];
+      float nn = 0.0f, dp = 0.0f;
 #pragma unroll
       for (int t = 0; t < KS; ++t) {
-        const float x0 = acc[t][e], x1 = acc[t][2 + e], p0 = pr[2 * t], p1 = pr[2 * t + 1];
+        const float x0 = acc[t][e], x1 = acc[t][2 + e];
         nn = fmaf(x0, x0, fmaf(x1, x1, nn));
-        dp = fmaf(x0, p0, fmaf(x1, p1, dp));
-        pp = fmaf(p0, p0, fmaf(p1, p1, pp));
+        dp = fmaf(x0, sm.prev[e][2 * t][lane], fmaf(x1, sm.prev[e][2 * t + 1][lane], dp));
+        sm.prev[e][2 * t][lane] = x0;
+        sm.prev[e][2 * t + 1][lane] = x1;
       }
       nn = head_sum(nn);
       dp = head_sum(dp);
-      pp = head_sum(pp);
-      const float inv = L > 0.0f ? __frcp_rn(L) : 0.0f;
-      const float norm = sqrtf(nn) * inv;
+      const float pp = sm.sq[e][lane];
+      const float norm = L > 0.0f ? sqrtf(nn) * __frcp_rn(L) : 0.0f;
       if (pass && 2 * tig + e < G) {
         bool mag_ok;
         if (p.art_mass) {
-          const float carried = prev_sum[e] * __expf(prev_max[e] - m[e]);
+          const float carried = sm.sum[e][lane] * __expf(sm.max[e][lane] - m[e]);
           mag_ok = L > 0.0f ? L - carried < p.tau_mag * L : 1.0f < p.tau_mag;
         } else {
-          mag_ok = prev_norm[e] > 0.0f ? fabsf(norm - prev_norm[e]) < p.tau_mag * prev_norm[e]
-                                       : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
+          const float prev_norm = sm.norm[e][lane];
+          mag_ok = prev_norm > 0.0f ? fabsf(norm - prev_norm) < p.tau_mag * prev_norm
+                                    : (norm > 0.0f ? 1.0f : 0.0f) < p.tau_mag;
         }
         const float cosine = nn > 0.0f && pp > 0.0f ? dp * rsqrtf(nn * pp) : 1.0f;
         pass = mag_ok && 1.0f - cosine < p.tau_dir;
       }
-#pragma unroll
-      for (int t = 0; t < KS; ++t) pr[2 * t] = acc[t][e] * inv, pr[2 * t + 1] = acc[t][2 + e] * inv;
-      prev_norm[e] = norm;
-      prev_max[e] = m[e];
-      prev_sum[e] = L;
+      sm.sq[e][lane] = nn;
+      sm.norm[e][lane] = norm;
+      sm.max[e][lane] = m[e];
+      sm.sum[e][lane] = L;
     }
     passes = __all_sync(0xffffffffu, pass) ? passes + 1 : 0;
     return done >= p.min_blocks && passes >= p.patience;
@@ -334,6 +340,15 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   };
   if (sc < sc_end) load_k(sc);
   for (; sc < sc_end; ++sc) {
+    // ART's test before each chunk after the first, while the chunk's first K loads are in
+    // flight, and before its V loads (so that the test's temporaries do not sit beside
+    // the V registers).
+    if constexpr (ART) {
+      if (sc % SUBS == 0 && sc > tr.first * SUBS && art.should_stop(p, sm_art[warp], lane, tig, acc, m, l)) {
+        stopped = true;
+        break;
+      }
+    }
     // This sub-chunk's V loads first, then the wait for its K (issued one step back).
     uint4 vra[NU], vrb[NU];
     load_rows<D>(v_pool, ra, rb, tig, vra, vrb);
@@ -343,12 +358,6 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
     if (ra < 0) s[0] = s[1] = -INFINITY;
     if (rb < 0) s[2] = s[3] = -INFINITY;
     if (sc + 1 < sc_end) load_k(sc + 1);
-    if constexpr (ART) {
-      if (sc % SUBS == 0 && sc > tr.first * SUBS && art.should_stop(p, sm_art[warp], lane, tig, acc, m, l)) {
-        stopped = true;
-        break;
-      }
-    }
     softmax_step<KS>(s, m, l, acc);
     accumulate_values<T, KS, NU>(acc, s, vra, vrb);
   }

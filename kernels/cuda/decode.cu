@@ -36,6 +36,8 @@
 namespace attnbench::cuda {
 namespace {
 
+constexpr int kDecodeCtasPerSm = 2;
+
 template <class T, int D, int G, int MODE, bool ART>
 cudaError_t launch(const attnbench_cuda_decode_args& a) {
   auto kernel = decode_tc<T, D, G, MODE, ART>;
@@ -44,9 +46,12 @@ cudaError_t launch(const attnbench_cuda_decode_args& a) {
                          : MODE == ATTNBENCH_CUDA_BLOCKS ? a.max_list
                                                          : (a.max_list + kBlock - 1) / kBlock;
   const int traversals = a.batch * a.n_kv_heads;
-  // Splits: enough warps to fill every resident CTA slot once (one wave; see NOTES.md).
+  // Splits: enough warps for one wave of at most kDecodeCtasPerSm CTAs per SM. On the
+  // H200, 2 CTAs (8 warps) per SM did as well as or better than a wave of all 3 resident
+  // ones: 0.945-0.994 of copy against 0.935-0.988 at batch 8 and 32, 0.55-0.81 against
+  // 0.49-0.77 at batch 1 (32K-128K; results/gpu/NOTES.md, v10).
   int splits = a.splits;
-  if (splits <= 0) splits = std::max(1, resident_ctas(kernel, W * 32) * W / traversals);
+  if (splits <= 0) splits = std::max(1, resident_ctas(kernel, W * 32, 0, kDecodeCtasPerSm) * W / traversals);
   splits = std::max(1, std::min(splits, std::max(1, max_chunks)));
   const int per_split = std::max(1, (max_chunks + splits - 1) / splits);
   splits = std::max(1, (max_chunks + per_split - 1) / per_split);

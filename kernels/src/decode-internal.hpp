@@ -55,6 +55,23 @@ inline void prefetch_row(const void* row, std::size_t bytes) {
   for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
 }
 
+// The next chunk's K rows, then its V rows, requested into L2 a few cache lines at a time
+// (`rate` per call of issue), spread over the work on this chunk.
+struct prefetch_stream {
+  const void* const* k_rows = nullptr;
+  const void* const* v_rows = nullptr;
+  std::uint32_t count = 0, row_lines = 0, rate = 0;
+  std::uint32_t row = 0, line = 0;  // the next line: row < count in K, then V
+
+  void issue() {
+    for (std::uint32_t i = 0; i < rate && row < 2 * count; ++i) {
+      const void* r = row < count ? k_rows[row] : v_rows[row - count];
+      __builtin_prefetch(static_cast<const char*>(r) + 64 * static_cast<std::size_t>(line), 0, 2);
+      if (++line == row_lines) line = 0, ++row;
+    }
+  }
+};
+
 // Tokens in chunks [first, end) of a (valid) entry; a loop only for block lists, whose
 // last block may be partial.
 inline std::uint64_t chunk_tokens(const attnbench_plan_entry& e, const attnbench_kv_head_view& kv,
@@ -122,11 +139,18 @@ struct chunk_job {
   // chunk's V rows are read, and this chunk's V rows while its K rows are read, so about
   // one phase of data is in flight without flooding the miss queues.
   const void* const* next_k_rows;
+  const void* const* next_v_rows;
   std::uint32_t next_count;
   bool prefetch;  // false for the second and later sub-groups of a large GQA group
   std::size_t row_bytes;
   running_state state;
   float* scratch;  // [n_q * round_up(count, 64)] logits, then probabilities
+  // The chunk in pieces: false for the first piece (block_max takes the piece's largest
+  // logit), true for the later ones (block_max keeps the larger).
+  bool merge_block_max = false;
+  // Where set (GQA groups), this chunk's passes request the next chunk's rows through it
+  // instead of prefetching in bursts.
+  prefetch_stream* stream = nullptr;
 };
 
 // Logits of n_q query heads (queries already scaled) over `count` K rows.

@@ -1,6 +1,7 @@
 // The SIMD step of the decode kernel, compiled once per x86 target by Highway and
 // chosen at run time (AVX-512, AVX2, SSE4, ...). All query heads of a GQA group read each
 // K and V row once; fp16 and bf16 rows widen to fp32 in registers; exp is vectorised.
+// The row loads and the logits pass it shares with scoring are in rows-simd-inl.h.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "decode-simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -9,6 +10,7 @@
 #include <hwy/highway.h>
 
 #include "decode-internal.hpp"
+#include "rows-simd-inl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,115 +19,6 @@
 HWY_BEFORE_NAMESPACE();
 namespace attnbench::kernels::detail::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::ScalableTag<float>;
-
-template <int DT>
-HWY_INLINE hn::Vec<DF> load_row(DF df, const void* row, std::size_t i) {
-  if constexpr (DT == ATTNBENCH_DTYPE_FP32) {
-    return hn::LoadU(df, static_cast<const float*>(row) + i);
-  } else if constexpr (DT == ATTNBENCH_DTYPE_FP16) {
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + i));
-  } else {
-    const hn::Rebind<hwy::bfloat16_t, DF> db;
-    return hn::PromoteTo(df, hn::LoadU(db, static_cast<const hwy::bfloat16_t*>(row) + i));
-  }
-}
-
-// Sums of four vectors at once: out[i] = sum of the lanes of v[i]. Interleaving within
-// 128-bit blocks, then folding halves, costs about 13 operations for four sums instead
-// of about 10 for each (SumOfLanes).
-template <class D, class V>
-HWY_INLINE void sum4(D df, V a, V b, V c, V d, float* out) {
-#if HWY_TARGET == HWY_SCALAR  // one lane: nothing to interleave
-  out[0] = hn::GetLane(a);
-  out[1] = hn::GetLane(b);
-  out[2] = hn::GetLane(c);
-  out[3] = hn::GetLane(d);
-#else
-  const hn::Repartition<std::uint64_t, D> d64;
-  // Per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d.
-  const auto ab = hn::Add(hn::InterleaveLower(df, a, b), hn::InterleaveUpper(df, a, b));
-  const auto cd = hn::Add(hn::InterleaveLower(df, c, d), hn::InterleaveUpper(df, c, d));
-  // Per block: the partial sums [a, b, c, d].
-  const auto x = hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, hn::BitCast(d64, ab), hn::BitCast(d64, cd))),
-                         hn::BitCast(df, hn::InterleaveUpper(d64, hn::BitCast(d64, ab), hn::BitCast(d64, cd))));
-  // Fold the blocks together.
-  if constexpr (HWY_LANES(float) >= 16) {
-    const hn::Half<D> dh;
-    const hn::Half<decltype(dh)> dq;
-    const auto h = hn::Add(hn::LowerHalf(dh, x), hn::UpperHalf(dh, x));
-    hn::StoreU(hn::Add(hn::LowerHalf(dq, h), hn::UpperHalf(dq, h)), dq, out);
-  } else if constexpr (HWY_LANES(float) >= 8) {
-    const hn::Half<D> dh;
-    hn::StoreU(hn::Add(hn::LowerHalf(dh, x), hn::UpperHalf(dh, x)), dh, out);
-  } else {
-    hn::StoreU(x, df, out);
-  }
-#endif
-}
-
-// Logits of G query heads for TT rows starting at row j, into out[g * out_stride + j + t].
-// Inlined into its caller so the G x TT accumulators stay in registers.
-template <int DT, std::size_t G, std::size_t TT>
-HWY_INLINE void logits_step(const float* q, std::size_t d, const void* const* k_rows, std::uint32_t j, float* out,
-                            std::size_t out_stride) {
-  const DF df;
-  const std::size_t N = hn::Lanes(df);
-  hn::Vec<DF> acc[G][TT];
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t t = 0; t < TT; ++t) acc[g][t] = hn::Zero(df);
-  for (std::size_t c = 0; c < d; c += N) {
-    if constexpr (G == 1) {  // all TT loads first: measured a little faster from memory
-      hn::Vec<DF> k[TT];
-      for (std::size_t t = 0; t < TT; ++t) k[t] = load_row<DT>(df, k_rows[j + t], c);
-      const auto qv = hn::LoadU(df, q + c);
-      for (std::size_t t = 0; t < TT; ++t) acc[0][t] = hn::MulAdd(qv, k[t], acc[0][t]);
-    } else {
-      hn::Vec<DF> qv[G];
-      for (std::size_t g = 0; g < G; ++g) qv[g] = hn::LoadU(df, q + g * d + c);
-      for (std::size_t t = 0; t < TT; ++t) {
-        const auto k = load_row<DT>(df, k_rows[j + t], c);
-        for (std::size_t g = 0; g < G; ++g) acc[g][t] = hn::MulAdd(qv[g], k, acc[g][t]);
-      }
-    }
-  }
-  if constexpr ((G * TT) % 4 == 0) {
-    // Four accumulators at a time through the transposed reduction.
-    for (std::size_t i = 0; i < G * TT; i += 4) {
-      alignas(16) float sums[4];
-      sum4(df, acc[i / TT][i % TT], acc[(i + 1) / TT][(i + 1) % TT], acc[(i + 2) / TT][(i + 2) % TT],
-           acc[(i + 3) / TT][(i + 3) % TT], sums);
-      for (std::size_t k = 0; k < 4; ++k) out[((i + k) / TT) * out_stride + j + (i + k) % TT] = sums[k];
-    }
-  } else {
-    for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t t = 0; t < TT; ++t) out[g * out_stride + j + t] = hn::GetLane(hn::SumOfLanes(df, acc[g][t]));
-  }
-}
-
-// Logits q_g . k_j for G query heads over `count` rows, into out[g * out_stride + j].
-// Rows in prefetch_rows (may be null) are requested from memory meanwhile, spread over
-// the steps. T rows per step: with G heads that is G x T independent FMA chains.
-template <int DT, std::size_t G>
-void logits_pass(const float* q, std::size_t d, const void* const* k_rows, std::uint32_t count, float* out,
-                 std::size_t out_stride, const void* const* prefetch_rows, std::uint32_t prefetch_count,
-                 std::size_t row_bytes) {
-  constexpr std::size_t T = G == 1 ? 8 : G == 2 ? 4 : G == 3 ? 3 : 2;
-  std::uint32_t j = 0;
-  for (; j + T <= count; j += T) {
-    if (prefetch_rows)
-      for (std::size_t t = 0; t < T; ++t)
-        if (j + t < prefetch_count) prefetch_row(prefetch_rows[j + t], row_bytes);
-    logits_step<DT, G, T>(q, d, k_rows, j, out, out_stride);
-  }
-  for (; j < count; ++j) {
-    if (prefetch_rows && j < prefetch_count) prefetch_row(prefetch_rows[j], row_bytes);
-    logits_step<DT, G, 1>(q, d, k_rows, j, out, out_stride);
-  }
-}
-
 // Output slices [c, c + CC * N) of every head of the group: acc_g = alpha_g * acc_g +
 // sum_j p_gj v_j over the chunk's rows. The accumulators are locals of this function (not
 // of a lambda) so that the compiler keeps them in registers. The pass at c = 0 also
@@ -140,9 +33,10 @@ HWY_INLINE void output_slices(const chunk_job& job, const float* logits, std::si
   for (std::size_t g = 0; g < G; ++g)
     for (std::size_t s = 0; s < CC; ++s)
       o[g][s] = hn::Mul(hn::LoadU(df, job.state.acc + g * d + c + s * N), hn::Set(df, alpha[g]));
-  const std::uint32_t with_prefetch = c == 0 && job.prefetch ? std::min(job.next_count, job.count) : 0;
+  const std::uint32_t with_prefetch = c == 0 && job.prefetch && !job.stream ? std::min(job.next_count, job.count) : 0;
   for (std::uint32_t j = 0; j < job.count; ++j) {
     if (j < with_prefetch) prefetch_row(job.next_k_rows[j], job.row_bytes);
+    if (job.stream) job.stream->issue();
     hn::Vec<DF> p[G];
     for (std::size_t g = 0; g < G; ++g) p[g] = hn::Set(df, logits[g * stride + j]);
     for (std::size_t s = 0; s < CC; ++s) {
@@ -187,16 +81,17 @@ HWY_INLINE void output_one_head(const chunk_job& job, const float* logits, float
   for (std::size_t s = 0; s < CC; ++s) hn::StoreU(o[s], df, job.state.acc + c + s * N);
 }
 
-// G (at most 4) query heads share every row load; G is a compile-time constant so the
-// accumulators live in registers. Both passes keep 8 or 9 independent FMA chains in
-// flight (T tokens at a time for the logits, C slices of d at a time for the output:
-// G x T = G x C = 8, 8, 9, 8 for G = 1..4) and load each K or V vector once per G FMAs.
+// G (at most kMaxSubGroup) query heads share every row load; G is a compile-time constant
+// so the accumulators live in registers. Both passes keep 8 or 9 independent FMA chains
+// in flight (T tokens at a time for the logits, C slices of d at a time for the output:
+// G x T = G x C = 8, 8, 9, 8 for G = 1..4; 2 G for G = 5..8 on AVX-512) and load each K
+// or V vector once per G FMAs.
 // G x T accumulators plus G query or probability vectors fit AVX2's 16 registers; the
 // earlier 16 accumulators for G = 2 to 4 spilled, and removing the spills made GQA 4
 // 15-20% faster (probe_ratio 0.56-0.58 -> 0.66-0.70 at 32K, one thread).
 template <int DT, std::size_t G>
 void fold(const chunk_job& job) {
-  constexpr std::size_t C = G == 1 ? 8 : G == 2 ? 4 : G == 3 ? 3 : 2;  // slices of d per step of the output pass
+  constexpr std::size_t C = logit_rows_per_step<G>();  // slices of d per step of the output pass
   const DF df;
   const std::size_t N = hn::Lanes(df);
   const std::size_t d = job.d;
@@ -208,8 +103,8 @@ void fold(const chunk_job& job) {
 
   // 1. Logits: q_g . k_j for every head of the group, one pass over K; this chunk's V
   //    rows are prefetched meanwhile.
-  logits_pass<DT, G>(q, d, job.k_rows, count, logits, stride, job.prefetch ? job.v_rows : nullptr, count,
-                     job.row_bytes);
+  logits_pass<DT, G>(q, d, job.k_rows, count, logits, stride, job.prefetch && !job.stream ? job.v_rows : nullptr,
+                     count, job.row_bytes, job.stream);
 
   // 2. Online softmax: new max, rescale factor, probabilities (in place of the logits).
   float alpha[G];
@@ -219,7 +114,7 @@ void fold(const chunk_job& job) {
     auto vmax = hn::Set(df, kNegInf);
     for (std::size_t i = 0; i < stride; i += N) vmax = hn::Max(vmax, hn::LoadU(df, row + i));
     const float bmax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    job.state.block_max[g] = bmax;
+    job.state.block_max[g] = job.merge_block_max ? std::max(job.state.block_max[g], bmax) : bmax;
     const float old_max = job.state.max[g];
     const float new_max = std::max(old_max, bmax);
     alpha[g] = old_max == kNegInf ? 0.0f : std::exp(old_max - new_max);
@@ -246,14 +141,29 @@ void fold(const chunk_job& job) {
   }
 }
 
-// Large GQA groups run as sub-groups of at most 4 heads, of near-equal sizes (8 = 4 + 4,
-// 6 = 3 + 3, 5 = 3 + 2): each sub-group re-reads the chunk from L1, which costs less
-// than the register spills and reloads of 8 heads' accumulators at once.
-constexpr std::uint32_t kMaxSubGroup = 4;
-
-inline std::uint32_t sub_group_size(std::uint32_t n) {
-  const std::uint32_t parts = (n + kMaxSubGroup - 1) / kMaxSubGroup;
-  return (n + parts - 1) / parts;
+// The prefetch stream of a GQA group's chunk on AVX-512 (null elsewhere): the next chunk's
+// K and V rows, spread over every logits step and output row of this chunk's sub-groups,
+// into L2. There the bursts (the chunk's V rows during the first logits pass, the next
+// chunk's K rows during the first output pass) left the memory idle while the group
+// computed: the stream read GQA 4 at 0.55-0.60 of the read ceiling against 0.50-0.56, GQA
+// 8 at 0.38-0.45 against 0.33-0.38 (Intel Xeon; 128K, fp16 and bf16, 1 and 2 threads;
+// into L1 it gained nothing). On AMD EPYC Zen 3 (AVX2), where GQA 4 and 8 are bound by
+// the multiply-adds, it was 15-22% slower, so AVX2 keeps the bursts.
+prefetch_stream* group_stream(const chunk_job& job, prefetch_stream& stream) {
+  if constexpr (HWY_TARGET > HWY_AVX3) return nullptr;
+  if (job.n_q < 2 || !job.prefetch || job.next_count == 0) return nullptr;
+  const std::uint32_t lanes = static_cast<std::uint32_t>(hn::Lanes(DF()));
+  const std::uint32_t size = sub_group_size(job.n_q);
+  std::uint64_t calls = 0;  // a logits step per T rows, an output step per row and slice pass
+  for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += size)
+    with_group_size(std::min(size, job.n_q - g0), [&](auto g) {
+      constexpr std::size_t t = logit_rows_per_step<decltype(g)::value>();
+      calls += (job.count + t - 1) / t + static_cast<std::uint64_t>(job.count) * ((job.d / lanes + t - 1) / t);
+    });
+  stream = {job.next_k_rows, job.next_v_rows, job.next_count, static_cast<std::uint32_t>((job.row_bytes + 63) / 64)};
+  const std::uint64_t lines = 2ull * stream.count * stream.row_lines;
+  stream.rate = static_cast<std::uint32_t>((lines + calls - 1) / std::max<std::uint64_t>(calls, 1));
+  return &stream;
 }
 
 // One query head per KV head: the chunk runs in pieces of one vector of rows (at least
@@ -262,126 +172,38 @@ inline std::uint32_t sub_group_size(std::uint32_t n) {
 // instead of a whole chunk, and the K and V streams alternate every 2-4 KiB instead of
 // every 16 KiB. From memory this streamed 10-25% faster than whole chunks (fp16 and bf16,
 // 32K and 128K, 1 and 2 threads; AMD EPYC Zen 3, AVX2, interleaved runs); with several
-// heads the pieces lose (GQA 4: 0.40-0.56 of the read ceiling against 0.52-0.58), so
-// groups keep whole chunks.
+// heads the pieces lose (GQA 4 on Zen 3: 0.40-0.56 of the read ceiling against
+// 0.52-0.58; on the Xeon, pieces of 16 rows: 0.46-0.57 against 0.50-0.60), so groups
+// keep whole chunks, in sub-groups.
 template <int DT>
-void fold_one_head(const chunk_job& job) {
-  const std::uint32_t piece_rows = std::max<std::uint32_t>(8, static_cast<std::uint32_t>(hn::Lanes(DF())));
+bool fold_groups(const chunk_job& job) {
+  const std::uint32_t lanes = static_cast<std::uint32_t>(hn::Lanes(DF()));
+  const std::uint32_t piece_rows = job.n_q == 1 ? std::max<std::uint32_t>(8, lanes) : job.count;
+  const std::uint32_t size = sub_group_size(job.n_q);
+  prefetch_stream stream;
   chunk_job piece = job;
-  float block_max = -std::numeric_limits<float>::infinity();
+  piece.stream = group_stream(job, stream);
   for (std::uint32_t first = 0; first < job.count; first += piece_rows) {
     const std::uint32_t next = first + piece_rows;
     piece.k_rows = job.k_rows + first;
     piece.v_rows = job.v_rows + first;
     piece.count = std::min(piece_rows, job.count - first);
     piece.next_k_rows = next < job.count ? job.k_rows + next : job.next_k_rows;
+    piece.next_v_rows = next < job.count ? job.v_rows + next : job.next_v_rows;
     piece.next_count = next < job.count ? std::min(piece_rows, job.count - next) : std::min(piece_rows, job.next_count);
-    fold<DT, 1>(piece);
-    block_max = std::max(block_max, job.state.block_max[0]);
-  }
-  job.state.block_max[0] = block_max;  // the chunk's, as the terminator expects
-}
-
-template <int DT>
-bool fold_groups(const chunk_job& job) {
-  if (job.n_q == 1) {
-    fold_one_head<DT>(job);
-    return true;
-  }
-  chunk_job sub = job;
-  const std::uint32_t size = sub_group_size(job.n_q);
-  for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += size) {
-    const std::uint32_t g = std::min(size, job.n_q - g0);
-    sub.n_q = g;
-    sub.queries = job.queries + static_cast<std::size_t>(g0) * job.d;
-    sub.state = {job.state.max + g0, job.state.sum + g0, job.state.acc + static_cast<std::size_t>(g0) * job.d,
-                 job.state.block_max + g0};
-    sub.prefetch = job.prefetch && g0 == 0;  // later sub-groups find the rows in cache
-    switch (g) {
-      case 1: fold<DT, 1>(sub); break;
-      case 2: fold<DT, 2>(sub); break;
-      case 3: fold<DT, 3>(sub); break;
-      default: fold<DT, 4>(sub); break;
+    piece.merge_block_max = first > 0;  // the chunk's largest logit, as the terminator expects
+    chunk_job sub = piece;
+    for (std::uint32_t g0 = 0; g0 < job.n_q; g0 += size) {
+      const std::uint32_t g = std::min(size, job.n_q - g0);
+      sub.n_q = g;
+      sub.queries = job.queries + static_cast<std::size_t>(g0) * job.d;
+      sub.state = {job.state.max + g0, job.state.sum + g0, job.state.acc + static_cast<std::size_t>(g0) * job.d,
+                   job.state.block_max + g0};
+      sub.prefetch = job.prefetch && g0 == 0;  // later sub-groups find the rows in cache
+      with_group_size(g, [&](auto n) { fold<DT, decltype(n)::value>(sub); });
     }
   }
   return true;
-}
-
-// Scoring: logits of n_q heads (queries pre-scaled) over `count` rows, per head a row of
-// out with stride out_stride.
-template <int DT>
-void score_groups(const float* q, std::uint32_t n_q, std::size_t d, const void* const* k_rows, std::uint32_t count,
-                  float* out, std::size_t out_stride, std::size_t row_bytes, const void* const* prefetch_rows,
-                  std::uint32_t prefetch_count) {
-  const std::uint32_t size = sub_group_size(n_q);
-  for (std::uint32_t g0 = 0; g0 < n_q; g0 += size) {
-    // Only the first sub-group prefetches; later ones find the rows in cache.
-    const void* const* pf = g0 == 0 ? prefetch_rows : nullptr;
-    const std::uint32_t pf_count = g0 == 0 ? prefetch_count : 0;
-    const std::uint32_t g = std::min(size, n_q - g0);
-    const float* qg = q + static_cast<std::size_t>(g0) * d;
-    float* o = out + static_cast<std::size_t>(g0) * out_stride;
-    switch (g) {
-      case 1: logits_pass<DT, 1>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 2: logits_pass<DT, 2>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      case 3: logits_pass<DT, 3>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-      default: logits_pass<DT, 4>(qg, d, k_rows, count, o, out_stride, pf, pf_count, row_bytes); break;
-    }
-  }
-}
-
-bool ScoreRows(const score_job& job) {
-  const DF df;
-  if (job.d % hn::Lanes(df) != 0) return false;
-  switch (job.dtype) {
-    case ATTNBENCH_DTYPE_FP32:
-      score_groups<ATTNBENCH_DTYPE_FP32>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
-      return true;
-    case ATTNBENCH_DTYPE_FP16:
-      score_groups<ATTNBENCH_DTYPE_FP16>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
-      return true;
-    case ATTNBENCH_DTYPE_BF16:
-      score_groups<ATTNBENCH_DTYPE_BF16>(job.queries, job.n_q, job.d, job.k_rows, job.count, job.out, job.out_stride, job.row_bytes, job.prefetch_rows, job.prefetch_count);
-      return true;
-  }
-  return false;
-}
-
-// Indices i in [0, n) with x[i] >= threshold, appended to out; returns how many.
-std::size_t SelectAtLeast(const float* x, std::size_t n, float threshold, std::uint32_t* out) {
-  const DF df;
-  const std::size_t N = hn::Lanes(df);
-  const auto t = hn::Set(df, threshold);
-  std::size_t count = 0, i = 0;
-  for (; i + N <= n; i += N) {
-    const auto m = hn::Ge(hn::LoadU(df, x + i), t);
-    if (hn::AllFalse(df, m)) continue;  // the common case when k is a small part of n
-    for (std::size_t l = 0; l < N; ++l)
-      if (x[i + l] >= threshold) out[count++] = static_cast<std::uint32_t>(i + l);
-  }
-  for (; i < n; ++i)
-    if (x[i] >= threshold) out[count++] = static_cast<std::uint32_t>(i);
-  return count;
-}
-
-// x[i] = exp(x[i] - shift) for i < n; returns their sum (summed per lane, then across).
-float ExpShift(float* x, std::size_t n, float shift) {
-  const DF df;
-  const std::size_t N = hn::Lanes(df);
-  const auto s = hn::Set(df, shift);
-  auto acc = hn::Zero(df);
-  std::size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto p = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), s));
-    hn::StoreU(p, df, x + i);
-    acc = hn::Add(acc, p);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - shift);
-    sum += x[i];
-  }
-  return sum;
 }
 
 bool FoldChunk(const chunk_job& job) {
@@ -405,9 +227,6 @@ namespace attnbench::kernels {
 namespace detail {
 
 HWY_EXPORT(FoldChunk);
-HWY_EXPORT(ScoreRows);
-HWY_EXPORT(SelectAtLeast);
-HWY_EXPORT(ExpShift);
 
 namespace {
 std::atomic<bool> g_scalar{false};
@@ -416,12 +235,6 @@ std::atomic<bool> g_scalar{false};
 bool simd_enabled() { return !g_scalar.load(std::memory_order_relaxed); }
 
 bool fold_chunk_simd(const chunk_job& job) { return HWY_DYNAMIC_DISPATCH(FoldChunk)(job); }
-bool score_rows_simd(const score_job& job) { return HWY_DYNAMIC_DISPATCH(ScoreRows)(job); }
-std::size_t select_at_least_simd(const float* x, std::size_t n, float threshold, std::uint32_t* out) {
-  return HWY_DYNAMIC_DISPATCH(SelectAtLeast)(x, n, threshold, out);
-}
-
-float exp_shift_simd(float* x, std::size_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShift)(x, n, shift); }
 
 void force_scalar(bool on) { g_scalar.store(on); }
 

@@ -83,7 +83,7 @@ void traverse(const decode_args& a, std::uint64_t first, std::uint64_t end, part
   s.block_max.resize(nq);
   const std::size_t row_bytes = d * dtype_size(a.dtype);
 
-  detail::chunk_job job{s.scaled_queries.data(), nq, d, a.dtype, nullptr, nullptr, 0, nullptr, 0, true, row_bytes,
+  detail::chunk_job job{s.scaled_queries.data(), nq, d, a.dtype, nullptr, nullptr, 0, nullptr, nullptr, 0, true, row_bytes,
                         {part.max, part.sum, part.acc, s.block_max.data()}, s.logits.data()};
   attnbench_kernel_state ks{};
   ks.n_query_heads = nq;
@@ -111,6 +111,7 @@ void traverse(const decode_args& a, std::uint64_t first, std::uint64_t end, part
     job.k_rows = s.k_rows.data() + half * a.block_size;
     job.v_rows = s.v_rows.data() + half * a.block_size;
     job.next_k_rows = s.k_rows.data() + (1 - half) * a.block_size;
+    job.next_v_rows = s.v_rows.data() + (1 - half) * a.block_size;
     job.next_count = i + 1 < end ? next.count : 0;
     job.count = c.count;
     if (!simd || !detail::fold_chunk_simd(job)) detail::fold_chunk_scalar(job);
