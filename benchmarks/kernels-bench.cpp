@@ -4,6 +4,8 @@
 //                                           best, bytes_per_s (kernels/probe.hpp)
 //   mac/threads:T                           fp32 multiply-adds per second (the arithmetic ceiling)
 //   decode/DTYPE/gqaG/ctx:N/threads:T       one decode step of one layer, 8 KV heads x 128
+//   decode-warm/DTYPE/gqaG/ctx:256/threads:T     the same, back to back from L2: what the
+//                                           kernel's work allows (warm_ceiling_ratio)
 //   decode-tokens/fp16/gqaG/ctx:N/keep:K/threads:T   the same over a token list of K tokens
 //   decode-blocks/fp16/gqaG/ctx:N/keep:K/threads:T   ... over a block list of K tokens
 //   score/DTYPE/gqaG/ctx:N/threads:1        q.k of one GQA group over N keys (one KV head)
@@ -12,17 +14,11 @@
 //   hook/overhead/fp16/gqa4/ctx:N/threads:1 decode with a terminator that never stops,
 //                                           alternating with no terminator: hook_overhead
 // Each decode case pairs every step with one pass of the ceiling's best read method (same
-// thread count) run just before it, outside the timing, and reports medians over steps:
-// - ceiling_ratio: the step's bytes per second over that pass's;
-// - roofline_ratio: the roofline time over the step's time, where the roofline is the
-//   larger of bytes over the paired ceiling pass and multiply-adds over the mac rate
-//   (the bar: at least 0.90 on an AVX-512 machine);
-// - same_memory_ratio: against a plain read of the very K/V blocks the step reads;
-// - fma_busy: the share of the step the multiply-adds alone would take;
-// - arith_ceiling: the ceiling_ratio arithmetic alone would allow (below 1: arithmetic
-//   bounds the shape, and the roofline is the multiply-adds' time).
-// Score cases pair their passes the same way. Run with --benchmark_repetitions=5 and read
-// the medians.
+// thread count) run just before it, outside the timing, and reports medians over steps of
+// ceiling_ratio, roofline_ratio (the bar: 0.90 on an AVX-512 machine), same_memory_ratio,
+// fma_busy and arith_ceiling; docs/kernels.md ("Benchmarks") says what each means. Score
+// cases pair their passes the same way. Run with --benchmark_repetitions=5 and read the
+// medians.
 #include <attnbench/kernels/decode.hpp>
 #include <attnbench/kernels/kv-cache.hpp>
 #include <attnbench/kernels/probe.hpp>
@@ -42,17 +38,29 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 using namespace attnbench;
 using namespace attnbench::kernels;
 
 namespace {
 
 constexpr std::uint32_t kKvHeads = 8, kHeadDim = 128, kBlock = 64;
-constexpr std::size_t kProbeBytes = std::size_t{512} << 20;  // each ceiling buffer: larger than any cache here
+// Each ceiling buffer: 512 MiB, or 4 times the last-level cache where that is larger.
+// A step is paired with one pass over the best method's buffer, and little else may be
+// read between two passes (10 MiB for a sparse step): on an Intel Xeon whose 16 cores
+// share a 300 MB L3, passes over 512 MiB then ran at 21-22 GB/s against the probe's
+// 18.9 (which interleaves three buffers), so part of the buffer stayed in L3.
+std::size_t probe_bytes() {
+  std::size_t bytes = std::size_t{512} << 20;
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (l3 > 0) bytes = std::max(bytes, std::min<std::size_t>(4 * static_cast<std::size_t>(l3), std::size_t{2} << 30));
+  return bytes;
+}
 
 // The ceiling's buffers, shared by every case.
 const read_ceiling_probe& ceiling_probe() {
-  static const read_ceiling_probe probe(kProbeBytes);
+  static const read_ceiling_probe probe(probe_bytes());
   return probe;
 }
 
@@ -161,23 +169,40 @@ void build_plan(const case_plan& cp, std::uint32_t ctx, built_plan& out) {
   out.plan = {ATTNBENCH_PLAN_PER_KV_HEAD, kKvHeads, out.entries.data()};
 }
 
+// What a decode case runs: the queries, the plan and the layer's arguments.
+struct decode_setup {
+  std::vector<float> q, out;
+  built_plan plan;
+  std::vector<decode_counters> counters = std::vector<decode_counters>(kKvHeads);
+  layer_decode_args la;
+  double bytes = 0, macs = 0;  // per step
+
+  decode_setup(attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, const case_plan& cp) {
+    kv_cache& cache = cache_for(dtype, ctx);
+    const std::uint32_t hq = kKvHeads * group;
+    rng r(group);
+    q.resize(static_cast<std::size_t>(hq) * kHeadDim);
+    out.resize(q.size());
+    for (auto& x : q) x = static_cast<float>(r.normal());
+    build_plan(cp, ctx, plan);
+    la.queries = q.data();
+    la.n_query_heads = hq;
+    la.scale = 1.0f / 11.3f;
+    la.kv = &cache.layer_view(0);
+    la.plan = &plan.plan;
+    la.out = out.data();
+    bytes = 2.0 * static_cast<double>(plan.tokens) * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
+    // The arithmetic side: 2 x group x head_dim multiply-adds per token and KV head.
+    macs = 2.0 * group * kHeadDim * static_cast<double>(plan.tokens) * kKvHeads;
+  }
+  decode_setup(const decode_setup&) = delete;
+  decode_setup& operator=(const decode_setup&) = delete;
+};
+
 void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, int threads,
                  bool hook, case_plan cp) {
-  kv_cache& cache = cache_for(dtype, ctx);
-  const std::uint32_t hq = kKvHeads * group;
-  rng r(group);
-  std::vector<float> q(static_cast<std::size_t>(hq) * kHeadDim), out(q.size());
-  for (auto& x : q) x = static_cast<float>(r.normal());
-  built_plan plan;
-  build_plan(cp, ctx, plan);
-  std::vector<decode_counters> counters(kKvHeads);
-  layer_decode_args la;
-  la.queries = q.data();
-  la.n_query_heads = hq;
-  la.scale = 1.0f / 11.3f;
-  la.kv = &cache.layer_view(0);
-  la.plan = &plan.plan;
-  la.out = out.data();
+  decode_setup ds(dtype, group, ctx, cp);
+  layer_decode_args& la = ds.la;
   if (hook) {
     la.terminator = &kNever;
     la.terminator_state_size = sizeof(never_state);
@@ -186,30 +211,30 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
   using clock = std::chrono::steady_clock;
   double with_hook = 0, without_hook = 0;
   const attnbench_terminator_ops* terminator = la.terminator;
-  const double bytes = 2.0 * static_cast<double>(plan.tokens) * kKvHeads * kHeadDim * (dtype == ATTNBENCH_DTYPE_FP32 ? 4 : 2);
-  // The arithmetic side: 2 x group x head_dim multiply-adds per token and KV head.
-  const double macs = 2.0 * group * kHeadDim * static_cast<double>(plan.tokens) * kKvHeads;
+  const double bytes = ds.bytes, macs = ds.macs;
   const double mac_per_s = mac_rate(threads);
   ceiling(threads);  // measured before the first step
   std::vector<double> ratios, roofline, ceiling_rates, same_memory_ratios;
   std::int64_t n = 0;
   for (auto _ : state) {
     // Each step is paired with a ceiling pass just before it (outside the timing), and the
-    // ratio is taken per pair: load that drifts during the case cancels out.
+    // ratio is taken per pair: load that drifts during the case cancels out. The plain
+    // read of the same blocks comes first, so that the ceiling pass flushes them from the
+    // last-level cache (docs/kernels.md, "Benchmarks").
     state.PauseTiming();
-    const double rate = ceiling_pass(threads);
     double layer_s = 0;
     if (cp.kind == ATTNBENCH_PLAN_ALL) {
       std::size_t layer_bytes = 0;
       layer_s = read_layer_once(*la.kv, threads, &layer_bytes);
     }
+    const double rate = ceiling_pass(threads);
     state.ResumeTiming();
     // With a hook, iterations alternate between hook and no hook, so that both see the
     // same machine state and their ratio is robust to drift.
     la.terminator = hook && n % 2 == 0 ? terminator : nullptr;
     const auto t0 = clock::now();
     arena.execute([&] {
-      if (decode_layer(la, counters.data()) != ATTNBENCH_STATUS_OK) state.SkipWithError("decode failed");
+      if (decode_layer(la, ds.counters.data()) != ATTNBENCH_STATUS_OK) state.SkipWithError("decode failed");
     });
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     (la.terminator ? with_hook : without_hook) += s;
@@ -217,7 +242,7 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     roofline.push_back(roofline_seconds(bytes, rate, macs, mac_per_s) / s);
     if (layer_s > 0) same_memory_ratios.push_back(layer_s / s);  // same bytes: a plain read's time over the step's
     ceiling_rates.push_back(rate);
-    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(ds.out.data());
     ++n;
   }
   const double per_step = (with_hook + without_hook) / static_cast<double>(n);
@@ -236,6 +261,30 @@ void decode_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t g
     const double a = with_hook / static_cast<double>((n + 1) / 2), b = without_hook / static_cast<double>(n / 2);
     state.counters["hook_overhead"] = a / b - 1.0;
   }
+}
+
+// Decode steps back to back on a small cache that stays in L2 (no ceiling pass between
+// steps): what the kernel's own work allows. warm_ceiling_ratio is the steps' bytes per
+// second over the read ceiling; below the 0.90 bar, the kernel's instructions, not the
+// memory, keep the shape from it.
+void warm_case(benchmark::State& state, attnbench_dtype dtype, std::uint32_t group, std::uint32_t ctx, int threads) {
+  decode_setup ds(dtype, group, ctx, case_plan{});
+  tbb::task_arena arena(threads);
+  const double mac_per_s = mac_rate(threads);
+  const double ceiling_rate = ceiling(threads).bytes_per_s();
+  std::vector<double> steps;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    arena.execute([&] {
+      if (decode_layer(ds.la, ds.counters.data()) != ATTNBENCH_STATUS_OK) state.SkipWithError("decode failed");
+    });
+    steps.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    benchmark::DoNotOptimize(ds.out.data());
+  }
+  const double s = median(steps);
+  state.counters["warm_bytes_per_s"] = ds.bytes / s;
+  state.counters["warm_ceiling_ratio"] = ds.bytes / s / ceiling_rate;
+  state.counters["fma_busy"] = ds.macs / mac_per_s / s;
 }
 
 // One scoring pass: q.k of `group` query heads over every key of one KV head.
@@ -361,6 +410,16 @@ int main(int argc, char** argv) {
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
+  // The same steps from L2: 8 KV heads x 256 tokens (1 MiB in fp16).
+  for (auto dtype : {ATTNBENCH_DTYPE_FP16, ATTNBENCH_DTYPE_BF16})
+    for (std::uint32_t group : {1u, 4u, 8u})
+      for (int threads : {1, 2}) {
+        const std::string name = std::string("decode-warm/") + dtype_label(dtype) + "/gqa" + std::to_string(group) +
+                                 "/ctx:256/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), warm_case, dtype, group, 256u, threads)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
   // The sparse paths: 2K + 512 tokens of 128K, as a token list and as a block list.
   for (auto kind : {ATTNBENCH_PLAN_TOKENS, ATTNBENCH_PLAN_BLOCKS})
     for (std::uint32_t group : {1u, 4u})

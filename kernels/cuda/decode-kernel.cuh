@@ -93,7 +93,7 @@ __device__ __forceinline__ uint32_t word(const uint4 (&x)[N], int r) {  // 32-bi
 // layout with each lane's values together put all 32 lanes on one bank): each lane's
 // accumulators of its two heads at the last test, in its own column order, and each
 // head's squared accumulator norm, output norm, max and sum then (kept here, not in
-// registers, so that the ART kernels fit the registers of 3 CTAs per SM).
+// registers, so that the ART kernels need few more registers than plain decode).
 template <int D>
 struct art_state_tc {
   float prev[2][D / 8][32];
@@ -340,18 +340,21 @@ __global__ void __launch_bounds__(kThreads) decode_tc(const T* __restrict__ k_po
   };
   if (sc < sc_end) load_k(sc);
   for (; sc < sc_end; ++sc) {
-    // ART's test before each chunk after the first, while the chunk's first K loads are in
-    // flight, and before its V loads (so that the test's temporaries do not sit beside
-    // the V registers).
+    // This sub-chunk's V loads first, then the wait for its K (issued one step back).
+    uint4 vra[NU], vrb[NU];
+    load_rows<D>(v_pool, ra, rb, tig, vra, vrb);
+    // ART's test before each chunk after the first, while the chunk's first K and V loads
+    // are in flight. Before the V loads (v10) the memory had less to do during the test:
+    // ART never firing cost -0.2 to 2.6 points more there than in this order (median 1.1;
+    // three H200 machines, batch 8 and 32, 32K-128K; results/gpu/NOTES.md, v11). The V
+    // registers live across the test: 178 registers, within the 2 CTAs per SM the splits
+    // use.
     if constexpr (ART) {
       if (sc % SUBS == 0 && sc > tr.first * SUBS && art.should_stop(p, sm_art[warp], lane, tig, acc, m, l)) {
         stopped = true;
         break;
       }
     }
-    // This sub-chunk's V loads first, then the wait for its K (issued one step back).
-    uint4 vra[NU], vrb[NU];
-    load_rows<D>(v_pool, ra, rb, tig, vra, vrb);
     // S^T of this sub-chunk: rows gid, gid + 8 x heads 2 tig + e.
     float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     key_logits<T, KS, NU>(s, ka, kb, qh, ql);

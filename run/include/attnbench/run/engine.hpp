@@ -30,7 +30,7 @@ struct run_inputs {
   std::size_t shard_index = 0, shard_count = 1;  // run the grid's cells i with i % count == index
   unsigned threads = 0;  // threads for the cells (0: every core)
   std::size_t probe_bytes = std::size_t{512} << 20;  // each buffer of the read ceiling's probe
-  std::string read_ceiling_method;  // the ceiling's best method, e.g. "simd/huge"
+  std::string read_ceiling_method{};  // the ceiling's best method, e.g. "simd/huge"
 };
 
 // Runs a batch: caches are of the model's shape and the config's dtype and block size,
