@@ -77,11 +77,11 @@ std::string_view longbench_task::metric() const {
   return "";
 }
 
-sample longbench_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample longbench_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   if (context_length < spec_.min_context_length)
     throw task_error(std::string(spec_.name) + " needs a context of at least " +
                      std::to_string(spec_.min_context_length) + " tokens, got " + std::to_string(context_length));
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   return spec_.generate(r, context_length);
 }
 

@@ -30,7 +30,8 @@ class longbench_task final : public task {
   std::string_view name() const override { return spec_.name; }
   std::string_view metric() const override;
   std::uint32_t min_context_length() const override { return spec_.min_context_length; }
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
   // LongBench's rule: the best score over the references, times 100.
   double score(std::string_view prediction, const std::vector<std::string>& references) const override;
 

@@ -185,12 +185,12 @@ void niah_task::set_answers(sample& s, const needle_frame& frame, const needle_s
   s.stop_tokens = {v.id("."), v.newline(), v.eos()};
 }
 
-sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   if (context_length < min_context_length())
     throw task_error(std::string(spec_.name) + " needs a context of at least " + std::to_string(min_context_length()) +
                      " tokens, got " + std::to_string(context_length));
   const auto& v = vocabulary::standard();
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   const needle_frame frame(spec_.values);
   const token period = v.id(".");
 

@@ -27,7 +27,8 @@ class niah_task final : public task {
   std::string_view name() const override { return spec_.name; }
   std::string_view metric() const override { return "string_match_all"; }
   std::uint32_t min_context_length() const override;
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
   double score(std::string_view prediction, const std::vector<std::string>& references) const override;
 
  private:

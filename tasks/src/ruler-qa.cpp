@@ -204,10 +204,10 @@ qa_task::qa_task(bool two_hop, const nlohmann::json& params)
 
 std::uint32_t qa_task::min_context_length() const { return 120 + 2 * 170 + 64; }
 
-sample qa_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample qa_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   require_length(context_length);
   const auto& v = vocabulary::standard();
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   fact_words w(r);
 
   // Gold facts, question and references.

@@ -88,10 +88,10 @@ vt_task::vt_task(const nlohmann::json& params) : ruler_task("vt", "string_match_
 
 std::uint32_t vt_task::min_context_length() const { return 100 + num_chains_ * (num_hops_ + 1) * 12 + 64; }
 
-sample vt_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample vt_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   require_length(context_length);
   const auto& v = vocabulary::standard();
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   std::set<std::string> taken;
   std::vector<item> values = distinct_items(item_kind::numbers, r, 5, num_chains_, taken);
   std::vector<std::vector<token>> statements;
@@ -167,10 +167,10 @@ std::uint32_t cwe_task::min_context_length() const {
   return 120 + num_cw_ * freq_cw_ * 6 + 64;
 }
 
-sample cwe_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample cwe_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   require_length(context_length);
   const auto& v = vocabulary::standard();
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   const std::string n = std::to_string(num_cw_);
   const auto intro = T("below is a numbered list of words . in these words , some appear more often than others . "
                        "memorize the ones that appear most often .\n");
@@ -230,10 +230,10 @@ fwe_task::fwe_task(const nlohmann::json& params) : ruler_task("fwe", "string_mat
 
 std::uint32_t fwe_task::min_context_length() const { return 120 + 200 + 64; }
 
-sample fwe_task::make_sample(std::uint64_t seed, std::uint32_t context_length) const {
+sample fwe_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
   require_length(context_length);
   const auto& v = vocabulary::standard();
-  rng r(seed);
+  rng r(seed, static_cast<std::uint64_t>(domain));
   const auto intro = T("read the following coded text and track the frequency of each coded word . find the three "
                        "most frequently appeared coded words .\n");
   const auto question = T(

@@ -47,7 +47,8 @@ class vt_task final : public ruler_task {
  public:
   explicit vt_task(const nlohmann::json& params);
   std::uint32_t min_context_length() const override;
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
 
  private:
   std::vector<double> depths_;
@@ -60,7 +61,8 @@ class cwe_task final : public ruler_task {
  public:
   explicit cwe_task(const nlohmann::json& params);
   std::uint32_t min_context_length() const override;
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
 
  private:
   std::uint32_t num_cw_ = 10, freq_cw_ = 30, freq_ucw_ = 3;
@@ -72,7 +74,8 @@ class fwe_task final : public ruler_task {
  public:
   explicit fwe_task(const nlohmann::json& params);
   std::uint32_t min_context_length() const override;
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
 
  private:
   double alpha_ = 2.0;
@@ -86,7 +89,8 @@ class qa_task final : public ruler_task {
  public:
   qa_task(bool two_hop, const nlohmann::json& params);
   std::uint32_t min_context_length() const override;
-  sample make_sample(std::uint64_t seed, std::uint32_t context_length) const override;
+  sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                     sample_domain domain = sample_domain::evaluation) const override;
 
  private:
   bool two_hop_;

@@ -19,8 +19,9 @@ std::uint64_t sample_seed(std::uint64_t seed, std::string_view task_name, std::u
   return hash_combine(hash_combine(hash_combine(seed, name_hash(task_name)), context_length), index);
 }
 
-sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index) {
-  return t.make_sample(sample_seed(seed, t.name(), context_length, index), context_length);
+sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
+                           sample_domain domain) {
+  return t.make_sample(sample_seed(seed, t.name(), context_length, index), context_length, domain);
 }
 
 }  // namespace attnbench::tasks

@@ -22,9 +22,17 @@ inline std::uint64_t hash_combine(std::uint64_t seed, std::uint64_t value) {
 
 class rng {
  public:
-  explicit rng(std::uint64_t seed) {
+  explicit rng(std::uint64_t seed) : rng(seed, 0) {}
+  // A stream of one of several families: the state is the SplitMix64 chain of the seed,
+  // (a, sm(a), sm(sm(a)), sm(sm(sm(a)))), with `domain` XORed into its second word (the
+  // one the first output comes from); domain 0 is rng(seed). A start of domain d has
+  // second word sm(first) ^ d, so no seed of another domain gives the same start: the
+  // families of starting states are disjoint (tests/tasks/test-sample-domains.cpp checks
+  // the streams' first outputs and the samples drawn from them).
+  rng(std::uint64_t seed, std::uint64_t domain) {
     std::uint64_t x = seed;
     for (auto& s : s_) s = x = splitmix64(x);
+    s_[1] ^= domain;
   }
   std::uint64_t next() {
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;

@@ -56,6 +56,12 @@ struct task_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The family a sample's random stream comes from (rng's domain). Every command that
+// evaluates (run, stats, calibrate, dump-kv) draws evaluation samples; training corpora
+// draw training samples, whose streams never coincide with an evaluation sample's for
+// any seed.
+enum class sample_domain : std::uint8_t { evaluation = 0, training = 1 };
+
 class task {
  public:
   virtual ~task() = default;
@@ -63,8 +69,9 @@ class task {
   virtual std::string_view metric() const = 0;  // e.g. "string_match_all"
   // Smallest context length (tokens) the task can build.
   virtual std::uint32_t min_context_length() const = 0;
-  // Same seed and length give the same sample on every machine.
-  virtual sample make_sample(std::uint64_t seed, std::uint32_t context_length) const = 0;
+  // Same seed, length and domain give the same sample on every machine.
+  virtual sample make_sample(std::uint64_t seed, std::uint32_t context_length,
+                             sample_domain domain = sample_domain::evaluation) const = 0;
   // Score in [0, 100].
   virtual double score(std::string_view prediction, const std::vector<std::string>& references) const = 0;
 };
@@ -87,6 +94,7 @@ std::unique_ptr<task> make_task(std::string_view name, const nlohmann::json& par
 // sample): a sample depends on these four only, never on the policy or the batch.
 std::uint64_t sample_seed(std::uint64_t seed, std::string_view task_name, std::uint32_t context_length,
                           std::uint32_t index);
-sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index);
+sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
+                           sample_domain domain = sample_domain::evaluation);
 
 }  // namespace attnbench::tasks
