@@ -72,5 +72,6 @@ void add_model_commands(CLI::App& app, std::vector<registered_command>& commands
 void add_results_commands(CLI::App& app, std::vector<registered_command>& commands);  // report, merge, compare
 void add_list_command(CLI::App& app, std::vector<registered_command>& commands);      // list
 void add_probe_command(CLI::App& app, std::vector<registered_command>& commands);     // probe
+void add_corpus_command(CLI::App& app, std::vector<registered_command>& commands);    // corpus
 
 }  // namespace attnbench::cli

@@ -140,3 +140,34 @@ TEST(Cli, RealismPrintsTheTableAndWritesItsFiles) {
   expect_failure(run_cli("realism " + cfg.string() + " --length 1024 --json " + (d / "results" / "results.json").string()),
                  exit_output, {"--json"});
 }
+
+TEST(Cli, CorpusWritesTokensAndAnIndexAndNeverOverwrites) {
+  const auto d = scratch("cli-corpus");
+  const std::string config = quote((source_dir() / "configs" / "corpus" / "default.json").string());
+  const auto out = d / "corpus";
+  const auto r = run_cli("corpus " + config + " --out " + quote(out.string()) + " --tokens 50000");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto meta = nlohmann::json::parse(read_file(out / "meta.json"));
+  const std::uint64_t total = meta["total_tokens"];
+  EXPECT_GE(total, 50000u);
+  EXPECT_EQ(fs::file_size(out / "tokens.bin"), 2 * total);
+  EXPECT_EQ(meta["domain"], "training");
+  std::uint64_t sum = 0;
+  for (const auto& n : meta["index"]["length"]) sum += n.get<std::uint64_t>();
+  EXPECT_EQ(sum, total);
+  EXPECT_EQ(meta["index"]["offset"].size(), meta["sequences"].get<std::size_t>());
+  // A second corpus into the same folder is refused; the first is kept.
+  expect_failure(run_cli("corpus " + config + " --out " + quote(out.string()) + " --tokens 100"), exit_output,
+                 {"already holds a corpus"});
+  EXPECT_EQ(fs::file_size(out / "tokens.bin"), 2 * total);
+  // Bad configs name the JSON path.
+  const auto unknown = write(d, "unknown.json", R"({"tasks": ["nope"], "context_lengths": [1024]})");
+  expect_failure(run_cli("corpus " + quote(unknown.string()) + " --out " + quote((d / "x").string()) + " --tokens 100"),
+                 exit_config, {"/tasks/0", "unknown task"});
+  const auto two_hop = write(d, "two-hop.json", R"({"tasks": ["qa_2"], "context_lengths": [4096]})");
+  expect_failure(run_cli("corpus " + quote(two_hop.string()) + " --out " + quote((d / "y").string()) + " --tokens 100"),
+                 exit_config, {"/tasks", "qa_2", "intermediate answers"});
+  const auto weights = write(d, "weights.json", R"({"tasks": ["vt"], "context_lengths": [1024, 2048], "length_weights": [1]})");
+  expect_failure(run_cli("corpus " + quote(weights.string()) + " --out " + quote((d / "z").string()) + " --tokens 100"),
+                 exit_config, {"/length_weights", "one weight per context length"});
+}

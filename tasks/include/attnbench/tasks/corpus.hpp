@@ -1,0 +1,60 @@
+// Training text for a model whose attention is learned (issue 24): samples of the
+// project's own tasks drawn in the training domain (sample_domain::training, so none is an
+// evaluation sample), written out with their answers, and plain essay text.
+#pragma once
+
+#include <attnbench/tasks/task.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnbench::tasks {
+
+// The pseudo-task of plain text: essay-like sentences, no question and no answer.
+inline constexpr const char* kHaystackTask = "haystack";
+
+struct corpus_spec {
+  std::vector<std::pair<std::string, nlohmann::json>> tasks;  // name and params, or kHaystackTask
+  std::vector<std::uint32_t> lengths;                         // context lengths drawn from
+  std::vector<double> length_weights;                         // one per length, > 0
+  std::uint64_t seed = 0;
+};
+
+// One training sequence: the prompt, then each generation's answer followed by the
+// task's stop token (and for multi-hop samples the follow-up that restates it). answers
+// are the [begin, end) spans of answer and stop tokens, where a loss on answers is taken.
+struct corpus_sequence {
+  std::vector<token> tokens;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> answers;
+  std::uint32_t task = 0;  // index into corpus_spec::tasks
+  std::uint32_t context_length = 0;
+  std::uint64_t sample_seed = 0;
+};
+
+// A spec's tasks, built once; checks that every task can be written at some length of
+// the spec (task_error naming the task otherwise).
+class corpus_writer {
+ public:
+  explicit corpus_writer(corpus_spec spec);
+  const corpus_spec& spec() const { return spec_; }
+  // Sequence i: its length drawn by weight and its task uniformly among those that fit
+  // that length, both from the corpus seed; the sample from sample_seed(seed, task,
+  // length, i) in the training domain. The same spec and i give the same sequence on
+  // every machine.
+  corpus_sequence sequence(std::uint64_t i) const;
+
+ private:
+  corpus_spec spec_;
+  std::vector<std::unique_ptr<task>> tasks_;  // null for kHaystackTask
+};
+
+// A sample written as training text (see corpus_sequence). A sample whose follow-ups
+// restate answers needs one reference per generation; otherwise task_error.
+corpus_sequence write_sample(const sample& s, std::string_view task_name);
+
+}  // namespace attnbench::tasks

@@ -1,0 +1,129 @@
+#include <attnbench/tasks/corpus.hpp>
+
+#include <attnbench/kernels/random.hpp>
+
+#include "text.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <numeric>
+
+namespace attnbench::tasks {
+
+namespace {
+
+std::string joined(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? separator : "") + parts[i];
+  return out;
+}
+
+std::uint32_t min_length(const task* t) { return t ? t->min_context_length() : 2; }
+
+// An answer's tokens: its words, or, for runs the vocabulary has no word for (uuids,
+// which read as one run of letters and digits), one token per character.
+std::vector<token> answer_tokens(const std::string& text, std::string_view task_name) {
+  const auto& v = vocabulary::standard();
+  try {
+    return v.tokenize(text);
+  } catch (const std::out_of_range&) {
+  }
+  std::vector<token> out;
+  for (char c : text) {
+    if (c == ' ') continue;
+    const std::string one(1, static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (!v.contains(one)) throw task_error(std::string(task_name) + ": the answer \"" + text + "\" has no tokens");
+    out.push_back(v.id(one));
+  }
+  return out;
+}
+
+}  // namespace
+
+corpus_sequence write_sample(const sample& s, std::string_view task_name) {
+  const auto& v = vocabulary::standard();
+  const std::size_t generations = 1 + s.follow_ups.size();
+  std::vector<std::string> answers;
+  if (s.follow_ups.empty()) {
+    answers.push_back(joined(s.references, s.branch_separator));
+  } else if (s.references.size() == generations && s.branches == 1) {
+    answers = s.references;  // one answer per generation, in order
+  } else {
+    throw task_error(std::string(task_name) + ": its samples ask " + std::to_string(generations) +
+                     " questions in turn but give " + std::to_string(s.references.size()) +
+                     " reference(s), so the intermediate answers are unknown and the sample cannot be written as "
+                     "training text");
+  }
+  const token stop = s.stop_tokens.empty() ? v.eos() : s.stop_tokens.front();
+  corpus_sequence out;
+  out.tokens = s.prompt;
+  std::vector<token> previous;
+  for (std::size_t g = 0; g < generations; ++g) {
+    if (g > 0)
+      for (token t : s.follow_ups[g - 1]) {
+        if (t == kLastAnswer) out.tokens.insert(out.tokens.end(), previous.begin(), previous.end());
+        else out.tokens.push_back(t);
+      }
+    std::vector<token> answer = answer_tokens(answers[g], task_name);
+    const auto begin = static_cast<std::uint32_t>(out.tokens.size());
+    out.tokens.insert(out.tokens.end(), answer.begin(), answer.end());
+    out.tokens.push_back(stop);
+    out.answers.emplace_back(begin, static_cast<std::uint32_t>(out.tokens.size()));
+    previous = std::move(answer);
+  }
+  return out;
+}
+
+corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
+  if (spec_.tasks.empty()) throw task_error("a corpus needs at least one task");
+  if (spec_.lengths.empty() || spec_.lengths.size() != spec_.length_weights.size())
+    throw task_error("a corpus needs context lengths and one weight for each");
+  for (double w : spec_.length_weights)
+    if (!(w > 0) || w > 1e12) throw task_error("length weights must be positive");
+  for (const auto& [name, params] : spec_.tasks)
+    tasks_.push_back(name == kHaystackTask ? nullptr : make_task(name, params));
+  for (std::uint32_t n : spec_.lengths)
+    if (std::none_of(tasks_.begin(), tasks_.end(), [&](const auto& t) { return min_length(t.get()) <= n; }))
+      throw task_error("no task of the corpus fits a context of " + std::to_string(n) + " tokens");
+  // Every task once, at the shortest length it fits: one that cannot be written fails here.
+  for (std::size_t k = 0; k < tasks_.size(); ++k) {
+    if (!tasks_[k]) continue;
+    std::uint32_t shortest = 0;
+    for (std::uint32_t n : spec_.lengths)
+      if (n >= tasks_[k]->min_context_length() && (shortest == 0 || n < shortest)) shortest = n;
+    if (shortest == 0)
+      throw task_error(spec_.tasks[k].first + ": needs " + std::to_string(tasks_[k]->min_context_length()) +
+                       " tokens, more than every context length of the corpus");
+    write_sample(tasks_[k]->make_sample(spec_.seed, shortest, sample_domain::training), spec_.tasks[k].first);
+  }
+}
+
+corpus_sequence corpus_writer::sequence(std::uint64_t i) const {
+  rng r(hash_combine(spec_.seed, i), static_cast<std::uint64_t>(sample_domain::training));
+  const double total = std::accumulate(spec_.length_weights.begin(), spec_.length_weights.end(), 0.0);
+  double u = r.uniform() * total;
+  std::size_t pick = 0;
+  while (pick + 1 < spec_.lengths.size() && u >= spec_.length_weights[pick]) u -= spec_.length_weights[pick++];
+  const std::uint32_t n = spec_.lengths[pick];
+  std::vector<std::uint32_t> fit;
+  for (std::uint32_t k = 0; k < tasks_.size(); ++k)
+    if (min_length(tasks_[k].get()) <= n) fit.push_back(k);
+  const std::uint32_t k = fit[r.below(fit.size())];
+  const std::string& name = spec_.tasks[k].first;
+  const std::uint64_t seed = sample_seed(spec_.seed, name, n, static_cast<std::uint32_t>(i));
+  corpus_sequence out;
+  if (tasks_[k]) {
+    out = write_sample(tasks_[k]->make_sample(seed, n, sample_domain::training), name);
+  } else {
+    rng text(seed, static_cast<std::uint64_t>(sample_domain::training));
+    out.tokens.push_back(vocabulary::standard().bos());
+    const auto body = essay(text, n - 1);
+    out.tokens.insert(out.tokens.end(), body.begin(), body.end());
+  }
+  out.task = k;
+  out.context_length = n;
+  out.sample_seed = seed;
+  return out;
+}
+
+}  // namespace attnbench::tasks

@@ -1,0 +1,117 @@
+// The training corpus (attnbench corpus): samples written with their answers, the same
+// sequences on every call, and no evaluation sample among them.
+#include <attnbench/tasks/corpus.hpp>
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+using namespace attnbench::tasks;
+
+namespace {
+
+std::string text(const std::vector<token>& tokens, std::uint32_t begin, std::uint32_t end) {
+  return vocabulary::standard().detokenize(std::span<const token>(tokens.data() + begin, end - begin));
+}
+
+corpus_spec default_like_spec(std::vector<std::uint32_t> lengths) {
+  corpus_spec spec;
+  for (const char* name : {"niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_3",
+                           "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe", "qa_1", kHaystackTask})
+    spec.tasks.emplace_back(name, nlohmann::json::object());
+  spec.lengths = std::move(lengths);
+  spec.length_weights.assign(spec.lengths.size(), 1.0);
+  return spec;
+}
+
+}  // namespace
+
+TEST(Corpus, WritesThePromptThenTheAnswerAndTheStopToken) {
+  const auto t = make_task("niah_single_1", nlohmann::json::object());
+  const sample s = t->make_sample(3, 2048, sample_domain::training);
+  const corpus_sequence c = write_sample(s, "niah_single_1");
+  ASSERT_EQ(c.answers.size(), 1u);
+  EXPECT_TRUE(std::equal(s.prompt.begin(), s.prompt.end(), c.tokens.begin()));
+  const auto [b, e] = c.answers[0];
+  EXPECT_EQ(b, s.prompt.size());
+  EXPECT_EQ(e, c.tokens.size());
+  EXPECT_EQ(c.tokens[e - 1], s.stop_tokens.front());
+  EXPECT_EQ(text(c.tokens, b, e - 1), s.references[0]);
+}
+
+TEST(Corpus, AMultiHopSampleRestatesEachAnswerInItsFollowUp) {
+  const auto t = make_task("vt", nlohmann::json::object());
+  const sample s = t->make_sample(5, 4096, sample_domain::training);
+  const corpus_sequence c = write_sample(s, "vt");
+  ASSERT_EQ(c.answers.size(), s.follow_ups.size() + 1);
+  for (std::size_t g = 0; g < c.answers.size(); ++g)
+    EXPECT_EQ(text(c.tokens, c.answers[g].first, c.answers[g].second - 1), s.references[g]) << "generation " << g;
+  // Between two answers: the follow-up with the previous answer in place of kLastAnswer.
+  const auto between = text(c.tokens, c.answers[0].second, c.answers[1].first);
+  EXPECT_NE(between.find(s.references[0]), std::string::npos) << between;
+}
+
+TEST(Corpus, UuidAnswersAreWrittenOneCharacterAToken) {
+  const auto t = make_task("niah_single_3", nlohmann::json::object());
+  const sample s = t->make_sample(1, 2048, sample_domain::training);
+  const corpus_sequence c = write_sample(s, "niah_single_3");
+  EXPECT_EQ(text(c.tokens, c.answers[0].first, c.answers[0].second - 1), s.references[0]);
+}
+
+TEST(Corpus, RefusesATaskWhoseIntermediateAnswersAreUnknown) {
+  corpus_spec spec;
+  spec.tasks.emplace_back("qa_2", nlohmann::json::object());
+  spec.lengths = {4096};
+  spec.length_weights = {1.0};
+  try {
+    corpus_writer w(spec);
+    FAIL() << "qa_2 was accepted";
+  } catch (const task_error& e) {
+    EXPECT_NE(std::string(e.what()).find("qa_2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Corpus, SequencesAreTheSameOnEveryCallAndFollowTheSpec) {
+  const corpus_writer w(default_like_spec({1024, 2048}));
+  std::set<std::uint32_t> lengths;
+  std::set<std::uint32_t> tasks;
+  for (std::uint64_t i = 0; i < 60; ++i) {
+    const corpus_sequence a = w.sequence(i), b = w.sequence(i);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(a.answers, b.answers);
+    EXPECT_GE(a.tokens.size(), a.context_length);
+    lengths.insert(a.context_length);
+    tasks.insert(a.task);
+  }
+  EXPECT_EQ(lengths, (std::set<std::uint32_t>{1024, 2048}));
+  EXPECT_GE(tasks.size(), 8u);
+  corpus_spec other = default_like_spec({1024, 2048});
+  other.seed = 1;
+  EXPECT_NE(corpus_writer(other).sequence(0).tokens, w.sequence(0).tokens);
+}
+
+TEST(Corpus, HoldsNoEvaluationSample) {
+  // Training samples come from rng's training domain, whose starting states no
+  // evaluation seed reaches (test-sample-domains.cpp); here, concretely: 300 sequences
+  // of a corpus at 1K and 2K against every evaluation sample of run seeds 0-3 (25 per
+  // task and length): no prompt is shared.
+  const corpus_spec spec = default_like_spec({1024, 2048});
+  const corpus_writer w(spec);
+  std::set<std::vector<token>> evaluation;
+  for (const auto& [name, params] : spec.tasks) {
+    if (name == kHaystackTask) continue;
+    const auto t = make_task(name, params);
+    for (std::uint32_t n : spec.lengths) {
+      if (n < t->min_context_length()) continue;
+      for (std::uint64_t run_seed = 0; run_seed < 4; ++run_seed)
+        for (std::uint32_t i = 0; i < 25; ++i) evaluation.insert(make_indexed_sample(*t, run_seed, n, i).prompt);
+    }
+  }
+  for (std::uint64_t i = 0; i < 300; ++i) {
+    const corpus_sequence c = w.sequence(i);
+    const std::uint32_t prompt_end = c.answers.empty() ? static_cast<std::uint32_t>(c.tokens.size()) : c.answers[0].first;
+    const std::vector<token> prompt(c.tokens.begin(), c.tokens.begin() + prompt_end);
+    EXPECT_EQ(evaluation.count(prompt), 0u) << "sequence " << i << " (" << spec.tasks[c.task].first << ")";
+  }
+}
