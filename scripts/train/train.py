@@ -1,0 +1,202 @@
+"""Trains the trained model (issue 24) on a corpus written by `attnbench corpus`. Runs on
+the GPU machine (PyTorch with CUDA; a CPU run is for smoke tests only) and never on the
+measuring path of a C++ run. Each call trains for --minutes and leaves a checkpoint that
+the next call continues:
+
+  python3 scripts/train/train.py --corpus CORPUS --eval-corpus HELD_OUT --ckpt CKPT --minutes 8
+
+CKPT holds the weights in float32 as safetensors shards of at most 15 MiB (what one GPU
+call may return: DEVELOPERS.md) and train_state.json: the model's shape, steps, tokens
+seen, device seconds, the loss curve and every evaluation. Adam's moments are not kept
+(they would triple the checkpoint); a resumed run warms its learning rate up again.
+The loss is cross-entropy on next tokens, answer tokens (the corpus's answer spans)
+weighted 1 and the rest --text-weight. Evaluation: on the held-out corpus, an answer is
+right when every one of its tokens is the model's top prediction given the text before
+it (for one-answer tasks what greedy decoding would emit), per task and context length.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import model as M
+import safetensors as st
+
+
+class Corpus:
+    def __init__(self, folder):
+        with open(os.path.join(folder, "meta.json")) as f:
+            self.meta = json.load(f)
+        if self.meta.get("format") != "attnbench-corpus" or self.meta.get("token_dtype") != "uint16le":
+            raise SystemExit(f"{folder}: not an attnbench corpus of 16-bit tokens")
+        self.tokens = np.memmap(os.path.join(folder, self.meta["tokens_file"]), dtype="<u2", mode="r")
+        ix = self.meta["index"]
+        self.offset, self.length = np.array(ix["offset"]), np.array(ix["length"])
+        self.context, self.task = np.array(ix["context_length"]), np.array(ix["task"])
+        self.answers = ix["answers"]
+        self.buckets = {n: np.nonzero(self.context == n)[0] for n in np.unique(self.context)}
+
+    def sequence(self, i):
+        o = int(self.offset[i])
+        return torch.from_numpy(self.tokens[o:o + int(self.length[i])].astype(np.int64))
+
+    def batch(self, rows, text_weight):
+        """Padded inputs [B, T], targets [B, T] and weights [B, T]."""
+        T = int(max(self.length[i] for i in rows)) - 1
+        x = torch.zeros(len(rows), T, dtype=torch.long)
+        y = torch.zeros(len(rows), T, dtype=torch.long)
+        w = torch.zeros(len(rows), T)
+        for r, i in enumerate(rows):
+            s = self.sequence(i)
+            n = len(s) - 1
+            x[r, :n], y[r, :n] = s[:-1], s[1:]
+            w[r, :n] = text_weight
+            for b, e in self.answers[i]:  # target position p predicts token p + 1
+                w[r, b - 1:e - 1] = 1.0
+        return x, y, w
+
+
+def lr_at(step, args, resumed_at):
+    warm = min(1.0, (step + 1) / args.warmup)
+    if resumed_at is not None:
+        warm = min(warm, (step - resumed_at + 1) / args.rewarm)
+    progress = min(1.0, step / max(1, args.total_steps))
+    return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(net, corpus, device, per_cell, dtype):
+    net.eval()
+    cells = {}
+    for n, rows in sorted(corpus.buckets.items()):
+        for i in rows:
+            key = (corpus.meta["tasks"][int(corpus.task[i])], int(n))
+            if not corpus.answers[i] or len(cells.setdefault(key, [])) >= per_cell:
+                continue
+            s = corpus.sequence(i).to(device)
+            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+                pred = net(s[None, :-1])[0].argmax(-1)
+            cells[key].append(all(bool((pred[b - 1:e - 1] == s[b:e]).all()) for b, e in corpus.answers[i]))
+    net.train()
+    return [{"task": t, "context_length": n, "samples": len(v), "accuracy": 100.0 * sum(v) / len(v)}
+            for (t, n), v in sorted(cells.items())]
+
+
+def save(ckpt, net, state):
+    os.makedirs(ckpt, exist_ok=True)
+    tensors = {k: v.detach().float().cpu() for k, v in net.named_tensors().items()}
+    st.write_sharded(ckpt, "weights", tensors, {"format": "attnbench-trained-1"}, 15 << 20)
+    with open(os.path.join(ckpt, "train_state.json.tmp"), "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(os.path.join(ckpt, "train_state.json.tmp"), os.path.join(ckpt, "train_state.json"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--eval-corpus", required=True)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder, continued when it holds one")
+    p.add_argument("--minutes", type=float, default=8.0, help="training time of this call")
+    p.add_argument("--total-steps", type=int, default=30000, help="steps of the whole schedule, across calls")
+    p.add_argument("--tokens-per-step", type=int, default=131072)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--rewarm", type=int, default=100, help="warm-up steps after a resume (Adam restarts)")
+    p.add_argument("--text-weight", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-per-cell", type=int, default=25)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=6)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--rope-base", type=float, default=500000.0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16
+    corpus, held_out = Corpus(args.corpus), Corpus(args.eval_corpus)
+    state_file = os.path.join(args.ckpt, "train_state.json")
+    resumed_at = None
+    if os.path.exists(state_file):
+        with open(state_file) as f:
+            state = json.load(f)
+        cfg = M.Config(**state["config"])
+        net = M.Model(cfg)
+        weights, _ = st.read_sharded(args.ckpt, "weights")
+        named = net.named_tensors()
+        with torch.no_grad():
+            for k, v in weights.items():
+                named[k].copy_(v)
+        resumed_at = state["step"]
+    else:
+        cfg = M.Config(vocab_size=corpus.meta["vocab_size"], dim=args.dim, n_layers=args.layers, n_heads=args.heads,
+                       n_kv_heads=args.kv_heads, head_dim=args.head_dim, hidden=args.hidden, rope_base=args.rope_base)
+        torch.manual_seed(args.seed)
+        net = M.Model(cfg)
+        state = {"config": cfg.to_dict(), "params": cfg.n_params(), "step": 0, "tokens_seen": 0, "device_seconds": 0.0,
+                 "calls": [], "losses": [], "evals": []}
+    if held_out.meta["vocab_size"] != cfg.vocab_size or corpus.meta["vocab_size"] != cfg.vocab_size:
+        raise SystemExit("the corpora's vocabulary differs from the model's")
+    net.to(device)
+    extra = {"fused": True} if device.type == "cuda" else {}  # fused needs PyTorch 2 and a GPU
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, **extra)
+    gen = np.random.default_rng(args.seed * 1000003 + state["step"])
+    lengths = sorted(corpus.buckets)
+    share = np.array([corpus.length[corpus.buckets[n]].sum() for n in lengths], dtype=float)
+    share /= share.sum()
+    start, step0 = time.time(), state["step"]
+    window, answer_window = [], []
+    print(f"model {cfg.to_dict()} ({cfg.n_params() / 1e6:.1f}M parameters), device {device}, step {step0}", flush=True)
+    while time.time() - start < args.minutes * 60:
+        step = state["step"]
+        n = lengths[gen.choice(len(lengths), p=share)]
+        rows = gen.choice(corpus.buckets[n], size=max(1, args.tokens_per_step // int(n)))
+        x, y, w = (t.to(device, non_blocking=True) for t in corpus.batch(rows, args.text_weight))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args, resumed_at)
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            logits = net(x)
+        ce = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), y.view(-1), reduction="none").view_as(w)
+        loss = (ce * w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        state["step"] += 1
+        state["tokens_seen"] += int((w > 0).sum())
+        answers = w == 1.0
+        window.append(loss.item())
+        if answers.any():
+            answer_window.append((ce[answers].mean()).item())
+        if state["step"] % 50 == 0:
+            row = {"step": state["step"], "loss": float(np.mean(window)),
+                   "answer_loss": float(np.mean(answer_window)) if answer_window else None,
+                   "lr": lr_at(step, args, resumed_at), "tokens_seen": state["tokens_seen"],
+                   "seconds": state["device_seconds"] + time.time() - start}
+            state["losses"].append(row)
+            print(json.dumps(row), flush=True)
+            window, answer_window = [], []
+        if state["step"] % args.eval_every == 0:
+            state["evals"].append({"step": state["step"], "cells": evaluate(net, held_out, device, args.eval_per_cell, dtype)})
+            print(json.dumps(state["evals"][-1]), flush=True)
+    state["evals"].append({"step": state["step"], "cells": evaluate(net, held_out, device, args.eval_per_cell, dtype)})
+    print(json.dumps(state["evals"][-1]), flush=True)
+    elapsed = time.time() - start
+    state["device_seconds"] += elapsed
+    state["calls"].append({"from_step": step0, "to_step": state["step"], "seconds": elapsed, "device": str(device),
+                           "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+                           "torch": torch.__version__})
+    save(args.ckpt, net, state)
+    print(f"saved step {state['step']} to {args.ckpt} after {elapsed:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
