@@ -107,6 +107,8 @@ int run_corpus(const corpus_options& o) {
     for (const auto& s : batch) {
       if (total >= o.tokens) break;
       for (tasks::token t : s.tokens) {
+        if (t < 0 || static_cast<std::size_t>(t) >= vocab)
+          throw harness_error(exit_failure, "corpus: token " + std::to_string(t) + " outside the vocabulary");
         const auto u = static_cast<std::uint16_t>(t);
         bytes.push_back(static_cast<char>(u & 0xff));
         bytes.push_back(static_cast<char>(u >> 8));

@@ -1,7 +1,7 @@
 """The trained model's architecture (issue 24): a Llama-style decoder. RMSNorm before
 attention and MLP, rotary positions with a large base, grouped-query attention, a SwiGLU
 MLP, the token embedding tied to the LM head. Weights are stored in the safetensors
-format (see safetensors.py); the names below are the ones the C++ loader reads."""
+format (see st_format.py); the names below are the ones the C++ loader reads."""
 import math
 from dataclasses import asdict, dataclass
 
@@ -60,17 +60,18 @@ def apply_rope(x, cos, sin):
 
 def causal_attention(q, k, v):
     """q: [B, H, T, D]; k, v: [B, KV, T, D]. Grouped-query causal attention, softmax scale
-    1/sqrt(D)."""
+    1/sqrt(D). PyTorch's fused kernels take grouped K/V (enable_gqa, PyTorch 2.5 on) only
+    in half precision; elsewhere K/V are repeated per query head, so that float32 still
+    gets a memory-efficient kernel instead of the full [T, T] matrix."""
     groups = q.shape[1] // k.shape[1]
-    if hasattr(F, "scaled_dot_product_attention"):
-        try:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=groups > 1)
-        except TypeError:  # PyTorch 2.0-2.4: no enable_gqa
-            pass
+    fused = hasattr(F, "scaled_dot_product_attention")
+    half = q.dtype in (torch.float16, torch.bfloat16)
+    if fused and groups > 1 and half and tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
-    if hasattr(F, "scaled_dot_product_attention"):
+    if fused:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     # PyTorch 1.x (CPU smoke tests only): the plain form.
     T = q.shape[2]
@@ -136,7 +137,11 @@ class Model(nn.Module):
         x = self.embed(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, trace)
-        return F.linear(self.norm(x), self.embed.weight)
+        # The final norm and the LM head in float32 even under autocast: bf16 logits move
+        # in steps of 0.125 at |logit| 16-32, enough to flip an argmax against the C++
+        # model's float32.
+        with torch.autocast(tokens.device.type, enabled=False):
+            return F.linear(self.norm(x.float()), self.embed.weight.float())
 
     def named_tensors(self):
         """The weights by the names the safetensors file and the C++ loader use."""

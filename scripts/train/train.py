@@ -1,7 +1,8 @@
 """Trains the trained model (issue 24) on a corpus written by `attnbench corpus`. Runs on
 the GPU machine (PyTorch with CUDA; a CPU run is for smoke tests only) and never on the
-measuring path of a C++ run. Each call trains for --minutes and leaves a checkpoint that
-the next call continues:
+measuring path of a C++ run. Each call ends within --minutes of its start (training
+stops --reserve seconds early for the last evaluation and the save) and leaves a
+checkpoint that the next call continues; it also saves every --save-every steps:
 
   python3 scripts/train/train.py --corpus CORPUS --eval-corpus HELD_OUT --ckpt CKPT --minutes 8
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import model as M
-import safetensors as st
+import st_format as st
 
 
 class Corpus:
@@ -46,11 +48,12 @@ class Corpus:
         return torch.from_numpy(self.tokens[o:o + int(self.length[i])].astype(np.int64))
 
     def batch(self, rows, text_weight):
-        """Padded inputs [B, T], targets [B, T] and weights [B, T]."""
+        """Padded inputs [B, T], targets [B, T], loss weights [B, T] and the answer mask."""
         T = int(max(self.length[i] for i in rows)) - 1
         x = torch.zeros(len(rows), T, dtype=torch.long)
         y = torch.zeros(len(rows), T, dtype=torch.long)
         w = torch.zeros(len(rows), T)
+        answer = torch.zeros(len(rows), T, dtype=torch.bool)
         for r, i in enumerate(rows):
             s = self.sequence(i)
             n = len(s) - 1
@@ -58,7 +61,8 @@ class Corpus:
             w[r, :n] = text_weight
             for b, e in self.answers[i]:  # target position p predicts token p + 1
                 w[r, b - 1:e - 1] = 1.0
-        return x, y, w
+                answer[r, b - 1:e - 1] = True
+        return x, y, w, answer
 
 
 def lr_at(step, args, resumed_at):
@@ -88,12 +92,24 @@ def evaluate(net, corpus, device, per_cell, dtype):
 
 
 def save(ckpt, net, state):
-    os.makedirs(ckpt, exist_ok=True)
+    """Writes the checkpoint into a fresh folder beside CKPT, then swaps it in: a crash
+    leaves the old checkpoint or the new one, never a mix. Other files in CKPT (the log)
+    move along."""
+    new, old = ckpt.rstrip("/") + ".new", ckpt.rstrip("/") + ".old"
+    shutil.rmtree(new, ignore_errors=True)
+    os.makedirs(new)
     tensors = {k: v.detach().float().cpu() for k, v in net.named_tensors().items()}
-    st.write_sharded(ckpt, "weights", tensors, {"format": "attnbench-trained-1"}, 15 << 20)
-    with open(os.path.join(ckpt, "train_state.json.tmp"), "w") as f:
+    st.write_sharded(new, "weights", tensors, {"model": "attnbench-trained-1"}, 15 << 20)
+    with open(os.path.join(new, "train_state.json"), "w") as f:
         json.dump(state, f, indent=1)
-    os.replace(os.path.join(ckpt, "train_state.json.tmp"), os.path.join(ckpt, "train_state.json"))
+    if os.path.isdir(ckpt):
+        for name in os.listdir(ckpt):  # keep what is not the checkpoint's own (train.log)
+            if not (name.startswith("weights") or name == "train_state.json"):
+                shutil.copy2(os.path.join(ckpt, name), os.path.join(new, name))
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(ckpt, old)
+    os.rename(new, ckpt)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main():
@@ -101,7 +117,10 @@ def main():
     p.add_argument("--corpus", required=True)
     p.add_argument("--eval-corpus", required=True)
     p.add_argument("--ckpt", required=True, help="checkpoint folder, continued when it holds one")
-    p.add_argument("--minutes", type=float, default=8.0, help="training time of this call")
+    p.add_argument("--minutes", type=float, default=8.0,
+                   help="the whole script's time, from start to the checkpoint written")
+    p.add_argument("--reserve", type=float, default=90.0, help="seconds kept for the last evaluation and the save")
+    p.add_argument("--save-every", type=int, default=2000)
     p.add_argument("--total-steps", type=int, default=30000, help="steps of the whole schedule, across calls")
     p.add_argument("--tokens-per-step", type=int, default=131072)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -119,6 +138,10 @@ def main():
     p.add_argument("--rope-base", type=float, default=500000.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    started = time.time()
+    deadline = started + args.minutes * 60 - args.reserve
+    if args.eval_per_cell < 1 or args.eval_every < 1 or args.save_every < 1:
+        raise SystemExit("--eval-per-cell, --eval-every and --save-every must be at least 1")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16
@@ -132,6 +155,9 @@ def main():
         net = M.Model(cfg)
         weights, _ = st.read_sharded(args.ckpt, "weights")
         named = net.named_tensors()
+        if set(weights) != set(named):
+            raise SystemExit(f"{args.ckpt}: the weights do not match the model: {sorted(set(weights) ^ set(named))[:5]}")
+        print("resuming: the model's shape comes from the checkpoint", flush=True)
         with torch.no_grad():
             for k, v in weights.items():
                 named[k].copy_(v)
@@ -147,19 +173,23 @@ def main():
         raise SystemExit("the corpora's vocabulary differs from the model's")
     net.to(device)
     extra = {"fused": True} if device.type == "cuda" else {}  # fused needs PyTorch 2 and a GPU
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, **extra)
+    decay = [q for q in net.parameters() if q.dim() >= 2]  # no decay on the norms' gains
+    rest = [q for q in net.parameters() if q.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), **extra)
     gen = np.random.default_rng(args.seed * 1000003 + state["step"])
     lengths = sorted(corpus.buckets)
     share = np.array([corpus.length[corpus.buckets[n]].sum() for n in lengths], dtype=float)
     share /= share.sum()
     start, step0 = time.time(), state["step"]
+    last_eval = None
     window, answer_window = [], []
     print(f"model {cfg.to_dict()} ({cfg.n_params() / 1e6:.1f}M parameters), device {device}, step {step0}", flush=True)
-    while time.time() - start < args.minutes * 60:
+    while time.time() < deadline:
         step = state["step"]
         n = lengths[gen.choice(len(lengths), p=share)]
         rows = gen.choice(corpus.buckets[n], size=max(1, args.tokens_per_step // int(n)))
-        x, y, w = (t.to(device, non_blocking=True) for t in corpus.batch(rows, args.text_weight))
+        x, y, w, answers = (t.to(device, non_blocking=True) for t in corpus.batch(rows, args.text_weight))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, resumed_at)
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
@@ -172,7 +202,6 @@ def main():
         opt.step()
         state["step"] += 1
         state["tokens_seen"] += int((w > 0).sum())
-        answers = w == 1.0
         window.append(loss.item())
         if answers.any():
             answer_window.append((ce[answers].mean()).item())
@@ -186,9 +215,13 @@ def main():
             window, answer_window = [], []
         if state["step"] % args.eval_every == 0:
             state["evals"].append({"step": state["step"], "cells": evaluate(net, held_out, device, args.eval_per_cell, dtype)})
+            last_eval = state["step"]
             print(json.dumps(state["evals"][-1]), flush=True)
-    state["evals"].append({"step": state["step"], "cells": evaluate(net, held_out, device, args.eval_per_cell, dtype)})
-    print(json.dumps(state["evals"][-1]), flush=True)
+        if state["step"] % args.save_every == 0:
+            save(args.ckpt, net, {**state, "device_seconds": state["device_seconds"] + time.time() - start})
+    if last_eval != state["step"]:
+        state["evals"].append({"step": state["step"], "cells": evaluate(net, held_out, device, args.eval_per_cell, dtype)})
+        print(json.dumps(state["evals"][-1]), flush=True)
     elapsed = time.time() - start
     state["device_seconds"] += elapsed
     state["calls"].append({"from_step": step0, "to_step": state["step"], "seconds": elapsed, "device": str(device),

@@ -40,11 +40,16 @@ std::vector<token> answer_tokens(const std::string& text, std::string_view task_
 
 }  // namespace
 
-corpus_sequence write_sample(const sample& s, std::string_view task_name) {
+corpus_sequence write_sample(const sample& s, std::string_view task_name, std::uint64_t choice) {
   const auto& v = vocabulary::standard();
   const std::size_t generations = 1 + s.follow_ups.size();
   std::vector<std::string> answers;
-  if (s.follow_ups.empty()) {
+  if (s.follow_ups.empty() && s.branches > 1 && !s.references.empty()) {
+    // Several answers read as continuations of one step (the readout branches): one of
+    // them, chosen by `choice`, not in the order they were drawn, which the prompt does
+    // not reveal. Across samples the model learns each value as a likely continuation.
+    answers.push_back(s.references[choice % s.references.size()]);
+  } else if (s.follow_ups.empty()) {
     answers.push_back(joined(s.references, s.branch_separator));
   } else if (s.references.size() == generations && s.branches == 1) {
     answers = s.references;  // one answer per generation, in order
@@ -67,8 +72,12 @@ corpus_sequence write_sample(const sample& s, std::string_view task_name) {
     std::vector<token> answer = answer_tokens(answers[g], task_name);
     const auto begin = static_cast<std::uint32_t>(out.tokens.size());
     out.tokens.insert(out.tokens.end(), answer.begin(), answer.end());
-    out.tokens.push_back(stop);
-    out.answers.emplace_back(begin, static_cast<std::uint32_t>(out.tokens.size()));
+    // The generation ends at a stop token. Where the next follow-up starts with one (". var
+    // X ..."), that token is the stop, as the harness appends the follow-up right after
+    // the answer; otherwise the stop token is written here.
+    const bool follow_up_stops = g + 1 < generations && !s.follow_ups[g].empty() && s.follow_ups[g].front() == stop;
+    if (!follow_up_stops) out.tokens.push_back(stop);
+    out.answers.emplace_back(begin, static_cast<std::uint32_t>(out.tokens.size()) + (follow_up_stops ? 1 : 0));
     previous = std::move(answer);
   }
   return out;
@@ -94,7 +103,7 @@ corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
     if (shortest == 0)
       throw task_error(spec_.tasks[k].first + ": needs " + std::to_string(tasks_[k]->min_context_length()) +
                        " tokens, more than every context length of the corpus");
-    write_sample(tasks_[k]->make_sample(spec_.seed, shortest, sample_domain::training), spec_.tasks[k].first);
+    write_sample(tasks_[k]->make_sample(spec_.seed, shortest, sample_domain::training), spec_.tasks[k].first, 0);
   }
 }
 
@@ -113,7 +122,7 @@ corpus_sequence corpus_writer::sequence(std::uint64_t i) const {
   const std::uint64_t seed = sample_seed(spec_.seed, name, n, static_cast<std::uint32_t>(i));
   corpus_sequence out;
   if (tasks_[k]) {
-    out = write_sample(tasks_[k]->make_sample(seed, n, sample_domain::training), name);
+    out = write_sample(tasks_[k]->make_sample(seed, n, sample_domain::training), name, r.next());
   } else {
     rng text(seed, static_cast<std::uint64_t>(sample_domain::training));
     out.tokens.push_back(vocabulary::standard().bos());

@@ -50,6 +50,27 @@ TEST(Corpus, AMultiHopSampleRestatesEachAnswerInItsFollowUp) {
   // Between two answers: the follow-up with the previous answer in place of kLastAnswer.
   const auto between = text(c.tokens, c.answers[0].second, c.answers[1].first);
   EXPECT_NE(between.find(s.references[0]), std::string::npos) << between;
+  // The follow-up's leading "." is the generation's stop, written once, as the harness
+  // sees it: no stop token twice.
+  const token stop = s.stop_tokens.front();
+  ASSERT_EQ(s.follow_ups[0].front(), stop);
+  EXPECT_EQ(c.tokens[c.answers[0].second - 1], stop);
+  EXPECT_NE(c.tokens[c.answers[0].second], stop);
+}
+
+TEST(Corpus, SeveralAnswersOfOneStepAreWrittenOneAtATime) {
+  // niah_multivalue's readout branches into its values: a sequence holds one of them,
+  // picked by `choice`, and different choices cover every value.
+  const auto t = make_task("niah_multivalue", nlohmann::json::object());
+  const sample s = t->make_sample(2, 2048, sample_domain::training);
+  ASSERT_GT(s.references.size(), 1u);
+  std::set<std::string> written;
+  for (std::uint64_t choice = 0; choice < s.references.size(); ++choice) {
+    const corpus_sequence c = write_sample(s, "niah_multivalue", choice);
+    ASSERT_EQ(c.answers.size(), 1u);
+    written.insert(text(c.tokens, c.answers[0].first, c.answers[0].second - 1));
+  }
+  EXPECT_EQ(written, std::set<std::string>(s.references.begin(), s.references.end()));
 }
 
 TEST(Corpus, UuidAnswersAreWrittenOneCharacterAToken) {

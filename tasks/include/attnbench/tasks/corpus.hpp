@@ -26,8 +26,9 @@ struct corpus_spec {
 };
 
 // One training sequence: the prompt, then each generation's answer followed by the
-// task's stop token (and for multi-hop samples the follow-up that restates it). answers
-// are the [begin, end) spans of answer and stop tokens, where a loss on answers is taken.
+// task's stop token (and for multi-hop samples the follow-up that restates it, whose
+// leading stop token, if it has one, is the stop). answers are the [begin, end) spans of
+// answer and stop tokens, where a loss on answers is taken.
 struct corpus_sequence {
   std::vector<token> tokens;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> answers;
@@ -53,8 +54,10 @@ class corpus_writer {
   std::vector<std::unique_ptr<task>> tasks_;  // null for kHaystackTask
 };
 
-// A sample written as training text (see corpus_sequence). A sample whose follow-ups
-// restate answers needs one reference per generation; otherwise task_error.
-corpus_sequence write_sample(const sample& s, std::string_view task_name);
+// A sample written as training text (see corpus_sequence). Where the readout branches
+// into several answers (multivalue, cwe, fwe), one of them, references[choice % n], is
+// written. A sample whose follow-ups restate answers needs one reference per generation;
+// otherwise task_error.
+corpus_sequence write_sample(const sample& s, std::string_view task_name, std::uint64_t choice = 0);
 
 }  // namespace attnbench::tasks

@@ -28,8 +28,7 @@ def write(path, tensors, metadata=None):
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    header["__metadata__"] = {"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
@@ -59,7 +58,7 @@ def read(path):
     return out, meta
 
 
-def write_sharded(folder, stem, tensors, metadata, max_bytes):
+def write_sharded(folder, stem, tensors, metadata=None, max_bytes=15 << 20):
     """Shards of at most max_bytes of data (one tensor never split), STEM-0000K-of-0000N
     .safetensors and STEM.safetensors.index.json; a single file STEM.safetensors when all
     fits. Returns the files written."""
@@ -81,17 +80,21 @@ def write_sharded(folder, stem, tensors, metadata, max_bytes):
         write(f"{folder}/{name}", shard, metadata)
         files.append(name)
         weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index_meta = {"total_size": total, **{k: str(v) for k, v in (metadata or {}).items()}}
     with open(f"{folder}/{stem}.safetensors.index.json", "w") as f:
-        json.dump({"metadata": {k: str(v) for k, v in metadata.items()}, "weight_map": weight_map}, f, indent=1)
+        json.dump({"metadata": index_meta, "weight_map": weight_map}, f, indent=1)
     return files + [f"{stem}.safetensors.index.json"]
 
 
 def read_sharded(folder, stem):
+    """The index when there is one (write_sharded writes a folder afresh, so a single
+    file and an index never sit side by side), else STEM.safetensors."""
     import os
-    single = f"{folder}/{stem}.safetensors"
-    if os.path.exists(single):
-        return read(single)
-    with open(f"{folder}/{stem}.safetensors.index.json") as f:
+    index_file = f"{folder}/{stem}.safetensors.index.json"
+    if not os.path.exists(index_file):
+        return read(f"{folder}/{stem}.safetensors")
+    with open(index_file) as f:
         index = json.load(f)
     out, meta = {}, {}
     for name in sorted(set(index["weight_map"].values())):
