@@ -5,11 +5,14 @@
 #include <attnbench/host/errors.hpp>
 #include <attnbench/host/files.hpp>
 #include <attnbench/host/json.hpp>
+#include <attnbench/run/engine.hpp>
 #include <attnbench/tasks/corpus.hpp>
 
 #include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 
 namespace attnbench::cli {
@@ -17,6 +20,8 @@ namespace attnbench::cli {
 using nlohmann::json;
 
 namespace {
+
+constexpr std::uint64_t kMaxSequences = 4'000'000;
 
 struct corpus_options {
   std::string config;
@@ -31,6 +36,8 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
   const json_reader in(file);
   in.expect_object(config, "");
   in.reject_unknown_keys(config, "", {"name", "description", "tasks", "context_lengths", "length_weights", "seed"});
+  for (const char* key : {"name", "description"})
+    if (config.contains(key)) in.string(config[key], std::string("/") + key);
   tasks::corpus_spec spec;
   in.expect_array(config.value("tasks", json()), "/tasks", true);
   for (std::size_t i = 0; i < config["tasks"].size(); ++i) {
@@ -46,6 +53,7 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
       name = in.string(t.value("name", json()), at + "/name");
       if (t.contains("params")) in.expect_object(params = t["params"], at + "/params");
     }
+    if (name == tasks::kHaystackTask && !params.empty()) in.fail(at + "/params", "haystack takes no params");
     if (name != tasks::kHaystackTask) try {
         tasks::make_task(name, params);
       } catch (const std::out_of_range&) {
@@ -80,11 +88,18 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
 int run_corpus(const corpus_options& o) {
   json config;
   const tasks::corpus_spec spec = read_spec(o.config, config);
+  if (o.out.empty()) throw usage_error("--out: an empty path");
+  // The index is held in memory until meta.json is written (about 100 bytes a sequence).
+  const std::uint32_t shortest = *std::min_element(spec.lengths.begin(), spec.lengths.end());
+  if (o.tokens / shortest > kMaxSequences)
+    throw usage_error("--tokens " + std::to_string(o.tokens) + " would index up to " +
+                      std::to_string(o.tokens / shortest) + " sequences of " + std::to_string(shortest) +
+                      " tokens, more than " + std::to_string(kMaxSequences) + "; write several corpora");
   std::unique_ptr<tasks::corpus_writer> writer;
   try {
     writer = std::make_unique<tasks::corpus_writer>(spec);
-  } catch (const tasks::task_error& e) {
-    throw config_error(o.config, "/tasks", e.what());
+  } catch (const tasks::corpus_error& e) {
+    throw config_error(o.config, e.pointer, e.what());
   }
   const std::size_t vocab = tasks::vocabulary::standard().size();
   if (vocab > 65536) throw harness_error(exit_failure, "the vocabulary outgrew 16-bit token ids");
@@ -100,6 +115,10 @@ int run_corpus(const corpus_options& o) {
   std::uint64_t total = 0, next = 0;
   constexpr std::size_t kBatch = 64;
   while (total < o.tokens) {
+    if (g_interrupt_requested.load()) {
+      std::filesystem::remove(dir.path() / "tokens.bin");  // this call's own, unfinished
+      throw harness_error(exit_interrupted, "interrupted; the unfinished corpus in " + o.out + " was removed");
+    }
     std::vector<tasks::corpus_sequence> batch(kBatch);
     tbb::parallel_for(std::size_t{0}, kBatch, [&](std::size_t k) { batch[k] = writer->sequence(next + k); });
     next += kBatch;

@@ -84,26 +84,53 @@ corpus_sequence write_sample(const sample& s, std::string_view task_name, std::u
 }
 
 corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
-  if (spec_.tasks.empty()) throw task_error("a corpus needs at least one task");
+  if (spec_.tasks.empty()) throw corpus_error("/tasks", "a corpus needs at least one task");
   if (spec_.lengths.empty() || spec_.lengths.size() != spec_.length_weights.size())
-    throw task_error("a corpus needs context lengths and one weight for each");
-  for (double w : spec_.length_weights)
-    if (!(w > 0) || w > 1e12) throw task_error("length weights must be positive");
-  for (const auto& [name, params] : spec_.tasks)
-    tasks_.push_back(name == kHaystackTask ? nullptr : make_task(name, params));
-  for (std::uint32_t n : spec_.lengths)
+    throw corpus_error("/length_weights", "a corpus needs context lengths and one weight for each");
+  for (std::size_t i = 0; i < spec_.length_weights.size(); ++i)
+    if (!(spec_.length_weights[i] > 0) || spec_.length_weights[i] > 1e12)
+      throw corpus_error("/length_weights/" + std::to_string(i), "length weights must be positive");
+  for (std::size_t k = 0; k < spec_.tasks.size(); ++k) try {
+      tasks_.push_back(spec_.tasks[k].first == kHaystackTask ? nullptr
+                                                             : make_task(spec_.tasks[k].first, spec_.tasks[k].second));
+    } catch (const std::exception& e) {
+      throw corpus_error("/tasks/" + std::to_string(k), e.what());
+    }
+  for (std::size_t i = 0; i < spec_.lengths.size(); ++i) {
+    const std::uint32_t n = spec_.lengths[i];
+    std::string minimums;
+    for (std::size_t k = 0; k < tasks_.size(); ++k)
+      minimums += (k ? ", " : "") + spec_.tasks[k].first + " " + std::to_string(min_length(tasks_[k].get()));
     if (std::none_of(tasks_.begin(), tasks_.end(), [&](const auto& t) { return min_length(t.get()) <= n; }))
-      throw task_error("no task of the corpus fits a context of " + std::to_string(n) + " tokens");
-  // Every task once, at the shortest length it fits: one that cannot be written fails here.
+      throw corpus_error("/context_lengths/" + std::to_string(i),
+                         "no task of the corpus fits " + std::to_string(n) + " tokens (minimums: " + minimums + ")");
+  }
+  // Every task once at every length it fits: one that cannot be written, or cannot make
+  // a sample of that length, fails here.
   for (std::size_t k = 0; k < tasks_.size(); ++k) {
     if (!tasks_[k]) continue;
-    std::uint32_t shortest = 0;
-    for (std::uint32_t n : spec_.lengths)
-      if (n >= tasks_[k]->min_context_length() && (shortest == 0 || n < shortest)) shortest = n;
-    if (shortest == 0)
-      throw task_error(spec_.tasks[k].first + ": needs " + std::to_string(tasks_[k]->min_context_length()) +
-                       " tokens, more than every context length of the corpus");
-    write_sample(tasks_[k]->make_sample(spec_.seed, shortest, sample_domain::training), spec_.tasks[k].first, 0);
+    bool fits = false;
+    for (std::size_t i = 0; i < spec_.lengths.size(); ++i) {
+      const std::uint32_t n = spec_.lengths[i];
+      if (n < tasks_[k]->min_context_length()) continue;
+      fits = true;
+      sample one;
+      try {
+        one = tasks_[k]->make_sample(spec_.seed, n, sample_domain::training);
+      } catch (const std::exception& e) {
+        throw corpus_error("/context_lengths/" + std::to_string(i),
+                           spec_.tasks[k].first + " cannot make a sample of " + std::to_string(n) + " tokens: " + e.what());
+      }
+      try {
+        write_sample(one, spec_.tasks[k].first, 0);
+      } catch (const task_error& e) {
+        throw corpus_error("/tasks/" + std::to_string(k), e.what());
+      }
+    }
+    if (!fits)
+      throw corpus_error("/tasks/" + std::to_string(k),
+                         spec_.tasks[k].first + " needs " + std::to_string(tasks_[k]->min_context_length()) +
+                             " tokens, more than every context length of the corpus");
   }
 }
 

@@ -166,7 +166,12 @@ TEST(Cli, CorpusWritesTokensAndAnIndexAndNeverOverwrites) {
                  exit_config, {"/tasks/0", "unknown task"});
   const auto two_hop = write(d, "two-hop.json", R"({"tasks": ["qa_2"], "context_lengths": [4096]})");
   expect_failure(run_cli("corpus " + quote(two_hop.string()) + " --out " + quote((d / "y").string()) + " --tokens 100"),
-                 exit_config, {"/tasks", "qa_2", "intermediate answers"});
+                 exit_config, {"/tasks/0", "qa_2", "intermediate answers"});
+  // A task that cannot fill one of the lengths fails before anything is written.
+  const auto too_long = write(d, "too-long.json", R"({"tasks": ["niah_multikey_2"], "context_lengths": [1024, 262144]})");
+  expect_failure(run_cli("corpus " + quote(too_long.string()) + " --out " + quote((d / "w").string()) + " --tokens 100"),
+                 exit_config, {"/context_lengths/1", "niah_multikey_2", "262144"});
+  EXPECT_FALSE(fs::exists(d / "w"));
   const auto weights = write(d, "weights.json", R"({"tasks": ["vt"], "context_lengths": [1024, 2048], "length_weights": [1]})");
   expect_failure(run_cli("corpus " + quote(weights.string()) + " --out " + quote((d / "z").string()) + " --tokens 100"),
                  exit_config, {"/length_weights", "one weight per context length"});

@@ -37,8 +37,17 @@ struct corpus_sequence {
   std::uint64_t sample_seed = 0;
 };
 
-// A spec's tasks, built once; checks that every task can be written at some length of
-// the spec (task_error naming the task otherwise).
+// A spec that cannot be written: pointer is a JSON pointer into the corpus config
+// ("/tasks/2", "/context_lengths/1").
+struct corpus_error : task_error {
+  corpus_error(std::string json_pointer, const std::string& message)
+      : task_error(message), pointer(std::move(json_pointer)) {}
+  std::string pointer;
+};
+
+// A spec's tasks, built once. Every task is written once at every length of the spec it
+// fits, so a task that cannot be written there fails here, before anything is written
+// (corpus_error).
 class corpus_writer {
  public:
   explicit corpus_writer(corpus_spec spec);
