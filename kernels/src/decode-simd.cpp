@@ -83,9 +83,10 @@ HWY_INLINE void output_one_head(const chunk_job& job, const float* logits, float
 
 // G (at most kMaxSubGroup) query heads share every row load; G is a compile-time constant
 // so the accumulators live in registers. Both passes keep 8 or 9 independent FMA chains
-// in flight (T tokens at a time for the logits, C slices of d at a time for the output:
-// G x T = G x C = 8, 8, 9, 8 for G = 1..4; 2 G for G = 5..8 on AVX-512) and load each K
-// or V vector once per G FMAs.
+// in flight on AVX2 (T tokens at a time for the logits, C slices of d at a time for the
+// output: G x T = G x C = 8, 8, 9, 8 for G = 1..4) and 15-16 on AVX-512 (8, 16, 15, 16,
+// then 2 G for G = 5..8; logit_rows_per_step), and load each K or V vector once per G
+// FMAs.
 // G x T accumulators plus G query or probability vectors fit AVX2's 16 registers; the
 // earlier 16 accumulators for G = 2 to 4 spilled, and removing the spills made GQA 4
 // 15-20% faster (probe_ratio 0.56-0.58 -> 0.66-0.70 at 32K, one thread).
