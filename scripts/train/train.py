@@ -93,8 +93,8 @@ def evaluate(net, corpus, device, per_cell, dtype):
 
 def save(ckpt, net, state):
     """Writes the checkpoint into a fresh folder beside CKPT, then swaps it in: a crash
-    leaves the old checkpoint or the new one, never a mix. Other files in CKPT (the log)
-    move along."""
+    leaves the old checkpoint or the new one, never a mix. Other files in CKPT are copied
+    along (a file kept open there would be left behind: logs belong outside)."""
     new, old = ckpt.rstrip("/") + ".new", ckpt.rstrip("/") + ".old"
     shutil.rmtree(new, ignore_errors=True)
     os.makedirs(new)
