@@ -7,8 +7,8 @@
 # checkpoint CKPT (carried in; `none` starts afresh) within MINUTES of training-script
 # time, and leaves the checkpoint in $OUT/ckpt (float32 shards of at most 15 MiB: the
 # whole stays under the 64 MiB a call may return) and the log in $OUT/train.log.
-# Keep MINUTES at 8 or less
-# under the 10-minute command limit: writing the corpora takes about half a minute.
+# Keep MINUTES at 8 or less under the 10-minute command limit: writing the corpora takes
+# about half a minute.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pack=$1 ckpt=$2 minutes=$3
