@@ -6,6 +6,7 @@
 #include <attnbench/host/files.hpp>
 #include <attnbench/host/json.hpp>
 #include <attnbench/run/engine.hpp>
+#include <attnbench/run/plugins.hpp>
 #include <attnbench/tasks/corpus.hpp>
 
 #include <tbb/parallel_for.h>
@@ -39,6 +40,7 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
   for (const char* key : {"name", "description"})
     if (config.contains(key)) in.string(config[key], std::string("/") + key);
   tasks::corpus_spec spec;
+  const task_rules rules = config_task_rules();
   in.expect_array(config.value("tasks", json()), "/tasks", true);
   for (std::size_t i = 0; i < config["tasks"].size(); ++i) {
     const json& t = config["tasks"][i];
@@ -54,13 +56,11 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
       if (t.contains("params")) in.expect_object(params = t["params"], at + "/params");
     }
     if (name == tasks::kHaystackTask && !params.empty()) in.fail(at + "/params", "haystack takes no params");
-    if (name != tasks::kHaystackTask) try {
-        tasks::make_task(name, params);
-      } catch (const std::out_of_range&) {
-        in.fail(at, "unknown task \"" + name + "\" (attnbench list names them; \"haystack\" is plain text)");
-      } catch (const tasks::task_params_error& e) {
-        in.fail(at + "/params" + e.pointer, e.what());
-      }
+    if (name != tasks::kHaystackTask) {
+      const task_rules::verdict v = rules.check(name, params);  // the run config's task check
+      if (!v.known) in.fail(at, "unknown task \"" + name + "\" (attnbench list names them; \"haystack\" is plain text)");
+      if (!v.problem.empty()) in.fail(at + "/params" + v.params_pointer, v.problem);
+    }
     spec.tasks.emplace_back(name, params);
   }
   in.expect_array(config.value("context_lengths", json()), "/context_lengths", true);
