@@ -122,7 +122,7 @@ def main():
     p.add_argument("--reserve", type=float, default=90.0, help="seconds kept for the last evaluation and the save")
     p.add_argument("--save-every", type=int, default=2000)
     p.add_argument("--total-steps", type=int, default=30000, help="steps of the whole schedule, across calls")
-    p.add_argument("--tokens-per-step", type=int, default=131072)
+    p.add_argument("--tokens-per-step", type=int, default=65536)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--rewarm", type=int, default=100, help="warm-up steps after a resume (Adam restarts)")
@@ -226,6 +226,7 @@ def main():
     state["device_seconds"] += elapsed
     state["calls"].append({"from_step": step0, "to_step": state["step"], "seconds": elapsed, "device": str(device),
                            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+                           "corpus_seed": corpus.meta["config"]["seed"], "corpus_tokens": corpus.meta["total_tokens"],
                            "torch": torch.__version__})
     save(args.ckpt, net, state)
     print(f"saved step {state['step']} to {args.ckpt} after {elapsed:.0f} s", flush=True)
