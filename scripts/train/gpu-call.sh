@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One training call on the GPU machine (issue 24; DEVELOPERS.md, "GPU time"):
-#   bash scripts/train/gpu-call.sh PACK CKPT|none MINUTES
+#   bash scripts/train/gpu-call.sh PACK CKPT|none MINUTES [TRAIN.PY OPTIONS...]
 # PACK is a folder from scripts/train/pack.sh (the attnbench binary and its libraries).
 # Writes the training corpus (configs/corpus/default.json, 600M tokens, a seed per call) and the
 # held-out corpus (configs/corpus/held-out.json) on the machine, continues the
@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pack=$1 ckpt=$2 minutes=$3
+shift 3
 out=${OUT:?set OUT}
 export LD_LIBRARY_PATH="$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 work=$(mktemp -d)
@@ -36,4 +37,4 @@ fi
 # saves, which would leave tee writing to the old folder).
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | tee -a "$out/train.log"
 python3 scripts/train/train.py --corpus "$work/train" --eval-corpus "$work/held-out" --ckpt "$out/ckpt" \
-  --minutes "$minutes" 2>&1 | tee -a "$out/train.log"
+  --minutes "$minutes" "$@" 2>&1 | tee -a "$out/train.log"

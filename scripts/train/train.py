@@ -10,8 +10,11 @@ CKPT holds the weights in float32 as safetensors shards of at most 15 MiB (what 
 call may return: DEVELOPERS.md) and train_state.json: the model's shape, steps, tokens
 seen, device seconds, the loss curve and every evaluation. Adam's moments are not kept
 (they would triple the checkpoint); a resumed run warms its learning rate up again.
-The loss is cross-entropy on next tokens, answer tokens (the corpus's answer spans)
-weighted 1 and the rest --text-weight. Evaluation: on the held-out corpus, an answer is
+The loss is the mean cross-entropy over answer tokens (the corpus's answer spans) plus
+--text-weight times the mean over the other tokens: the text is mostly word salad whose
+entropy cannot be learned away, and weighting tokens one by one would let its thousands
+of tokens per answer drown the answers' gradient. --max-context trains on the corpus's
+shorter sequences only (a curriculum across calls). Evaluation: on the held-out corpus, an answer is
 right when every one of its tokens is the model's top prediction given the text before
 it (for one-answer tasks what greedy decoding would emit), per task and context length.
 """
@@ -47,22 +50,22 @@ class Corpus:
         o = int(self.offset[i])
         return torch.from_numpy(self.tokens[o:o + int(self.length[i])].astype(np.int64))
 
-    def batch(self, rows, text_weight):
-        """Padded inputs [B, T], targets [B, T], loss weights [B, T] and the answer mask."""
+    def batch(self, rows):
+        """Padded inputs [B, T], targets [B, T], the text mask and the answer mask."""
         T = int(max(self.length[i] for i in rows)) - 1
         x = torch.zeros(len(rows), T, dtype=torch.long)
         y = torch.zeros(len(rows), T, dtype=torch.long)
-        w = torch.zeros(len(rows), T)
+        text = torch.zeros(len(rows), T, dtype=torch.bool)
         answer = torch.zeros(len(rows), T, dtype=torch.bool)
         for r, i in enumerate(rows):
             s = self.sequence(i)
             n = len(s) - 1
             x[r, :n], y[r, :n] = s[:-1], s[1:]
-            w[r, :n] = text_weight
+            text[r, :n] = True
             for b, e in self.answers[i]:  # target position p predicts token p + 1
-                w[r, b - 1:e - 1] = 1.0
+                text[r, b - 1:e - 1] = False
                 answer[r, b - 1:e - 1] = True
-        return x, y, w, answer
+        return x, y, text, answer
 
 
 def lr_at(step, args, resumed_at):
@@ -85,9 +88,12 @@ def evaluate(net, corpus, device, per_cell, dtype):
             s = corpus.sequence(i).to(device)
             with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
                 pred = net(s[None, :-1])[0].argmax(-1)
-            cells[key].append(all(bool((pred[b - 1:e - 1] == s[b:e]).all()) for b, e in corpus.answers[i]))
+            hits = [(pred[b - 1:e - 1] == s[b:e]) for b, e in corpus.answers[i]]
+            cells[key].append((all(bool(h.all()) for h in hits), sum(int(h.sum()) for h in hits),
+                               sum(len(h) for h in hits)))
     net.train()
-    return [{"task": t, "context_length": n, "samples": len(v), "accuracy": 100.0 * sum(v) / len(v)}
+    return [{"task": t, "context_length": n, "samples": len(v), "accuracy": 100.0 * sum(a for a, _, _ in v) / len(v),
+             "token_accuracy": 100.0 * sum(h for _, h, _ in v) / sum(k for _, _, k in v)}
             for (t, n), v in sorted(cells.items())]
 
 
@@ -122,7 +128,8 @@ def main():
     p.add_argument("--reserve", type=float, default=90.0, help="seconds kept for the last evaluation and the save")
     p.add_argument("--save-every", type=int, default=2000)
     p.add_argument("--total-steps", type=int, default=30000, help="steps of the whole schedule, across calls")
-    p.add_argument("--tokens-per-step", type=int, default=65536)
+    p.add_argument("--tokens-per-step", type=int, default=32768)
+    p.add_argument("--max-context", type=int, default=None, help="train on sequences of this context length or less")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--rewarm", type=int, default=100, help="warm-up steps after a resume (Adam restarts)")
@@ -178,7 +185,9 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **extra)
     gen = np.random.default_rng(args.seed * 1000003 + state["step"])
-    lengths = sorted(corpus.buckets)
+    lengths = [n for n in sorted(corpus.buckets) if args.max_context is None or n <= args.max_context]
+    if not lengths:
+        raise SystemExit(f"--max-context {args.max_context}: the corpus has no sequences that short")
     share = np.array([corpus.length[corpus.buckets[n]].sum() for n in lengths], dtype=float)
     share /= share.sum()
     start, step0 = time.time(), state["step"]
@@ -189,24 +198,26 @@ def main():
         step = state["step"]
         n = lengths[gen.choice(len(lengths), p=share)]
         rows = gen.choice(corpus.buckets[n], size=max(1, args.tokens_per_step // int(n)))
-        x, y, w, answers = (t.to(device, non_blocking=True) for t in corpus.batch(rows, args.text_weight))
+        x, y, text, answers = (t.to(device, non_blocking=True) for t in corpus.batch(rows))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, resumed_at)
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             logits = net(x)
-        ce = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), y.view(-1), reduction="none").view_as(w)
-        loss = (ce * w).sum() / w.sum()
+        ce = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), y.view(-1), reduction="none").view_as(y)
+        text_loss = ce[text].mean()
+        answer_loss = ce[answers].mean() if answers.any() else torch.zeros((), device=device)
+        loss = answer_loss + args.text_weight * text_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         state["step"] += 1
-        state["tokens_seen"] += int((w > 0).sum())
-        window.append(loss.item())
+        state["tokens_seen"] += int(text.sum() + answers.sum())
+        window.append(text_loss.item())
         if answers.any():
-            answer_window.append((ce[answers].mean()).item())
+            answer_window.append(answer_loss.item())
         if state["step"] % 50 == 0:
-            row = {"step": state["step"], "loss": float(np.mean(window)),
+            row = {"step": state["step"], "text_loss": float(np.mean(window)),
                    "answer_loss": float(np.mean(answer_window)) if answer_window else None,
                    "lr": lr_at(step, args, resumed_at), "tokens_seen": state["tokens_seen"],
                    "seconds": state["device_seconds"] + time.time() - start}
@@ -227,7 +238,9 @@ def main():
     state["calls"].append({"from_step": step0, "to_step": state["step"], "seconds": elapsed, "device": str(device),
                            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
                            "corpus_seed": corpus.meta["config"]["seed"], "corpus_tokens": corpus.meta["total_tokens"],
-                           "torch": torch.__version__})
+                           "torch": torch.__version__,
+                           "max_context": args.max_context, "tokens_per_step": args.tokens_per_step,
+                           "text_weight": args.text_weight, "lr": args.lr})
     save(args.ckpt, net, state)
     print(f"saved step {state['step']} to {args.ckpt} after {elapsed:.0f} s", flush=True)
 
