@@ -20,20 +20,45 @@ std::string joined(const std::vector<std::string>& parts, const std::string& sep
 
 std::uint32_t min_length(const task* t) { return t ? t->min_context_length() : 2; }
 
-// An answer's tokens: its words, or, for runs the vocabulary has no word for (uuids,
-// which read as one run of letters and digits), one token per character.
-std::vector<token> answer_tokens(const std::string& text, std::string_view task_name) {
+// One character per token, as the tasks write uuids into prompts.
+std::vector<token> character_tokens(std::string_view text, std::string_view task_name) {
   const auto& v = vocabulary::standard();
-  try {
-    return v.tokenize(text);
-  } catch (const std::out_of_range&) {
-  }
   std::vector<token> out;
   for (char c : text) {
-    if (c == ' ') continue;
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
     const std::string one(1, static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    if (!v.contains(one)) throw task_error(std::string(task_name) + ": the answer \"" + text + "\" has no tokens");
+    if (!v.contains(one)) throw task_error(std::string(task_name) + ": the answer \"" + std::string(text) + "\" has no tokens");
     out.push_back(v.id(one));
+  }
+  return out;
+}
+
+// An answer's tokens, as the prompt spells the same text: its words, but a run of letters
+// and digits (a uuid) one token per character. The tokenizer would split such a run at
+// its digits and keep letter pairs that happen to be words ("be", "a") whole, which the
+// prompt's uuids never do.
+std::vector<token> answer_tokens(const std::string& text, std::string_view task_name) {
+  const auto& v = vocabulary::standard();
+  std::vector<token> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t end = std::min(text.find_first_of(" \t\n", i), text.size());
+    const std::string_view piece(text.data() + i, end - i);
+    const bool digit = piece.find_first_of("0123456789") != std::string_view::npos;
+    const bool letter = std::any_of(piece.begin(), piece.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; });
+    std::vector<token> part;
+    if (digit && letter) {
+      part = character_tokens(piece, task_name);
+    } else {
+      try {
+        part = v.tokenize(piece);
+      } catch (const std::out_of_range&) {
+        part = character_tokens(piece, task_name);
+      }
+    }
+    out.insert(out.end(), part.begin(), part.end());
+    if (end < text.size() && text[end] == '\n') out.push_back(v.newline());
+    i = end + 1;
   }
   return out;
 }
