@@ -130,13 +130,17 @@ class Model(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
-    def forward(self, tokens, trace=None):
-        """tokens: [B, T] int64 -> logits [B, T, vocab]. With trace (a list), each
-        layer's attention output (before wo) is appended."""
+    def forward(self, tokens, trace=None, positions=None):
+        """tokens: [B, T] int64 -> logits [B, T, vocab], or with positions (a [B, T]
+        boolean mask) the logits of those positions only, [N, vocab]: the LM head over
+        every position is most of a small model's training time. With trace (a list),
+        each layer's attention output (before wo) is appended."""
         cos, sin = rope_tables(self.cfg, tokens.shape[1], tokens.device)
         x = self.embed(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, trace)
+        if positions is not None:
+            x = x[positions]
         # The final norm and the LM head in float32 even under autocast: bf16 logits move
         # in steps of 0.125 at |logit| 16-32, enough to flip an argmax against the C++
         # model's float32.

@@ -11,11 +11,12 @@ call may return: DEVELOPERS.md) and train_state.json: the model's shape, steps, 
 seen, device seconds, the loss curve and every evaluation. Adam's moments are not kept
 (they would triple the checkpoint); a resumed run warms its learning rate up again.
 The loss is the mean cross-entropy over answer tokens (the corpus's answer spans) plus
---text-weight times the mean over the other tokens: the text is mostly word salad whose
-entropy cannot be learned away, and weighting tokens one by one would let its thousands
-of tokens per answer drown the answers' gradient. --max-context trains on the corpus's
-shorter sequences only (a curriculum across calls). Evaluation: on the held-out corpus, an answer is
-right when every one of its tokens is the model's top prediction given the text before
+--text-weight times the mean over the other tokens, estimated on a random --text-sample
+of them (the LM head over every position is most of a step). The text is mostly word
+salad whose entropy cannot be learned away, and weighting tokens one by one would let
+its thousands of tokens per answer drown the answers' gradient. --max-context trains on
+the corpus's shorter sequences only (a curriculum across calls). Evaluation: on the
+held-out corpus, an answer is right when every one of its tokens is the model's top prediction given the text before
 it (for one-answer tasks what greedy decoding would emit), per task and context length.
 """
 import argparse
@@ -52,20 +53,20 @@ class Corpus:
 
     def batch(self, rows):
         """Padded inputs [B, T], targets [B, T], the text mask and the answer mask."""
-        T = int(max(self.length[i] for i in rows)) - 1
-        x = torch.zeros(len(rows), T, dtype=torch.long)
-        y = torch.zeros(len(rows), T, dtype=torch.long)
-        text = torch.zeros(len(rows), T, dtype=torch.bool)
-        answer = torch.zeros(len(rows), T, dtype=torch.bool)
+        lengths = self.length[rows]
+        T = int(lengths.max()) - 1
+        col = np.arange(T + 1)
+        inside = col[None, :] < lengths[:, None]
+        seq = np.zeros((len(rows), T + 1), dtype=np.int64)
+        seq[inside] = self.tokens[(self.offset[rows][:, None] + col[None, :])[inside]]
+        text = inside[:, 1:].copy()
+        answer = np.zeros_like(text)
         for r, i in enumerate(rows):
-            s = self.sequence(i)
-            n = len(s) - 1
-            x[r, :n], y[r, :n] = s[:-1], s[1:]
-            text[r, :n] = True
             for b, e in self.answers[i]:  # target position p predicts token p + 1
-                text[r, b - 1:e - 1] = False
                 answer[r, b - 1:e - 1] = True
-        return x, y, text, answer
+        text &= ~answer
+        t = torch.from_numpy
+        return t(seq[:, :-1].copy()), t(seq[:, 1:].copy()), t(text), t(answer)
 
 
 def lr_at(step, args, resumed_at):
@@ -134,6 +135,7 @@ def main():
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--rewarm", type=int, default=100, help="warm-up steps after a resume (Adam restarts)")
     p.add_argument("--text-weight", type=float, default=0.1)
+    p.add_argument("--text-sample", type=float, default=0.125, help="share of text positions whose loss is computed")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--eval-per-cell", type=int, default=25)
     p.add_argument("--dim", type=int, default=384)
@@ -201,11 +203,14 @@ def main():
         x, y, text, answers = (t.to(device, non_blocking=True) for t in corpus.batch(rows))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, resumed_at)
+        # The text's loss is estimated on a random --text-sample of its positions.
+        sampled = text & (torch.rand(text.shape, device=device) < args.text_sample)
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-            logits = net(x)
-        ce = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), y.view(-1), reduction="none").view_as(y)
-        text_loss = ce[text].mean()
-        answer_loss = ce[answers].mean() if answers.any() else torch.zeros((), device=device)
+            logits = net(x, positions=sampled | answers)
+        ce = F.cross_entropy(logits, y[sampled | answers], reduction="none")
+        is_answer = answers[sampled | answers]
+        text_loss = ce[~is_answer].mean() if (~is_answer).any() else torch.zeros((), device=device)
+        answer_loss = ce[is_answer].mean() if is_answer.any() else torch.zeros((), device=device)
         loss = answer_loss + args.text_weight * text_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -240,7 +245,7 @@ def main():
                            "corpus_seed": corpus.meta["config"]["seed"], "corpus_tokens": corpus.meta["total_tokens"],
                            "torch": torch.__version__,
                            "max_context": args.max_context, "tokens_per_step": args.tokens_per_step,
-                           "text_weight": args.text_weight, "lr": args.lr})
+                           "text_weight": args.text_weight, "text_sample": args.text_sample, "lr": args.lr})
     save(args.ckpt, net, state)
     print(f"saved step {state['step']} to {args.ckpt} after {elapsed:.0f} s", flush=True)
 
