@@ -16,8 +16,9 @@ of them (the LM head over every position is most of a step). The text is mostly 
 salad whose entropy cannot be learned away, and weighting tokens one by one would let
 its thousands of tokens per answer drown the answers' gradient. --max-context trains on
 the corpus's shorter sequences only (a curriculum across calls). Evaluation: on the
-held-out corpus, an answer is right when every one of its tokens is the model's top prediction given the text before
-it (for one-answer tasks what greedy decoding would emit), per task and context length.
+held-out corpus, an answer is right when every one of its tokens is the model's top
+prediction given the text before it (for one-answer tasks what greedy decoding would
+emit), per task and context length; token_accuracy is the share of answer tokens that are.
 """
 import argparse
 import json
@@ -204,11 +205,11 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, resumed_at)
         # The text's loss is estimated on a random --text-sample of its positions.
-        sampled = text & (torch.rand(text.shape, device=device) < args.text_sample)
+        scored = answers | (text & (torch.rand(text.shape, device=device) < args.text_sample))
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-            logits = net(x, positions=sampled | answers)
-        ce = F.cross_entropy(logits, y[sampled | answers], reduction="none")
-        is_answer = answers[sampled | answers]
+            logits = net(x, positions=scored)
+        ce = F.cross_entropy(logits, y[scored], reduction="none")
+        is_answer = answers[scored]
         text_loss = ce[~is_answer].mean() if (~is_answer).any() else torch.zeros((), device=device)
         answer_loss = ce[is_answer].mean() if is_answer.any() else torch.zeros((), device=device)
         loss = answer_loss + args.text_weight * text_loss
