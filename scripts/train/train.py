@@ -88,7 +88,7 @@ def evaluate(net, corpus, device, per_cell, dtype):
             if not corpus.answers[i] or len(cells.setdefault(key, [])) >= per_cell:
                 continue
             s = corpus.sequence(i).to(device)
-            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 pred = net(s[None, :-1])[0].argmax(-1)
             hits = [(pred[b - 1:e - 1] == s[b:e]) for b, e in corpus.answers[i]]
             cells[key].append((all(bool(h.all()) for h in hits), sum(int(h.sum()) for h in hits),
@@ -147,6 +147,7 @@ def main():
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--rope-base", type=float, default=500000.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="a GPU run's arithmetic")
     args = p.parse_args()
     started = time.time()
     deadline = started + args.minutes * 60 - args.reserve
@@ -154,7 +155,8 @@ def main():
         raise SystemExit("--eval-per-cell, --eval-every and --save-every must be at least 1")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16
+    # bf16 autocast on a GPU unless --precision fp32; a CPU run is always float32.
+    dtype = torch.bfloat16 if device.type == "cuda" and args.precision == "bf16" else None
     corpus, held_out = Corpus(args.corpus), Corpus(args.eval_corpus)
     state_file = os.path.join(args.ckpt, "train_state.json")
     resumed_at = None
@@ -206,7 +208,7 @@ def main():
             g["lr"] = lr_at(step, args, resumed_at)
         # The text's loss is estimated on a random --text-sample of its positions.
         scored = answers | (text & (torch.rand(text.shape, device=device) < args.text_sample))
-        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             logits = net(x, positions=scored)
         ce = F.cross_entropy(logits, y[scored], reduction="none")
         is_answer = answers[scored]
@@ -246,7 +248,8 @@ def main():
                            "corpus_seed": corpus.meta["config"]["seed"], "corpus_tokens": corpus.meta["total_tokens"],
                            "torch": torch.__version__,
                            "max_context": args.max_context, "tokens_per_step": args.tokens_per_step,
-                           "text_weight": args.text_weight, "text_sample": args.text_sample, "lr": args.lr})
+                           "text_weight": args.text_weight, "text_sample": args.text_sample, "lr": args.lr,
+                           "precision": args.precision})
     save(args.ckpt, net, state)
     print(f"saved step {state['step']} to {args.ckpt} after {elapsed:.0f} s", flush=True)
 
