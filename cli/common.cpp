@@ -3,6 +3,7 @@
 #include <attnbench/host/errors.hpp>
 #include <attnbench/model/mechanistic.hpp>
 #include <attnbench/model/profile.hpp>
+#include <attnbench/model/trained.hpp>
 #include <attnbench/run/memory.hpp>
 
 #include <cmath>
@@ -16,8 +17,9 @@ const char* const kExitCodes =
     "  0    success\n"
     "  1    unexpected internal error\n"
     "  2    bad command line, including --set with an unknown path\n"
-    "  3    config, profile or results file error: missing, not a regular file, too large or deep,\n"
-    "       malformed JSON, wrong type or value, unknown task, unknown results schema version\n"
+    "  3    config, profile, model weights or results file error: missing, not a regular file, too\n"
+    "       large or deep, malformed JSON, wrong type or value, unknown task, unknown results schema\n"
+    "       version, a weights file whose tensors do not fit the model's config\n"
     "  4    plugin error: not found, not a plugin, unsafe file or folder, wrong ABI version, params rejected\n"
     "  5    output error: folder not writable, in use by another run, would overwrite results,\n"
     "       or --resume that does not match\n"
@@ -58,6 +60,7 @@ void add_config_options(CLI::App* sub, config_options& o, const std::string& wha
 run_config load_run_config(const config_options& o) { return load_config(o.file, config_task_rules(), o.sets); }
 
 std::unique_ptr<model> load_model(const run_config& config) {
+  if (config.model_kind == "trained") return std::make_unique<trained_model>(resolve_weights_path(config));
   return std::make_unique<mechanistic_model>(load_profile(resolve_profile_path(config)), config.model_seed);
 }
 

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake git pkg-config
   nlohmann-json3-dev libcli11-dev libspdlog-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
+  libopenblas0-pthread  # the trained model's matrix products (model/src/dense-forward.cpp says why)
   python3-matplotlib
   clang libclang-rt-14-dev  # the debug-asan preset: sanitizers and libFuzzer (tests/fuzz)
 )

@@ -54,9 +54,19 @@ json resolve_plugin_list(const json_reader& r, const json& list, const std::stri
 json resolve_model(const json& raw, const json_reader& r) {
   const json model = raw.value("model", json::object());
   r.expect_object(model, "/model");
-  r.reject_unknown_keys(model, "/model", {"profile", "dtype", "block_size", "seed"});
+  r.reject_unknown_keys(model, "/model", {"kind", "profile", "weights", "dtype", "block_size", "seed"});
   json m = json::object();
-  m["profile"] = model.contains("profile") ? r.string(model["profile"], "/model/profile") : "default";
+  m["kind"] = model.contains("kind") ? r.string(model["kind"], "/model/kind") : "mechanistic";
+  if (m["kind"] == "mechanistic") {
+    if (model.contains("weights")) r.fail("/model/weights", "only a trained model has weights (add \"kind\": \"trained\")");
+    m["profile"] = model.contains("profile") ? r.string(model["profile"], "/model/profile") : "default";
+  } else if (m["kind"] == "trained") {
+    if (model.contains("profile")) r.fail("/model/profile", "a trained model has no profile: its folder is \"weights\"");
+    if (!model.contains("weights")) r.fail("/model/weights", "a trained model needs \"weights\": its folder, e.g. \"models/NAME\"");
+    m["weights"] = r.string(model["weights"], "/model/weights");
+  } else {
+    r.fail("/model/kind", "expected \"mechanistic\" or \"trained\", got \"" + m["kind"].get<std::string>() + "\"");
+  }
   const std::string dtype = model.contains("dtype") ? r.string(model["dtype"], "/model/dtype") : "fp16";
   if (!kernels::dtype_from_name(dtype))
     r.fail("/model/dtype", "expected one of \"fp16\", \"bf16\", \"fp32\", got \"" + dtype + "\"");
@@ -280,7 +290,9 @@ run_config load_config_text(std::string_view text, const fs::path& file, const t
   c.file = file;
   c.resolved = resolved;
   c.name = resolved["name"];
-  c.profile = resolved["model"]["profile"];
+  c.model_kind = resolved["model"]["kind"];
+  c.profile = resolved["model"].value("profile", "");
+  c.weights = resolved["model"].value("weights", "");
   c.dtype = *kernels::dtype_from_name(resolved["model"]["dtype"].get<std::string>());
   c.block_size = resolved["model"]["block_size"];
   c.model_seed = resolved["model"]["seed"];
@@ -325,6 +337,26 @@ fs::path resolve_profile_path(const run_config& config) {
     tried += (tried.empty() ? "" : ", ") + c.string();
   }
   throw config_error(config.file.string(), "/model/profile", "no profile named \"" + p + "\" (looked in " + tried + ")");
+}
+
+fs::path resolve_weights_path(const run_config& config) {
+  const fs::path p(config.weights);
+  std::vector<fs::path> candidates;
+  if (p.is_absolute()) {
+    candidates.push_back(p);
+  } else {
+    candidates = {config.file.parent_path() / p, fs::current_path() / p};
+    if (*ATTNBENCH_SOURCE_DIR) candidates.push_back(fs::path(ATTNBENCH_SOURCE_DIR) / p);
+    if (*ATTNBENCH_INSTALL_DATADIR) candidates.push_back(fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench" / p);
+  }
+  std::string tried;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::exists(c / "config.json", ec)) return c;
+    tried += (tried.empty() ? "" : ", ") + c.string();
+  }
+  throw config_error(config.file.string(), "/model/weights",
+                     "no trained model folder \"" + config.weights + "\" (a folder with config.json; looked in " + tried + ")");
 }
 
 }  // namespace attnbench

@@ -137,6 +137,13 @@ ATTNBENCH_REPRODUCIBLE_CLONES float key_range_bound(const float* __restrict q, c
   return s;
 }
 
+float exp_shift(float* x, std::uint64_t n, float shift) {
+  if (detail::simd_enabled()) return detail::exp_shift_simd(x, n, shift);
+  float sum = 0;
+  for (std::uint64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
+}
+
 void softmax_rows(float* x, std::uint32_t rows, std::uint64_t n) {
   for (std::uint32_t r = 0; r < rows; ++r) {
     float* row = x + r * n;

@@ -171,3 +171,36 @@ TEST(Config, ProfileErrorsNameTheProfileFile) {
         << e.what();
   }
 }
+
+TEST(Config, ATrainedModelIsAFolderOfWeightsFoundBesideTheConfigOrInTheTree) {
+  const char* trained = R"({"model": {"kind": "trained", "weights": "models/niah-2x128"}, "tasks": ["niah_single_1"],
+    "context_lengths": [1024], "policies": ["dense"]})";
+  const auto c = load_config(write_config("trained.json", trained), config_task_rules());
+  EXPECT_EQ(c.model_kind, "trained");
+  EXPECT_EQ(c.resolved["model"].count("profile"), 0u);
+  // Not beside the config (a scratch folder), so in the source tree.
+  EXPECT_EQ(resolve_weights_path(c), source_dir() / "models" / "niah-2x128");
+  EXPECT_EQ(load_config(write_config("mech.json", kGood), config_task_rules()).model_kind, "mechanistic");
+
+  auto with_model = [](const std::string& model) {
+    return R"({"model": )" + model + R"(, "tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense"]})";
+  };
+  expect_error<config_error>(write_config("k1.json", with_model(R"({"kind": "learned"})")),
+                             {"k1.json: /model/kind: expected \"mechanistic\" or \"trained\", got \"learned\""});
+  expect_error<config_error>(write_config("k2.json", with_model(R"({"kind": "trained"})")),
+                             {"k2.json: /model/weights: a trained model needs \"weights\""});
+  expect_error<config_error>(write_config("k3.json", with_model(R"({"kind": "trained", "weights": "m", "profile": "tiny"})")),
+                             {"k3.json: /model/profile: a trained model has no profile"});
+  expect_error<config_error>(write_config("k4.json", with_model(R"({"weights": "models/niah-2x128"})")),
+                             {"k4.json: /model/weights: only a trained model has weights"});
+  const auto missing = load_config(write_config("k5.json", with_model(R"({"kind": "trained", "weights": "models/nope"})")),
+                                   config_task_rules());
+  try {
+    resolve_weights_path(missing);
+    FAIL();
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("k5.json: /model/weights: no trained model folder \"models/nope\""),
+              std::string::npos)
+        << e.what();
+  }
+}

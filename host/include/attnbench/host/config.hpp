@@ -34,7 +34,9 @@ struct run_config {
   std::filesystem::path file;
   nlohmann::json resolved;  // every field, defaults filled in
   std::string name;
-  std::string profile;  // a profile name or a path to a profile file
+  std::string model_kind = "mechanistic";  // or "trained"
+  std::string profile;  // mechanistic: a profile name or a path to a profile file
+  std::string weights;  // trained: the model's folder (config.json and safetensors weights)
   attnbench_dtype dtype = ATTNBENCH_DTYPE_FP16;
   std::uint32_t block_size = 64;
   std::uint64_t model_seed = 1;
@@ -80,6 +82,11 @@ run_config load_config_text(std::string_view text, const std::filesystem::path& 
 // .json; else NAME.json in <config dir>/profiles, the source tree's configs/profiles, and
 // the installed share/attnbench/configs/profiles.
 std::filesystem::path resolve_profile_path(const run_config& config);
+
+// A trained model's folder: the path as given when absolute; else under the config's
+// folder, the working directory, the source tree and the installed share/attnbench, the
+// first that holds config.json. Throws config_error (/model/weights) naming where it looked.
+std::filesystem::path resolve_weights_path(const run_config& config);
 
 // The folders that hold named profiles besides the config's own profiles/ folder: the
 // source tree's configs/profiles and the installed share/attnbench/configs/profiles.

@@ -35,6 +35,10 @@ attnbench_status score_reference(const score_args& args, double* out);
 // Softmax of each of `rows` rows of n values, in place (fp32, max-subtracted).
 void softmax_rows(float* x, std::uint32_t rows, std::uint64_t n);
 
+// x[i] = exp(x[i] - shift) for i < n, SIMD where enabled; returns their sum. The building
+// block of an online softmax (the trained model's prefill attention).
+float exp_shift(float* x, std::uint64_t n, float shift);
+
 // Quest's upper bound of q.k over the keys of a page or block with per-channel minimum
 // kmin and maximum kmax: sum over channels of max(q_i kmin_i, q_i kmax_i). fp32, sixteen
 // partial sums (for ranking; a certified bound wants float64).

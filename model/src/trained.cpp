@@ -1,0 +1,244 @@
+// The trained model: loading models/NAME/ and the dense forward (trained.hpp).
+#include <attnbench/model/trained.hpp>
+
+#include "dense-forward.hpp"
+#include "safetensors.hpp"
+
+#include <attnbench/host/errors.hpp>
+#include <attnbench/kernels/kv-cache.hpp>
+#include <attnbench/tasks/vocabulary.hpp>
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+namespace attnbench {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "attnbench-trained-1";
+
+json read_config(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw config_error(file.string(), "", "cannot open the model's config (a trained model is a folder with config.json)");
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw config_error(file.string(), "", std::string("not JSON: ") + e.what());
+  }
+}
+
+std::uint32_t positive(const json& a, const fs::path& file, const char* key) {
+  const std::string at = std::string("/architecture/") + key;
+  if (!a.contains(key) || !a[key].is_number_unsigned() || a[key].get<std::uint64_t>() == 0 ||
+      a[key].get<std::uint64_t>() > (1u << 20))
+    throw config_error(file.string(), at, "expected a positive integer");
+  return a[key].get<std::uint32_t>();
+}
+
+trained_architecture parse_architecture(const json& c, const fs::path& file) {
+  if (!c.is_object() || c.value("format", "") != kFormat)
+    throw config_error(file.string(), "/format", std::string("expected \"") + kFormat + "\"");
+  if (!c.contains("architecture") || !c["architecture"].is_object())
+    throw config_error(file.string(), "/architecture", "expected an object");
+  const json& a = c["architecture"];
+  trained_architecture r;
+  r.vocab_size = positive(a, file, "vocab_size");
+  r.dim = positive(a, file, "dim");
+  r.n_layers = positive(a, file, "n_layers");
+  r.n_heads = positive(a, file, "n_heads");
+  r.n_kv_heads = positive(a, file, "n_kv_heads");
+  r.head_dim = positive(a, file, "head_dim");
+  r.hidden = positive(a, file, "hidden");
+  if (r.n_heads % r.n_kv_heads != 0)
+    throw config_error(file.string(), "/architecture/n_heads", "must be a multiple of n_kv_heads");
+  if (r.head_dim % 2 != 0) throw config_error(file.string(), "/architecture/head_dim", "must be even (rotary pairs)");
+  for (const char* key : {"rope_base", "norm_eps"})
+    if (!a.contains(key) || !a[key].is_number() || !(a[key].get<double>() > 0))
+      throw config_error(file.string(), std::string("/architecture/") + key, "expected a positive number");
+  r.rope_base = a["rope_base"];
+  r.norm_eps = a["norm_eps"];
+  if (r.vocab_size != tasks::vocabulary::standard().size())
+    throw config_error(file.string(), "/architecture/vocab_size",
+                       "the model has " + std::to_string(r.vocab_size) + " tokens, attnbench's vocabulary " +
+                           std::to_string(tasks::vocabulary::standard().size()) + ": trained on another vocabulary");
+  return r;
+}
+
+// Takes the named tensor out of `all`, checking its shape.
+std::vector<float> take(std::map<std::string, detail::tensor_f32>& all, const std::string& name,
+                        std::vector<std::int64_t> shape, const fs::path& folder) {
+  const auto it = all.find(name);
+  if (it == all.end()) throw config_error(folder.string(), "", "the weights lack the tensor " + name);
+  if (it->second.shape != shape) {
+    auto dims = [](const std::vector<std::int64_t>& s) {
+      std::string o;
+      for (auto x : s) o += (o.empty() ? "" : " x ") + std::to_string(x);
+      return "[" + o + "]";
+    };
+    throw config_error(it->second.file.string(), "/" + name,
+                       "has shape " + dims(it->second.shape) + ", the config's architecture needs " + dims(shape));
+  }
+  std::vector<float> out = std::move(it->second.data);
+  all.erase(it);
+  return out;
+}
+
+void rms_norm(const float* x, const float* w, std::size_t dim, float eps, float* out) {
+  float ss = 0;
+  for (std::size_t i = 0; i < dim; ++i) ss += x[i] * x[i];
+  const float r = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+  for (std::size_t i = 0; i < dim; ++i) out[i] = x[i] * r * w[i];
+}
+
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+trained_model::trained_model(const fs::path& folder) : folder_(folder) {
+  const fs::path config_file = folder / "config.json";
+  config_ = read_config(config_file);
+  arch_ = parse_architecture(config_, config_file);
+  const std::string stem = config_.value("weights", "weights");
+  auto all = detail::read_safetensors_folder(folder, stem);
+  const auto& a = arch_;
+  const std::int64_t d = a.dim, q = std::int64_t{a.n_heads} * a.head_dim, kv = std::int64_t{a.n_kv_heads} * a.head_dim;
+  embed_ = take(all, "embed.weight", {a.vocab_size, d}, folder);
+  norm_ = take(all, "norm.weight", {d}, folder);
+  for (std::uint32_t l = 0; l < a.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    trained_layer_weights w;
+    w.attn_norm = take(all, p + "attn_norm.weight", {d}, folder);
+    w.mlp_norm = take(all, p + "mlp_norm.weight", {d}, folder);
+    w.wq = take(all, p + "wq.weight", {q, d}, folder);
+    w.wk = take(all, p + "wk.weight", {kv, d}, folder);
+    w.wv = take(all, p + "wv.weight", {kv, d}, folder);
+    w.wo = take(all, p + "wo.weight", {d, q}, folder);
+    w.w_gate = take(all, p + "w_gate.weight", {a.hidden, d}, folder);
+    w.w_up = take(all, p + "w_up.weight", {a.hidden, d}, folder);
+    w.w_down = take(all, p + "w_down.weight", {d, a.hidden}, folder);
+    layers_.push_back(std::move(w));
+  }
+  if (!all.empty()) throw config_error(folder.string(), "", "the weights hold a tensor the architecture does not use: " + all.begin()->first);
+  shape_.name = config_.value("name", folder.filename().string());
+  shape_.n_layers = a.n_layers;
+  shape_.n_query_heads = a.n_heads;
+  shape_.n_kv_heads = a.n_kv_heads;
+  shape_.head_dim = a.head_dim;
+  // A trained model's heads have no designed roles; they are reported as retrieval heads
+  // until measured (docs/trained-model.md).
+  shape_.roles.assign(a.n_layers, std::vector<head_role>(a.n_kv_heads, head_role::retrieval));
+  scale_ = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  for (std::uint32_t i = 0; i < a.head_dim / 2; ++i)
+    inv_freq_.push_back(std::pow(a.rope_base, -static_cast<double>(2 * i) / a.head_dim));
+}
+
+json trained_model::describe() const {
+  return {{"kind", "trained"}, {"name", shape_.name}, {"folder", folder_.string()}, {"architecture", config_["architecture"]},
+          {"training", config_.value("training", json::object())}};
+}
+
+void trained_model::rotate(float* heads, std::uint32_t n_heads, std::int64_t position) const {
+  const std::uint32_t d = arch_.head_dim;
+  for (std::uint32_t i = 0; i < d / 2; ++i) {
+    const double angle = static_cast<double>(position) * inv_freq_[i];
+    const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+    for (std::uint32_t h = 0; h < n_heads; ++h) {
+      float* x = heads + std::size_t{h} * d + 2 * i;
+      const float x0 = x[0], x1 = x[1];
+      x[0] = x0 * c - x1 * s;
+      x[1] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void trained_model::embed(tasks::token t, float* x) const {
+  const auto row = static_cast<std::size_t>(t);
+  std::copy_n(embed_.data() + row * arch_.dim, arch_.dim, x);
+}
+
+void trained_model::project(std::uint32_t layer, const float* x, std::int64_t position, float* q, float* k,
+                            float* v) const {
+  const auto& w = layers_[layer];
+  std::vector<float> h(arch_.dim);
+  rms_norm(x, w.attn_norm.data(), arch_.dim, arch_.norm_eps, h.data());
+  const std::size_t nq = std::size_t{arch_.n_heads} * arch_.head_dim, nkv = std::size_t{arch_.n_kv_heads} * arch_.head_dim;
+  detail::matmul_nt(h.data(), 1, arch_.dim, w.wq.data(), nq, q);
+  detail::matmul_nt(h.data(), 1, arch_.dim, w.wk.data(), nkv, k);
+  detail::matmul_nt(h.data(), 1, arch_.dim, w.wv.data(), nkv, v);
+  rotate(q, arch_.n_heads, position);
+  rotate(k, arch_.n_kv_heads, position);
+}
+
+void trained_model::fold(std::uint32_t layer, const float* attention, float* x) const {
+  const auto& w = layers_[layer];
+  const std::size_t nq = std::size_t{arch_.n_heads} * arch_.head_dim;
+  detail::matmul_nt(attention, 1, nq, w.wo.data(), arch_.dim, x, true);
+  std::vector<float> h(arch_.dim), gate(arch_.hidden), up(arch_.hidden);
+  rms_norm(x, w.mlp_norm.data(), arch_.dim, arch_.norm_eps, h.data());
+  detail::matmul_nt(h.data(), 1, arch_.dim, w.w_gate.data(), arch_.hidden, gate.data());
+  detail::matmul_nt(h.data(), 1, arch_.dim, w.w_up.data(), arch_.hidden, up.data());
+  for (std::uint32_t i = 0; i < arch_.hidden; ++i) gate[i] = silu(gate[i]) * up[i];
+  detail::matmul_nt(gate.data(), 1, arch_.hidden, w.w_down.data(), arch_.dim, x, true);
+}
+
+void trained_model::logits(const float* x, float* out) const {
+  std::vector<float> h(arch_.dim);
+  rms_norm(x, norm_.data(), arch_.dim, arch_.norm_eps, h.data());
+  detail::matmul_nt(h.data(), 1, arch_.dim, embed_.data(), arch_.vocab_size, out);
+}
+
+void trained_model::forward(std::span<const tasks::token> tokens, kernels::kv_cache* cache,
+                            std::vector<std::vector<float>>* attention_outputs, std::vector<float>* logits) const {
+  const std::size_t n = tokens.size(), d = arch_.dim, hd = arch_.head_dim;
+  const std::size_t nq = std::size_t{arch_.n_heads} * hd, nkv = std::size_t{arch_.n_kv_heads} * hd, hidden = arch_.hidden;
+  std::vector<float> x(n * d), h(n * d), q(n * nq), k(n * nkv), v(n * nkv), a(n * nq), gate(n * hidden),
+      up(n * hidden);
+  for (std::size_t i = 0; i < n; ++i) embed(tokens[i], x.data() + i * d);
+  auto rows = [n](auto&& f) { tbb::parallel_for(std::size_t{0}, n, f); };
+  std::vector<std::int64_t> positions(n);
+  for (std::size_t i = 0; i < n; ++i) positions[i] = static_cast<std::int64_t>(i);
+  std::vector<float> head_k(n * hd), head_v(n * hd);
+  for (std::uint32_t l = 0; l < arch_.n_layers; ++l) {
+    const auto& w = layers_[l];
+    rows([&](std::size_t i) { rms_norm(x.data() + i * d, w.attn_norm.data(), d, arch_.norm_eps, h.data() + i * d); });
+    detail::matmul_nt(h.data(), n, d, w.wq.data(), nq, q.data());
+    detail::matmul_nt(h.data(), n, d, w.wk.data(), nkv, k.data());
+    detail::matmul_nt(h.data(), n, d, w.wv.data(), nkv, v.data());
+    rows([&](std::size_t i) {
+      rotate(q.data() + i * nq, arch_.n_heads, static_cast<std::int64_t>(i));
+      rotate(k.data() + i * nkv, arch_.n_kv_heads, static_cast<std::int64_t>(i));
+    });
+    if (cache)
+      for (std::uint32_t kh = 0; kh < arch_.n_kv_heads; ++kh) {
+        for (std::size_t i = 0; i < n; ++i) {
+          std::copy_n(k.data() + i * nkv + kh * hd, hd, head_k.data() + i * hd);
+          std::copy_n(v.data() + i * nkv + kh * hd, hd, head_v.data() + i * hd);
+        }
+        cache->append(l, kh, n, positions.data(), head_k.data(), head_v.data());
+      }
+    detail::causal_attention(q.data(), k.data(), v.data(), n, arch_.n_heads, arch_.n_kv_heads, arch_.head_dim, scale_,
+                             a.data());
+    if (attention_outputs) attention_outputs->push_back(a);
+    detail::matmul_nt(a.data(), n, nq, w.wo.data(), d, x.data(), true);
+    rows([&](std::size_t i) { rms_norm(x.data() + i * d, w.mlp_norm.data(), d, arch_.norm_eps, h.data() + i * d); });
+    detail::matmul_nt(h.data(), n, d, w.w_gate.data(), hidden, gate.data());
+    detail::matmul_nt(h.data(), n, d, w.w_up.data(), hidden, up.data());
+    rows([&](std::size_t i) {
+      for (std::size_t j = i * hidden; j < (i + 1) * hidden; ++j) gate[j] = silu(gate[j]) * up[j];
+    });
+    detail::matmul_nt(gate.data(), n, hidden, w.w_down.data(), d, x.data(), true);
+  }
+  if (logits) {
+    rows([&](std::size_t i) { rms_norm(x.data() + i * d, norm_.data(), d, arch_.norm_eps, h.data() + i * d); });
+    logits->resize(n * arch_.vocab_size);
+    detail::matmul_nt(h.data(), n, d, embed_.data(), arch_.vocab_size, logits->data());
+  }
+}
+
+}  // namespace attnbench
