@@ -258,7 +258,10 @@ void apply_override(json& config, const std::string& spec) {
                           std::to_string(node->size()) + " entries)");
       node = &(*node)[index];
     } else if (node->is_object()) {
-      if (!node->contains(key) && !(in_params && last))
+      // A plugin's params take new keys; so does the model, for the key of a kind that
+      // --set model.kind switches to.
+      const bool model_key = last && (pointer == "/model/weights" || pointer == "/model/profile");
+      if (!node->contains(key) && !(in_params && last) && !model_key)
         throw usage_error("--set " + spec + ": unknown path " + pointer);
       node = &(*node)[key];
     } else {
@@ -282,6 +285,14 @@ run_config load_config_text(std::string_view text, const fs::path& file, const t
   json resolved = resolve(raw, r, file, rules);
   if (!overrides.empty()) {
     for (const auto& o : overrides) apply_override(resolved, o);
+    // --set model.kind=... switches the model: the other kind's key, left by resolving the
+    // file, goes, unless an override set it too (then resolving names the clash).
+    auto overridden = [&](const std::string& path) {
+      return std::any_of(overrides.begin(), overrides.end(), [&](const std::string& o) { return o.starts_with(path + "="); });
+    };
+    json& model = resolved["model"];
+    if (model["kind"] == "trained" && !overridden("model.profile")) model.erase("profile");
+    if (model["kind"] == "mechanistic" && !overridden("model.weights")) model.erase("weights");
     const json_reader after(file.string() + " (after --set)");
     resolved = resolve(resolved, after, file, rules);
   }

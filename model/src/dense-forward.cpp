@@ -26,7 +26,9 @@ namespace {
 //    and a run must not hold stray threads when it forks its worker (run/src/worker.cpp).
 //    Opening it here, after setting the variable, gives both.
 //  - Its single-threaded build is not safe to call from several threads at once (Debian
-//    builds it without USE_LOCKING): where only that one is found, calls take turns.
+//    builds it without USE_LOCKING), and its OpenMP build sizes each call by OpenMP's own
+//    thread count: with either of those, calls take turns (OMP_NUM_THREADS is set to 1
+//    too, for the OpenMP build).
 //  - A binary that never runs the trained model (corpus writing on the GPU machine) does
 //    not need the library at all.
 // The CBLAS constants are the standard's (cblas.h): row-major 101, no transpose 111,
@@ -40,8 +42,11 @@ struct blas_library {
 };
 
 blas_library& blas() {
+  // Opened once; load_blas() calls this on the thread that builds the model, before any
+  // worker thread can read the environment it changes.
   static blas_library* lib = [] {
     ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    ::setenv("OMP_NUM_THREADS", "1", 0);
     std::string tried;
     void* handle = nullptr;
     for (const char* name : {"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", "libopenblas.so.0"}) {
@@ -57,7 +62,8 @@ blas_library& blas() {
     if (!out->sgemm) throw harness_error(exit_failure, "OpenBLAS lacks cblas_sgemm: " + std::string(::dlerror()));
     using config_fn = const char* (*)();
     const auto config = reinterpret_cast<config_fn>(::dlsym(handle, "openblas_get_config"));
-    out->serialize = !config || std::strstr(config(), "SINGLE_THREADED") != nullptr;
+    out->serialize = !config || std::strstr(config(), "SINGLE_THREADED") != nullptr ||
+                     std::strstr(config(), "USE_OPENMP") != nullptr;
     return out;
   }();
   return *lib;
@@ -81,6 +87,8 @@ constexpr std::size_t kQueryBlock = 64;  // query rows of an attention task
 constexpr std::size_t kKeyBlock = 256;   // keys scored at once
 
 }  // namespace
+
+void load_blas() { blas(); }
 
 void matmul_nt(const float* x, std::size_t n, std::size_t k, const float* w, std::size_t m, float* y,
                bool accumulate) {

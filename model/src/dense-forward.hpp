@@ -9,6 +9,11 @@
 
 namespace attnbench::detail {
 
+// Opens OpenBLAS (dense-forward.cpp says why it is opened, not linked); throws
+// harness_error naming the package when it is missing. The functions below call it too;
+// calling it first, on the thread that builds a model, keeps its setenv off worker threads.
+void load_blas();
+
 // y[n x m] = x[n x k] . w^T, where w is [m x k] row-major (a linear layer's weight as
 // PyTorch stores it); with accumulate, y += instead. Row blocks run in parallel, each a
 // single-threaded BLAS call, so the result does not depend on the thread count.

@@ -53,14 +53,21 @@ std::map<std::string, tensor_f32> read_safetensors(const fs::path& file) {
       fail(file, at, "expected an object with dtype, shape and data_offsets");
     const std::string dtype = h["dtype"].is_string() ? h["dtype"].get<std::string>() : "";
     const std::size_t width = dtype == "F32" ? 4 : (dtype == "F16" || dtype == "BF16") ? 2 : 0;
-    if (width == 0) fail(file, at + "/dtype", "expected \"F32\", \"F16\" or \"BF16\", got " + h["dtype"].dump());
+    if (width == 0)  // the value is not echoed: it may be anything, nested to any depth
+      fail(file, at + "/dtype", std::string("expected \"F32\", \"F16\" or \"BF16\", got ") +
+                                    (dtype.empty() ? "a " + std::string(h["dtype"].type_name()) : "\"" + dtype.substr(0, 16) + "\""));
     tensor_f32 t;
     t.file = file;
+    if (!h["shape"].is_array()) fail(file, at + "/shape", "expected an array");
+    // Elements at most the data's bytes over the width: checked as the product grows, so it cannot wrap.
+    const std::uint64_t most = data_size / width;
     std::uint64_t count = 1;
     for (const auto& e : h["shape"]) {
       if (!e.is_number_unsigned()) fail(file, at + "/shape", "expected non-negative integers");
-      t.shape.push_back(e.get<std::int64_t>());
-      count *= e.get<std::uint64_t>();
+      const std::uint64_t dim = e.get<std::uint64_t>();
+      if (dim != 0 && count > most / dim) fail(file, at + "/shape", "more elements than the file holds bytes for");
+      t.shape.push_back(static_cast<std::int64_t>(dim));
+      count *= dim;
     }
     const auto& off = h["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())

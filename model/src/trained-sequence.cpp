@@ -47,8 +47,7 @@ class trained_sequence final : public model_sequence {
   void truncate(std::size_t n) override {
     if (n == 0 || n > tokens_.size()) throw std::invalid_argument("trained model: truncate to " + std::to_string(n));
     if (n == tokens_.size()) return;
-    complete();
-    cache_.truncate(n);
+    cache_.truncate(n);  // every token before the current one has its K/V in every layer
     tokens_.resize(n);
     kv_layers_ = model_.architecture().n_layers;  // it was followed by tokens: complete
     started_ = false;

@@ -101,9 +101,14 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 }  // namespace
 
 trained_model::trained_model(const fs::path& folder) : folder_(folder) {
+  detail::load_blas();
   const fs::path config_file = folder / "config.json";
   config_ = read_config(config_file);
   arch_ = parse_architecture(config_, config_file);
+  for (const char* key : {"name", "weights"})
+    if (config_.contains(key) && (!config_[key].is_string() || config_[key].get<std::string>().empty() ||
+                                  config_[key].get<std::string>().find('/') != std::string::npos))
+      throw config_error(config_file.string(), std::string("/") + key, "expected a name (a non-empty string without '/')");
   const std::string stem = config_.value("weights", "weights");
   auto all = detail::read_safetensors_folder(folder, stem);
   const auto& a = arch_;

@@ -1,22 +1,24 @@
 #include "fidelity.hpp"
 
 #include <attnbench/host/errors.hpp>
+#include <attnbench/kernels/dtype.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <stdexcept>
 #include <string>
 
 namespace attnbench {
 
 fidelity_probe::fidelity_probe(const attnbench::model& m, std::span<const tasks::token> prompt,
                                kernels::kv_cache& policy_cache, bool evicted)
-    : model_(m), cache_(&policy_cache) {
+    : model_(m), policy_cache_(&policy_cache), cache_(&policy_cache), tokens_(prompt.size()) {
   const model_shape& p = m.shape();
   const std::size_t hq = p.n_query_heads, d = p.head_dim;
   if (evicted) {
     own_.emplace(p.n_layers, p.n_kv_heads, p.head_dim, policy_cache.block_size(), policy_cache.dtype());
-    own_seq_ = m.start_sequence(prompt, *own_);
+    m.start_sequence(prompt, *own_);  // the prompt's K/V; the sequence itself is not kept
     cache_ = &*own_;
-    own_queries_.resize(hq * d);
   }
   lse_.resize(hq);
   dense_lse_.resize(hq);
@@ -27,19 +29,48 @@ fidelity_probe::fidelity_probe(const attnbench::model& m, std::span<const tasks:
   error_.resize(hq);
 }
 
-void fidelity_probe::append(std::span<const tasks::token> tokens) {
-  if (own_seq_) own_seq_->append(tokens);
-}
+void fidelity_probe::append(std::span<const tasks::token> tokens) { tokens_ += tokens.size(); }
 
 void fidelity_probe::truncate(std::size_t n) {
-  if (own_seq_) own_seq_->truncate(n);
+  tokens_ = n;
+  if (own_) own_->truncate(n);
+}
+
+void fidelity_probe::copy_new_tokens(std::uint32_t layer) {
+  const attnbench_kv_layer_view& from = policy_cache_->layer_view(layer);
+  const std::size_t d = from.head_dim, row = d * kernels::dtype_size(static_cast<attnbench_dtype>(from.dtype));
+  for (std::uint32_t h = 0; h < from.n_kv_heads; ++h) {
+    const std::uint64_t have = own_->n_tokens(layer, h);
+    if (have >= tokens_) continue;
+    const std::uint64_t need = tokens_ - have;
+    const attnbench_kv_head_view& v = from.heads[h];
+    auto not_newest = [&] {
+      return std::runtime_error("fidelity: the policy's cache of layer " + std::to_string(layer) +
+                                " does not end with the sequence's newest tokens (did the policy evict them?)");
+    };
+    if (need > v.n_tokens) throw not_newest();
+    keys_.resize(need * d);
+    values_.resize(need * d);
+    std::vector<std::int64_t> positions(need);
+    for (std::uint64_t i = 0; i < need; ++i) {
+      const std::uint64_t at = v.n_tokens - need + i;  // the newest tokens are the last ones
+      positions[i] = static_cast<std::int64_t>(have + i);
+      const std::int64_t held = v.positions ? v.positions[at] : static_cast<std::int64_t>(at);
+      if (held != positions[i]) throw not_newest();
+      const auto* k = static_cast<const std::byte*>(v.key_blocks[at / from.block_size]) + (at % from.block_size) * row;
+      const auto* val = static_cast<const std::byte*>(v.value_blocks[at / from.block_size]) + (at % from.block_size) * row;
+      kernels::to_fp32(static_cast<attnbench_dtype>(from.dtype), k, keys_.data() + i * d, d);
+      kernels::to_fp32(static_cast<attnbench_dtype>(from.dtype), val, values_.data() + i * d, d);
+    }
+    own_->append(layer, h, need, positions.data(), keys_.data(), values_.data());
+  }
 }
 
 void fidelity_probe::measure(std::uint32_t layer, const float* queries, const float* policy_out) {
   const model_shape& p = model_.shape();
   const std::uint32_t hq = p.n_query_heads, d = p.head_dim;
   // The interface lets a model write appended tokens' K/V as late as queries(layer).
-  if (own_seq_) own_seq_->queries(layer, own_queries_.data());
+  if (own_) copy_new_tokens(layer);
   const attnbench_plan plan{ATTNBENCH_PLAN_PER_KV_HEAD, p.n_kv_heads, all_.data()};
   kernels::layer_decode_args a;
   a.queries = queries;

@@ -193,6 +193,16 @@ TEST(Config, ATrainedModelIsAFolderOfWeightsFoundBesideTheConfigOrInTheTree) {
                              {"k3.json: /model/profile: a trained model has no profile"});
   expect_error<config_error>(write_config("k4.json", with_model(R"({"weights": "models/niah-2x128"})")),
                              {"k4.json: /model/weights: only a trained model has weights"});
+  // --set switches the kind: the other kind's key from the file goes.
+  const auto switched = load_config(write_config("mech2.json", kGood), config_task_rules(),
+                                    {"model.kind=trained", "model.weights=models/niah-2x128"});
+  EXPECT_EQ(switched.model_kind, "trained");
+  EXPECT_EQ(switched.resolved["model"].count("profile"), 0u);
+  const auto back = load_config(write_config("trained2.json", trained), config_task_rules(), {"model.kind=mechanistic"});
+  EXPECT_EQ(back.profile, "default");
+  EXPECT_EQ(back.resolved["model"].count("weights"), 0u);
+  expect_error<config_error>(write_config("mech3.json", kGood), {"/model/weights: a trained model needs \"weights\""},
+                             {"model.kind=trained"});
   const auto missing = load_config(write_config("k5.json", with_model(R"({"kind": "trained", "weights": "models/nope"})")),
                                    config_task_rules());
   try {

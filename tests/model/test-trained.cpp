@@ -200,7 +200,29 @@ TEST(TrainedModel, ABadModelFolderIsAConfigErrorNamingTheFile) {
   expect_error("a tensor the architecture does not use: layers.1.");
   write_config([](nlohmann::json& c) { c["format"] = "other"; });
   expect_error("/format: expected \"attnbench-trained-1\"");
+  write_config([](nlohmann::json& c) { c["weights"] = 5; });
+  expect_error("config.json: /weights: expected a name");
+  write_config([](nlohmann::json& c) { c["weights"] = "../weights"; });
+  expect_error("config.json: /weights: expected a name");
   write_config([](nlohmann::json&) {});
+  // Headers no file of ours would have: each a config error naming the file, never a crash.
+  auto write_weights = [&](const std::string& header) {
+    std::string text = header;
+    const std::uint64_t n = text.size();
+    std::ofstream out(dir / "weights.safetensors", std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << text << std::string(64, '\0');
+  };
+  write_weights(R"({"x": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 0]}})");
+  expect_error("weights.safetensors: /x/shape: more elements than the file holds bytes for");
+  write_weights(R"({"x": {"dtype": )" + std::string(100000, '[') + std::string(100000, ']') + R"(, "shape": [], "data_offsets": [0, 4]}})");
+  expect_error("weights.safetensors: ");  // too deep for the parser, or the dtype named by its type
+  write_weights(R"({"x": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}})");
+  expect_error("weights.safetensors: /x/dtype: expected \"F32\", \"F16\" or \"BF16\", got \"F64\"");
+  write_weights(R"({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}})");
+  expect_error("weights.safetensors: /x: holds 16 bytes, its shape and dtype need 12");
+  std::filesystem::copy_file(kModel / "weights.safetensors", dir / "weights.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
   std::filesystem::resize_file(dir / "weights.safetensors", 1000);
   expect_error("weights.safetensors: not a safetensors file: the header runs past the end");
 }
