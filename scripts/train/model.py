@@ -156,3 +156,21 @@ class Model(nn.Module):
             for name in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
                 out[f"layers.{i}.{name}.weight"] = getattr(layer, name).weight
         return out
+
+def grow(net, weights, old_cfg):
+    """Loads a smaller model's weights (same width, heads and vocabulary; fewer layers)
+    into net's first layers, and makes every layer beyond them the identity at first
+    (its attention and MLP output projections zero), so the grown model starts as the
+    small one's function and learns on top of what it learnt."""
+    cfg = net.cfg
+    same = ("vocab_size", "dim", "n_heads", "n_kv_heads", "head_dim", "hidden", "rope_base")
+    if any(getattr(cfg, k) != getattr(old_cfg, k) for k in same) or old_cfg.n_layers > cfg.n_layers:
+        raise ValueError(f"cannot grow {old_cfg} into {cfg}: only more layers of the same shape")
+    named = net.named_tensors()
+    with torch.no_grad():
+        for k, v in weights.items():
+            named[k].copy_(v.float())
+        for layer in net.layers[old_cfg.n_layers:]:
+            layer.wo.weight.zero_()
+            layer.w_down.weight.zero_()
+

@@ -147,6 +147,9 @@ def main():
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--rope-base", type=float, default=500000.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grow-from", default=None,
+                   help="a fresh run starts from this checkpoint's model (same width, fewer layers), the new layers "
+                        "on top as the identity (model.grow)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="a GPU run's arithmetic")
     args = p.parse_args()
     started = time.time()
@@ -181,6 +184,16 @@ def main():
         net = M.Model(cfg)
         state = {"config": cfg.to_dict(), "params": cfg.n_params(), "step": 0, "tokens_seen": 0, "device_seconds": 0.0,
                  "calls": [], "losses": [], "evals": []}
+        if args.grow_from:
+            with open(os.path.join(args.grow_from, "train_state.json")) as f:
+                small = json.load(f)
+            weights, _ = st.read_sharded(args.grow_from, "weights")
+            try:
+                M.grow(net, weights, M.Config(**small["config"]))
+            except ValueError as e:
+                raise SystemExit(f"--grow-from {args.grow_from}: {e}")
+            state["grown_from"] = {"config": small["config"], "step": small["step"], "tokens_seen": small["tokens_seen"],
+                                   "device_seconds": small["device_seconds"]}
     if held_out.meta["vocab_size"] != cfg.vocab_size or corpus.meta["vocab_size"] != cfg.vocab_size:
         raise SystemExit("the corpora's vocabulary differs from the model's")
     net.to(device)
