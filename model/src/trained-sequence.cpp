@@ -73,7 +73,8 @@ class trained_sequence final : public model_sequence {
     // Logits relative to the mean of the ordinary tokens', so that the engine's branch
     // test (a runner-up's share of the best) reads them as amplitudes over the crowd.
     double sum = 0, sum2 = 0, n = 0;
-    std::vector<tasks::token> order;
+    std::vector<tasks::token>& order = order_;
+    order.clear();
     for (std::size_t t = 0; t < vocab.size(); ++t) {
       if (vocab.is_special(static_cast<tasks::token>(t))) continue;
       sum += logits_[t];
@@ -144,6 +145,7 @@ class trained_sequence final : public model_sequence {
   kernels::kv_cache& cache_;
   std::vector<tasks::token> tokens_;
   std::vector<float> x_, q_, k_, v_, attention_, logits_;
+  std::vector<tasks::token> order_;  // read_out's ranking, reused
   std::vector<kernels::decode_counters> counters_;
   std::vector<attnbench_plan_entry> all_;
   std::uint32_t kv_layers_ = 0;  // layers whose K/V of the current token are in the cache

@@ -98,6 +98,14 @@ void rms_norm(const float* x, const float* w, std::size_t dim, float eps, float*
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+// Scratch vectors of one token's decode pieces, kept per thread so that a decode step
+// allocates nothing (a sequence runs on one thread at a time).
+std::vector<float>& scratch(int which, std::size_t n) {
+  thread_local std::vector<float> buffers[3];
+  buffers[which].resize(n);
+  return buffers[which];
+}
+
 }  // namespace
 
 trained_model::trained_model(const fs::path& folder) : folder_(folder) {
@@ -170,7 +178,7 @@ void trained_model::embed(tasks::token t, float* x) const {
 void trained_model::project(std::uint32_t layer, const float* x, std::int64_t position, float* q, float* k,
                             float* v) const {
   const auto& w = layers_[layer];
-  std::vector<float> h(arch_.dim);
+  std::vector<float>& h = scratch(0, arch_.dim);
   rms_norm(x, w.attn_norm.data(), arch_.dim, arch_.norm_eps, h.data());
   const std::size_t nq = std::size_t{arch_.n_heads} * arch_.head_dim, nkv = std::size_t{arch_.n_kv_heads} * arch_.head_dim;
   detail::matmul_nt(h.data(), 1, arch_.dim, w.wq.data(), nq, q);
@@ -184,7 +192,9 @@ void trained_model::fold(std::uint32_t layer, const float* attention, float* x) 
   const auto& w = layers_[layer];
   const std::size_t nq = std::size_t{arch_.n_heads} * arch_.head_dim;
   detail::matmul_nt(attention, 1, nq, w.wo.data(), arch_.dim, x, true);
-  std::vector<float> h(arch_.dim), gate(arch_.hidden), up(arch_.hidden);
+  std::vector<float>& h = scratch(0, arch_.dim);
+  std::vector<float>& gate = scratch(1, arch_.hidden);
+  std::vector<float>& up = scratch(2, arch_.hidden);
   rms_norm(x, w.mlp_norm.data(), arch_.dim, arch_.norm_eps, h.data());
   detail::matmul_nt(h.data(), 1, arch_.dim, w.w_gate.data(), arch_.hidden, gate.data());
   detail::matmul_nt(h.data(), 1, arch_.dim, w.w_up.data(), arch_.hidden, up.data());
@@ -193,7 +203,7 @@ void trained_model::fold(std::uint32_t layer, const float* attention, float* x) 
 }
 
 void trained_model::logits(const float* x, float* out) const {
-  std::vector<float> h(arch_.dim);
+  std::vector<float>& h = scratch(0, arch_.dim);
   rms_norm(x, norm_.data(), arch_.dim, arch_.norm_eps, h.data());
   detail::matmul_nt(h.data(), 1, arch_.dim, embed_.data(), arch_.vocab_size, out);
 }
