@@ -152,12 +152,20 @@ metric_table load_run(const fs::path& dir, const std::vector<std::string>& wante
   return out;
 }
 
-// Runs compare only when they come from the same model and grid.
+// A run written before models had a kind used the mechanistic model; its config says so by
+// leaving "kind" out.
+ojson with_model_kind(ojson config) {
+  if (config.contains("model") && config["model"].is_object() && !config["model"].contains("kind"))
+    config["model"]["kind"] = "mechanistic";
+  return config;
+}
+
+// Runs compare only when they come from the same model and grid (key order aside).
 void check_same_config(const fs::path& base, const fs::path& now) {
-  const ojson a = read_results_file(base)["meta"]["config"];
-  const ojson b = read_results_file(now)["meta"]["config"];
+  const ojson a = with_model_kind(read_results_file(base)["meta"]["config"]);
+  const ojson b = with_model_kind(read_results_file(now)["meta"]["config"]);
   for (const char* key : {"model", "tasks", "context_lengths", "policies", "terminators", "seeds"})
-    if (a.value(key, ojson()) != b.value(key, ojson()))
+    if (nlohmann::json::parse(a.value(key, ojson()).dump()) != nlohmann::json::parse(b.value(key, ojson()).dump()))
       throw config_error(now.string(), std::string("/meta/config/") + key,
                          "differs from " + base.string() + "; compare runs of the same config");
 }

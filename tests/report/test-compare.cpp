@@ -35,7 +35,8 @@ fs::path bench_file(const fs::path& dir, const std::string& name, const std::vec
 
 // A run folder with a dense and a tokenselect cell: per-sample decode times and accuracy.
 fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accuracy, double ts_decode_ms,
-                    std::vector<std::uint32_t> lengths = {4096}, bool spread = false) {
+                    std::vector<std::uint32_t> lengths = {4096}, bool spread = false,
+                    json model = {{"profile", "default"}}) {
   const fs::path d = dir / name;
   fs::create_directories(d);
   auto plugins = [](std::vector<std::string> names) {
@@ -45,7 +46,7 @@ fs::path run_folder(const fs::path& dir, const std::string& name, double ts_accu
   };
   // A results document as run writes it (a resolved config; every cell field the loader checks).
   json config = {{"name", name},
-                 {"model", {{"profile", "default"}}},
+                 {"model", model},
                  {"tasks", {{{"name", "niah_single_1"}, {"label", "niah_single_1"}, {"params", json::object()}}}},
                  {"context_lengths", lengths},
                  {"policies", plugins({"dense", "tokenselect"})},
@@ -169,5 +170,21 @@ TEST(Compare, ClearErrors) {
     FAIL() << "configs that differ were compared";
   } catch (const config_error& e) {
     EXPECT_NE(std::string(e.what()).find("context_lengths"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Compare, ARunWithoutAModelKindIsAMechanisticRun) {
+  const auto dir = attnbench::testing::scratch("compare-kind");
+  // Written before models had a kind: the mechanistic model, as a run now writes it.
+  const auto old = run_folder(dir, "old", 100.0, 40.0);
+  const auto now = run_folder(dir, "now", 100.0, 40.0, {4096}, false, {{"kind", "mechanistic"}, {"profile", "default"}});
+  for (const auto& r : compare_sources(old, now, {})) EXPECT_EQ(r.verdict, "ok") << r.key;
+  const auto trained =
+      run_folder(dir, "trained", 100.0, 40.0, {4096}, false, {{"kind", "trained"}, {"weights", "models/x"}});
+  try {
+    compare_sources(old, trained, {});
+    FAIL() << "a trained run was compared with a mechanistic one";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/meta/config/model"), std::string::npos) << e.what();
   }
 }
