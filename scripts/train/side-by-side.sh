@@ -6,10 +6,11 @@
 # Each RUN OPTIONS is train.py options for one run (shape, --lr, --grow-from DIR, ...); one
 # that starts with `resume=DIR ` continues the carried checkpoint DIR instead. Options
 # common to all runs go in TRAIN_OPTIONS (the environment). The corpus (TOKENS tokens) and
-# the held-out corpus are written on the machine. "Best" is the last held-out evaluation's
+# the held-out corpus (HELD_OUT_TOKENS, 3M unless set) are written on the machine. "Best" is the last held-out evaluation's
 # exact answers summed over its longest length, token accuracy breaking ties. The best
 # runs' checkpoints come back as $OUT/rI/ (I its place in the list); every run's curve is
-# in its train_state.json, and a line per run in $OUT/summary.txt. At most 8 files may come
+# in its train_state.json, every run's evaluations and curve (a point each 500 steps) in
+# $OUT/runs.json, and a line per run in $OUT/summary.txt. At most 8 files may come
 # back: the script stops before training when KEEP checkpoints could not fit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ export LD_LIBRARY_PATH="$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$pack/attnbench" corpus "$corpus" --out "$work/train" --tokens "$tokens" | tail -1
-"$pack/attnbench" corpus "$held_out" --out "$work/held-out" --tokens 3000000 | tail -1
+"$pack/attnbench" corpus "$held_out" --out "$work/held-out" --tokens "${HELD_OUT_TOKENS:-3000000}" | tail -1
 i=0
 for spec in "$@"; do
   i=$((i + 1))
@@ -39,7 +40,7 @@ wait || true
 python3 - "$work" "$i" "$keep" "$out" <<'PY'
 import json, os, shutil, sys
 work, n, keep, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rows = []
+rows, runs = [], {}
 for i in range(1, n + 1):
     ckpt = os.path.join(work, f"r{i}")
     try:
@@ -49,11 +50,14 @@ for i in range(1, n + 1):
         score = sum(c["accuracy"] + 0.01 * c["token_accuracy"] for c in cells if c["context_length"] == longest)
         loss = state["losses"][-1]["answer_loss"] if state["losses"] else None
         rows.append((score, i, f"r{i}: step {state['step']}, answer loss {loss}, score at {longest} {score:.2f}"))
+        runs[f"r{i}"] = {k: v for k, v in state.items() if k != "losses"}
+        runs[f"r{i}"]["losses"] = [r for r in state["losses"] if r["step"] % 500 == 0]
     except (OSError, KeyError, IndexError, ValueError) as e:
         tail = open(os.path.join(work, f"r{i}.log")).read()[-400:]
         rows.append((-1, i, f"r{i}: no checkpoint ({e}); log ends: {tail!r}"))
 rows.sort(reverse=True)
-files = 1  # summary.txt
+json.dump(runs, open(os.path.join(out, "runs.json"), "w"))
+files = 2  # summary.txt, runs.json
 with open(os.path.join(out, "summary.txt"), "w") as f:
     for score, i, line in sorted(rows, key=lambda r: r[1]):
         print(line)
