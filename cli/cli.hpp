@@ -73,5 +73,6 @@ void add_results_commands(CLI::App& app, std::vector<registered_command>& comman
 void add_list_command(CLI::App& app, std::vector<registered_command>& commands);      // list
 void add_probe_command(CLI::App& app, std::vector<registered_command>& commands);     // probe
 void add_corpus_command(CLI::App& app, std::vector<registered_command>& commands);    // corpus
+void add_sweep_command(CLI::App& app, std::vector<registered_command>& commands);     // sweep (Slurm)
 
 }  // namespace attnbench::cli

@@ -27,6 +27,8 @@ const char* const kExitCodes =
     "  7    compare: a metric regressed past its threshold\n"
     "  8    run: some cells failed (a plugin crashed, hung past --cell-timeout or returned an error);\n"
     "       the other cells finished and are kept; --resume runs the failed ones again\n"
+    "  9    merge: cells of the grid are in none of the folders (named); nothing is written unless\n"
+    "       --allow-missing. sweep: a sbatch job was not accepted\n"
     "  130  interrupted (Ctrl-C); finished cells are kept, continue with --resume\n";
 
 CLI::Validator finite_in(double min, double max, bool min_exclusive) {

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   cli::add_list_command(app, commands);
   cli::add_probe_command(app, commands);
   cli::add_corpus_command(app, commands);
+  cli::add_sweep_command(app, commands);
 
   try {
     check_subcommand_word(app, argc, argv);

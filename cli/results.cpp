@@ -4,6 +4,7 @@
 #include <attnbench/host/errors.hpp>
 #include <attnbench/report/compare.hpp>
 #include <attnbench/report/merge.hpp>
+#include <attnbench/run/shards.hpp>
 #include <attnbench/report/report.hpp>
 #include <attnbench/report/results.hpp>
 #include <attnbench/report/tables.hpp>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <numeric>
 
 namespace attnbench::cli {
 
@@ -40,15 +42,23 @@ int report_command(const report_command_options& o) {
 struct merge_options {
   std::vector<std::string> folders;
   std::string out;
+  bool allow_missing = false;
 };
 
 int merge_command(const merge_options& o) {
   const std::vector<fs::path> folders(o.folders.begin(), o.folders.end());
-  const merge_report r = merge_runs(folders, o.out);
+  const merge_report r = merge_runs(folders, o.out, o.allow_missing);
   std::fputs(console_tables(read_results_file(o.out)).c_str(), stdout);
   std::printf("merged %zu of the grid's %zu cells from %zu folders into %s\n", r.cells, r.grid_cells, folders.size(),
               o.out.c_str());
-  if (r.cells < r.grid_cells) spdlog::warn("{} cells of the grid are in none of the folders", r.grid_cells - r.cells);
+  if (!r.estimated_s.empty()) {
+    // The balance of cost-balanced shards: the largest shard over the mean, estimated
+    // before the run and measured (the cells' wall time).
+    std::printf("shards: estimated %.0f s in all, largest/mean %.2f; measured %.0f s in all, largest/mean %.2f\n",
+                std::accumulate(r.estimated_s.begin(), r.estimated_s.end(), 0.0), shard_spread(r.estimated_s),
+                std::accumulate(r.measured_s.begin(), r.measured_s.end(), 0.0), shard_spread(r.measured_s));
+  }
+  if (!r.missing.empty()) spdlog::warn("{} cells of the grid are in none of the folders (--allow-missing)", r.missing.size());
   return exit_ok;
 }
 
@@ -112,6 +122,9 @@ void add_results_commands(CLI::App& app, std::vector<registered_command>& comman
       ->required()
       ->type_name("FOLDER");
   merge->add_option("--out", mo->out, "Merged results folder to create")->required()->type_name("DIR");
+  merge->add_flag("--allow-missing", mo->allow_missing,
+                  "Write the merged folder (status \"incomplete\") even when cells of the grid are in none of the "
+                  "folders; without it such a merge names them and exits 9");
   merge->footer(kExitCodes);
   commands.push_back({merge, [mo](const global_options&) { return merge_command(*mo); }});
 

@@ -8,6 +8,7 @@
 #include <attnbench/report/tables.hpp>
 #include <attnbench/run/cells.hpp>
 #include <attnbench/run/grid.hpp>
+#include <attnbench/run/shards.hpp>
 
 #include <attnbench/kernels/simd.hpp>
 
@@ -65,7 +66,20 @@ ojson run_meta(const loaded_run& run, unsigned threads, std::size_t shard_index,
                 {"machine", machine_info()},
                 {"threads", threads},
                 {"kernel_target", kernels::current_target()}};
-  if (shard_count > 1) meta["shard"] = {{"index", shard_index}, {"count", shard_count}};
+  if (shard_count > 1) {
+    // Which cells, by which assignment, and their estimated seconds (run/shards.hpp): a
+    // merge reads them to name missing cells and to report the shards' balance.
+    const auto grid = expand_grid(run.config);
+    const auto estimates = estimate_cells(run.config, *run.model, grid);
+    const auto cells = shard_cells(run.config, *run.model, shard_index, shard_count);
+    double seconds = 0;
+    for (std::size_t i : cells) seconds += estimates[i].total();
+    meta["shard"] = {{"index", shard_index},
+                     {"count", shard_count},
+                     {"assignment", kShardAssignment},
+                     {"cells", cells.size()},
+                     {"estimated_s", seconds}};
+  }
   return meta;
 }
 
@@ -75,7 +89,7 @@ int run_command(const run_options& o, const global_options& g) {
   const loaded_run run = load_everything(o.config, registry);
   const run_config& config = run.config;
   if (o.resume && o.out_dir.empty()) throw usage_error("--resume needs --out DIR naming the run folder to continue");
-  const unsigned threads = config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = config.threads > 0 ? config.threads : usable_cores();
   ojson meta = run_meta(run, threads, shard_index, shard_count);
   meta["probe_bytes"] = std::size_t{o.probe_mib} << 20;
   results_writer writer(results_folder(o, config, shard_index, shard_count), meta, o.resume);
@@ -142,7 +156,8 @@ void add_run_commands(CLI::App& app, std::vector<registered_command>& commands) 
                 "Run the cells in this process instead of a worker process (for a debugger); a crashing plugin then "
                 "ends the run, and --cell-timeout does not apply");
   run->add_option("--shard", ro->shard,
-                  "Run every N-th cell of the grid starting at I (0-based); join the shards' folders with merge")
+                  "Run shard I (0-based) of N: the grid's cells split into N shards of about equal estimated time "
+                  "(docs/scale.md); join the shards' folders with merge, or let sweep do both on Slurm")
       ->type_name("I/N");
   run->footer(kExitCodes);
   commands.push_back({run, [ro](const global_options& g) { return run_command(*ro, g); }});

@@ -10,6 +10,7 @@ packages=(
   libopenblas0-pthread  # the trained model's matrix products (model/src/dense-forward.cpp says why)
   python3-matplotlib
   clang libclang-rt-14-dev  # the debug-asan preset: sanitizers and libFuzzer (tests/fuzz)
+  slurm-wlm munge  # the Slurm sweep test starts a one-node cluster of its own (tests/slurm/cluster.sh)
 )
 
 missing=()

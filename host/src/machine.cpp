@@ -1,13 +1,13 @@
 #include <attnbench/host/machine.hpp>
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-
+#include <algorithm>
 #include <array>
 #include <cstdio>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -50,6 +50,13 @@ std::uint64_t meminfo_field(const std::string& field) {
 }
 
 }  // namespace
+
+unsigned usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 nlohmann::json machine_info() {
   std::string cpu = "unknown";

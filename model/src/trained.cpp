@@ -156,6 +156,15 @@ json trained_model::describe() const {
           {"training", config_.value("training", json::object())}};
 }
 
+double trained_model::prefill_macs(std::uint64_t tokens) const {
+  const trained_architecture& a = arch_;
+  const double n = static_cast<double>(tokens);
+  const double q = double(a.n_heads) * a.head_dim, kv = double(a.n_kv_heads) * a.head_dim;
+  const double per_token = a.dim * (2 * q + 2 * kv) + 3.0 * a.dim * a.hidden;
+  const double attention = n * (n + 1) / 2 * 2 * q;  // q.k and p.v over each token's prefix
+  return a.n_layers * (n * per_token + attention) + double(a.dim) * a.vocab_size;
+}
+
 void trained_model::rotate(float* heads, std::uint32_t n_heads, std::int64_t position) const {
   const std::uint32_t d = arch_.head_dim;
   for (std::uint32_t i = 0; i < d / 2; ++i) {

@@ -113,6 +113,9 @@ void check_meta(const checker& k, const ojson& meta) {
     k.count(k.field(s, "/meta/shard", "count"), "/meta/shard/count");
     if (s["index"].get<std::uint64_t>() >= s["count"].get<std::uint64_t>())
       k.fail("/meta/shard", "index must be less than count");
+    if (s.contains("cells")) k.count(s["cells"], "/meta/shard/cells");
+    if (s.contains("estimated_s")) k.number(s["estimated_s"], "/meta/shard/estimated_s");
+    k.optional(s, "/meta/shard", "assignment", &checker::string);
   }
 }
 
@@ -231,7 +234,10 @@ std::size_t expected_cells(const ojson& doc) {
   std::size_t grid = 1;
   for (const char* axis : {"tasks", "context_lengths", "policies", "terminators", "seeds"}) grid *= config[axis].size();
   if (!doc["meta"].contains("shard")) return grid;
-  const std::size_t index = doc["meta"]["shard"]["index"], count = doc["meta"]["shard"]["count"];
+  const ojson& shard = doc["meta"]["shard"];
+  if (shard.contains("cells")) return shard["cells"].get<std::size_t>();
+  // Written before shards were balanced by cost: every count-th cell from index.
+  const std::size_t index = shard["index"], count = shard["count"];
   return grid > index ? (grid - index + count - 1) / count : 0;
 }
 

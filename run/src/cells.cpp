@@ -5,6 +5,7 @@
 
 #include <attnbench/host/errors.hpp>
 #include <attnbench/run/grid.hpp>
+#include <attnbench/run/shards.hpp>
 
 #include <attnbench/kernels/probe.hpp>
 
@@ -157,8 +158,7 @@ run_summary run_cells(const run_inputs& in, cell_sink& sink, const cell_isolatio
   const run_config& c = in.config;
   const auto grid = expand_grid(c);
   const auto ids = grid_cell_ids(c, grid);
-  std::vector<std::size_t> mine;  // grid indices of this shard's cells
-  for (std::size_t i = in.shard_index; i < grid.size(); i += std::max<std::size_t>(in.shard_count, 1)) mine.push_back(i);
+  const std::vector<std::size_t> mine = shard_cells(c, in.model, in.shard_index, in.shard_count);  // in grid order
   std::size_t to_run = 0;
   for (std::size_t i : mine) to_run += !sink.has_cell(ids[i]);
 

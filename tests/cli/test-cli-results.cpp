@@ -66,6 +66,18 @@ TEST(Cli, ShardsMergeIntoTheFullRun) {
   expect_failure(run_cli("merge " + quote((dir / "s0").string()) + " " + quote((dir / "s0").string()) + " --out " +
                          quote((dir / "m3").string())),
                  3, {"s0", "holds cell"});
+  // Two of the three shards: the missing cells are named and nothing is written, unless
+  // --allow-missing, which writes an incomplete run.
+  const std::string two = quote((dir / "s0").string()) + " " + quote((dir / "s1").string());
+  const auto s2 = nlohmann::json::parse(read_file(dir / "s2" / "results.json"));
+  ASSERT_FALSE(s2["cells"].empty());
+  expect_failure(run_cli("merge " + two + " --out " + quote((dir / "m4").string())), 9,
+                 {"cells are in none of the 2 folders", s2["cells"][0]["id"].get<std::string>(), "--resume"});
+  EXPECT_FALSE(fs::exists(dir / "m4" / "results.json"));
+  ASSERT_EQ(run_cli("merge " + two + " --allow-missing --out " + quote((dir / "m4").string())).code, 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "m4" / "results.json"))["meta"]["status"], "incomplete");
+  // The shards' balance, estimated and measured.
+  EXPECT_NE(merged.out.find("shards: estimated"), std::string::npos) << merged.out;
   expect_failure(run("--shard 3/3", dir / "bad"), 2, {"--shard", "3/3"});
   expect_failure(run("--shard 1/3 --resume", dir / "s0"), 5, {"--resume", "shard"});
 }

@@ -17,6 +17,7 @@ enum exit_code : int {
   exit_resources = 6,    // a cell needs more memory than allowed
   exit_regression = 7,   // compare: a metric regressed past its threshold
   exit_cells_failed = 8, // run: cells failed (a plugin crashed, hung or failed); the others are kept
+  exit_incomplete = 9,   // merge: cells of the grid are in no folder (named); nothing written without --allow-missing
   exit_interrupted = 130 // SIGINT: finished cells are kept, --resume continues
 };
 

@@ -10,6 +10,10 @@ namespace attnbench {
 
 // {"cpu", "cores", "memory_bytes", "os"}.
 nlohmann::json machine_info();
+
+// The cores this process may run on (its CPU affinity: what a Slurm task or taskset
+// gives it), else every core.
+unsigned usable_cores();
 // {"commit", "dirty"} of the source tree attnbench was built from (null when unknown).
 nlohmann::json git_info();
 // Bytes the system could still give this process (MemAvailable).

@@ -80,6 +80,13 @@ class model {
   // written now: the prefill.
   virtual std::unique_ptr<model_sequence> start_sequence(std::span<const tasks::token> prompt,
                                                          kernels::kv_cache& cache) const = 0;
+  // The fp32 multiply-adds a prefill of `tokens` performs, for the cost estimate of a
+  // cell (run/shards.hpp); 0 for a model whose prefill only writes K/V (the mechanistic
+  // one, whose cost the estimate counts per K/V element).
+  virtual double prefill_macs(std::uint64_t tokens) const {
+    (void)tokens;
+    return 0;
+  }
 };
 
 // FNV-1a of the token ids: lets outputs of different commands show they saw one prompt.

@@ -47,6 +47,10 @@ class trained_model final : public model {
   std::unique_ptr<model_sequence> start_sequence(std::span<const tasks::token> prompt,
                                                  kernels::kv_cache& cache) const override;
 
+  // The projections and MLP per token, and causal attention's q.k and p.v over the
+  // prefix (the LM head runs on the last token only).
+  double prefill_macs(std::uint64_t tokens) const override;
+
   const trained_architecture& architecture() const { return arch_; }
 
   // The dense forward over tokens from position 0, what prefill runs: writes every

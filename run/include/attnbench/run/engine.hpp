@@ -27,7 +27,7 @@ struct run_inputs {
   const attnbench::model& model;
   const resolved_plugins& plugins;
   double read_bandwidth_bytes_per_s;  // the read ceiling measured in this process (kernels/probe.hpp)
-  std::size_t shard_index = 0, shard_count = 1;  // run the grid's cells i with i % count == index
+  std::size_t shard_index = 0, shard_count = 1;  // run shard index of count (run/shards.hpp)
   unsigned threads = 0;  // threads for the cells (0: every core)
   std::size_t probe_bytes = std::size_t{512} << 20;  // each buffer of the read ceiling's probe
   std::string read_ceiling_method{};  // the ceiling's best method, e.g. "simd/huge"
