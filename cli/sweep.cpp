@@ -246,22 +246,9 @@ void print_sweep_plan(const run_config& c, const model& m, std::size_t shards, c
               std::ceil(double(estimate_cell_bytes(c, m.shape(), longest)) / double(1ull << 30) + 1));
 }
 
-int sweep_command(const sweep_options& o, const global_options& g) {
-  if (!o.slurm) throw usage_error("sweep: give --slurm (Slurm is the scheduler sweep submits to)");
-  if (o.shards < 1) throw usage_error("sweep: --shards must be at least 1");
-  const run_config config = load_run_config(o.config);
-  const auto model = load_model(config);
-  plugin_registry registry(plugin_registry::default_search_path(g.plugin_paths));
-  (void)resolve_plugins(config, model->shape(), registry);  // a missing plugin fails here, not in every task
-  const fs::path out = fs::absolute(o.out).lexically_normal();
-  for (const std::string p : {out.string(), fs::current_path().string()})
-    if (p.find_first_of("%\n") != std::string::npos)
-      throw usage_error("sweep: '" + p + "' has a '%' or a line break, which Slurm's --output would read as a pattern");
-  const std::string config_file = fs::absolute(o.config.file).lexically_normal().string();
-  std::vector<std::string> globals;
-  for (const auto& p : g.plugin_paths) globals.insert(globals.end(), {"--plugin-path", fs::absolute(p).string()});
-
-  // What is done: a sweep folder of another config or shard count is refused.
+// The sweep's record (DIR/sweep.json), with the submissions of earlier calls; a sweep
+// folder of another config, --set or shard count is refused.
+ojson sweep_record(const fs::path& out, const sweep_options& o, const run_config& config, const std::string& config_file) {
   ojson record = {{"config_file", config_file}, {"sets", o.config.sets}, {"shards", o.shards},
                   {"config", config.resolved}, {"submissions", ojson::array()}};
   if (fs::exists(out / "sweep.json")) {
@@ -277,6 +264,25 @@ int sweep_command(const sweep_options& o, const global_options& g) {
       if (sub.is_object() && sub.value("array_job", ojson("")).is_string() && sub.value("merge_job", ojson("")).is_string())
         record["submissions"].push_back(sub);
   }
+  return record;
+}
+
+int sweep_command(const sweep_options& o, const global_options& g) {
+  if (!o.slurm) throw usage_error("sweep: give --slurm (Slurm is the scheduler sweep submits to)");
+  if (o.shards < 1) throw usage_error("sweep: --shards must be at least 1");
+  const run_config config = load_run_config(o.config);
+  const auto model = load_model(config);
+  plugin_registry registry(plugin_registry::default_search_path(g.plugin_paths));
+  (void)resolve_plugins(config, model->shape(), registry);  // a missing plugin fails here, not in every task
+  const fs::path out = fs::absolute(o.out).lexically_normal();
+  for (const std::string p : {out.string(), fs::current_path().string()})
+    if (p.find_first_of("%\n") != std::string::npos)
+      throw usage_error("sweep: '" + p + "' has a '%' or a line break, which Slurm's --output would read as a pattern");
+  const std::string config_file = fs::absolute(o.config.file).lexically_normal().string();
+  std::vector<std::string> globals;
+  for (const auto& p : g.plugin_paths) globals.insert(globals.end(), {"--plugin-path", fs::absolute(p).string()});
+
+  ojson record = sweep_record(out, o, config, config_file);
   std::vector<double> costs;
   for (const auto& e : estimate_cells(config, *model, expand_grid(config))) costs.push_back(e.total());
   const auto shard_of = assign_shards(costs, o.shards);
