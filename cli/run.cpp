@@ -69,15 +69,17 @@ ojson run_meta(const loaded_run& run, unsigned threads, std::size_t shard_index,
   if (shard_count > 1) {
     // Which cells, by which assignment, and their estimated seconds (run/shards.hpp): a
     // merge reads them to name missing cells and to report the shards' balance.
-    const auto grid = expand_grid(run.config);
-    const auto estimates = estimate_cells(run.config, *run.model, grid);
-    const auto cells = shard_cells(run.config, *run.model, shard_index, shard_count);
+    std::vector<double> costs;
+    for (const auto& e : estimate_cells(run.config, *run.model, expand_grid(run.config))) costs.push_back(e.total());
+    const auto shard_of = assign_shards(costs, shard_count);
+    std::size_t cells = 0;
     double seconds = 0;
-    for (std::size_t i : cells) seconds += estimates[i].total();
+    for (std::size_t i = 0; i < costs.size(); ++i)
+      if (shard_of[i] == shard_index) ++cells, seconds += costs[i];
     meta["shard"] = {{"index", shard_index},
                      {"count", shard_count},
                      {"assignment", kShardAssignment},
-                     {"cells", cells.size()},
+                     {"cells", cells},
                      {"estimated_s", seconds}};
   }
   return meta;

@@ -220,20 +220,17 @@ std::string duration_text(double s) {
 
 // The plan: each shard's cells and estimated time (reference machine, docs/scale.md),
 // their balance, and the memory a task needs.
-void print_sweep_plan(const run_config& c, const model& m, std::size_t shards, const std::vector<bool>& pending) {
-  const auto grid = expand_grid(c);
-  const auto estimates = estimate_cells(c, m, grid);
-  std::vector<double> costs;
-  for (const auto& e : estimates) costs.push_back(e.total());
-  const auto shard_of = assign_shards(costs, shards);
+void print_sweep_plan(const run_config& c, const model& m, const std::vector<double>& costs,
+                      const std::vector<std::size_t>& shard_of, const std::vector<bool>& pending) {
+  const std::size_t shards = pending.size();
   std::vector<double> seconds(shards, 0.0);
   std::vector<std::size_t> cells(shards, 0);
-  for (std::size_t i = 0; i < grid.size(); ++i) seconds[shard_of[i]] += costs[i], ++cells[shard_of[i]];
+  for (std::size_t i = 0; i < costs.size(); ++i) seconds[shard_of[i]] += costs[i], ++cells[shard_of[i]];
   double total = 0;
   for (double s : seconds) total += s;
   std::printf("%s: %zu cells in %zu shards; estimated %s in all on the reference machine (%.0f s, %.1f core-hours), "
               "largest shard %s (largest/mean %.2f), longest cell %.0f s\n",
-              c.file.string().c_str(), grid.size(), shards, duration_text(total).c_str(), total, 2 * total / 3600,
+              c.file.string().c_str(), costs.size(), shards, duration_text(total).c_str(), total, 2 * total / 3600,
               duration_text(*std::max_element(seconds.begin(), seconds.end())).c_str(), shard_spread(seconds),
               costs.empty() ? 0.0 : *std::max_element(costs.begin(), costs.end()));
   for (std::size_t i = 0; i < shards && shards <= 64; ++i)
@@ -294,7 +291,7 @@ int sweep_command(const sweep_options& o, const global_options& g) {
     if (pending[i]) todo.push_back(i);
   }
   const std::string array = index_ranges(todo);
-  print_sweep_plan(config, *model, o.shards, pending);
+  print_sweep_plan(config, *model, costs, shard_of, pending);
   if (fs::exists(out / "merged" / "results.json")) {
     if (read_results_file(out / "merged")["meta"].value("status", "") != "complete")
       throw output_error((out / "merged").string() + " holds an incomplete merge; move it away to merge again");

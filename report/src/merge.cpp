@@ -31,7 +31,7 @@ std::vector<std::string> config_cell_ids(const ojson& config) {
       for (const auto& p : policies)
         for (const auto& m : terminators)
           for (const auto& s : config.value("seeds", ojson::array()))
-            ids.push_back(cell_id_part(t) + "/" + n.dump() + "/" + cell_id_part(p) + "/" + cell_id_part(m) + "/" + s.dump());
+            ids.push_back(cell_id(t, n.get<std::uint64_t>(), p, m, s.get<std::uint64_t>()));
   return ids;
 }
 

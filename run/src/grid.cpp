@@ -27,10 +27,15 @@ std::string cell_id_part(std::string_view label) {
   return out;
 }
 
+std::string cell_id(std::string_view task, std::uint64_t length, std::string_view policy, std::string_view terminator,
+                    std::uint64_t seed) {
+  return cell_id_part(task) + "/" + std::to_string(length) + "/" + cell_id_part(policy) + "/" + cell_id_part(terminator) +
+         "/" + std::to_string(seed);
+}
+
 std::string cell_id(const run_config& c, const cell_key& k) {
-  return cell_id_part(c.tasks[k.task].label) + "/" + std::to_string(c.context_lengths[k.length]) + "/" +
-         cell_id_part(c.policies[k.policy].label) + "/" + cell_id_part(c.terminators[k.terminator].label) + "/" +
-         std::to_string(c.seeds[k.seed]);
+  return cell_id(c.tasks[k.task].label, c.context_lengths[k.length], c.policies[k.policy].label,
+                 c.terminators[k.terminator].label, c.seeds[k.seed]);
 }
 
 std::vector<std::string> grid_cell_ids(const run_config& c, const std::vector<cell_key>& grid) {

@@ -4,6 +4,7 @@
 
 #include <attnbench/host/config.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,9 @@ std::string cell_id_part(std::string_view label);
 // unique in a grid by construction: labels are unique within their list, lengths and
 // seeds too, and the escaped parts cannot contain '/'.
 std::string cell_id(const run_config& config, const cell_key& key);
+// The same from the parts (merge builds a results file's ids from its config's labels).
+std::string cell_id(std::string_view task, std::uint64_t length, std::string_view policy, std::string_view terminator,
+                    std::uint64_t seed);
 
 // The ids of the grid's cells, in grid order. Throws config_error naming both cells if
 // two ids were ever equal (a guard on the construction above).
