@@ -4,10 +4,10 @@
 #include <attnbench/host/errors.hpp>
 #include <attnbench/report/compare.hpp>
 #include <attnbench/report/merge.hpp>
-#include <attnbench/run/shards.hpp>
 #include <attnbench/report/report.hpp>
 #include <attnbench/report/results.hpp>
 #include <attnbench/report/tables.hpp>
+#include <attnbench/run/shards.hpp>
 
 #include <spdlog/spdlog.h>
 

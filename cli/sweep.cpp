@@ -85,6 +85,16 @@ process_result run_process(const std::vector<std::string>& argv) {
   return r;
 }
 
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 bool on_path(const std::string& tool) {
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "";
@@ -124,7 +134,7 @@ shard_state read_shard(const fs::path& dir, const run_config& config, std::size_
                        std::size_t expected) {
   if (!fs::exists(dir / "results.json")) return shard_state::absent;
   const ojson doc = read_results_file(dir);
-  if (nlohmann::json::parse(doc["meta"]["config"].dump()) != nlohmann::json::parse(config.resolved.dump()))
+  if (!same_json(doc["meta"]["config"], config.resolved))
     throw output_error(dir.string() + " holds a shard of another config (or other --set options) than " +
                        config.file.string() + "; use another --out for this sweep");
   // One shard is the whole grid: run writes no meta.shard for it.
@@ -177,12 +187,10 @@ std::string submit(const std::vector<std::string>& options, const sweep_options&
   argv.push_back(script.string());
   const process_result r = run_process(argv);
   std::string id;  // --parsable prints "ID" or "ID;CLUSTER" on a line of its own, warnings on others
-  for (std::size_t start = 0; start < r.output.size();) {
-    const std::size_t end = std::min(r.output.find('\n', start), r.output.size());
-    const std::string line = r.output.substr(start, end - start), first = line.substr(0, line.find(';'));
-    if (!first.empty() && first.find_first_not_of("0123456789") == std::string::npos) id = first;
-    start = end + 1;
-  }
+  for (const auto& line : lines_of(r.output))
+    if (const std::string first = line.substr(0, line.find(';'));
+        !first.empty() && first.find_first_not_of("0123456789") == std::string::npos)
+      id = first;
   if (r.code != 0 || id.empty())
     throw harness_error(exit_incomplete, "sbatch did not accept " + script.string() + " (exit " + std::to_string(r.code) +
                                              "): " + r.output + "command: " + join(argv));
@@ -201,11 +209,8 @@ std::vector<std::string> active_jobs(const ojson& record) {
   const process_result r = run_process({"squeue", "-h", "-o", "%i", "-j", list});
   if (r.code != 0) return {};  // ids Slurm no longer knows
   std::vector<std::string> active;
-  for (std::size_t start = 0; start < r.output.size();) {
-    const std::size_t end = std::min(r.output.find('\n', start), r.output.size());
-    if (end > start) active.push_back(r.output.substr(start, end - start));
-    start = end + 1;
-  }
+  for (const auto& line : lines_of(r.output))
+    if (!line.empty()) active.push_back(line);
   return active;
 }
 
@@ -249,13 +254,13 @@ ojson sweep_record(const fs::path& out, const sweep_options& o, const run_config
   ojson record = {{"config_file", config_file}, {"sets", o.config.sets}, {"shards", o.shards},
                   {"config", config.resolved}, {"submissions", ojson::array()}};
   if (fs::exists(out / "sweep.json")) {
-    const ojson old = ojson::parse(nlohmann::json(read_json_file(out / "sweep.json")).dump());
+    const ojson old = read_ordered_json_file(out / "sweep.json", kConfigLimits);
     const bool readable = old.is_object() && old.contains("config") && old.value("shards", ojson()).is_number_unsigned() &&
                           old.value("submissions", ojson::array()).is_array();
     if (!readable)
       throw output_error((out / "sweep.json").string() + " is not a sweep record attnbench wrote; use another --out");
     if (old["shards"].get<std::size_t>() != o.shards ||
-        nlohmann::json::parse(old["config"].dump()) != nlohmann::json::parse(config.resolved.dump()))
+        !same_json(old["config"], config.resolved))
       throw output_error((out / "sweep.json").string() + " is a sweep of another config, --set or --shards; use another --out");
     for (const auto& sub : old.value("submissions", ojson::array()))
       if (sub.is_object() && sub.value("array_job", ojson("")).is_string() && sub.value("merge_job", ojson("")).is_string())

@@ -104,6 +104,10 @@ nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& file,
   return parse_json_text<nlohmann::ordered_json>(read_text_file(file, limits.max_bytes), file.string(), limits);
 }
 
+bool same_json(const nlohmann::ordered_json& a, const nlohmann::ordered_json& b) {
+  return nlohmann::json::parse(a.dump()) == nlohmann::json::parse(b.dump());
+}
+
 std::string describe_json(const nlohmann::json& value) {
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";

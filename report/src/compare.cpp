@@ -165,7 +165,7 @@ void check_same_config(const fs::path& base, const fs::path& now) {
   const ojson a = with_model_kind(read_results_file(base)["meta"]["config"]);
   const ojson b = with_model_kind(read_results_file(now)["meta"]["config"]);
   for (const char* key : {"model", "tasks", "context_lengths", "policies", "terminators", "seeds"})
-    if (nlohmann::json::parse(a.value(key, ojson()).dump()) != nlohmann::json::parse(b.value(key, ojson()).dump()))
+    if (!same_json(a.value(key, ojson()), b.value(key, ojson())))
       throw config_error(now.string(), std::string("/meta/config/") + key,
                          "differs from " + base.string() + "; compare runs of the same config");
 }

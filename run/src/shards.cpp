@@ -5,8 +5,10 @@
 #include <attnbench/tasks/task.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <numeric>
+#include <queue>
 #include <utility>
 
 namespace attnbench {
@@ -23,9 +25,9 @@ constexpr double kDecodeSecondsPerByte = 1.0e-10;              // dense: 0.7e-10
 constexpr double kPrefillMacsPerSecond = 2.5e10;
 constexpr double kDecodeStepOverheadSeconds = 2.0e-4;  // a step's readout and plans, whatever the length
 
-// A policy's decode step over dense's per token it reads, by plugin, measured at 16K-64K on the reference
-// machine (tokenselect-512 reads little but scores every token; quest-1024 scores every
-// page and reads in scattered pieces); 1 for any other plugin.
+// A policy's decode step over dense's, per token it reads, by plugin, measured at
+// 16K-64K on the reference machine (tokenselect-512 reads little but scores every token;
+// quest-1024 scores every page and reads in scattered pieces); 1 for any other plugin.
 double decode_factor(const std::string& plugin) {
   if (plugin == "tokenselect") return 0.45;
   if (plugin == "quest") return 1.7;
@@ -77,7 +79,7 @@ std::vector<cell_estimate> estimate_cells(const run_config& c, const model& m, c
     cell_estimate e;
     e.decode_steps = it->second;
     e.prefill_s = samples * (macs > 0 ? macs / kPrefillMacsPerSecond : n * elements_per_token * kMechanisticPrefillSecondsPerElement);
-    // The fidelity probe attends the whole cache beside a policy that reads part of it.
+    // With fidelity, a dense probe attends the whole cache beside a sparse policy.
     const auto& policy = c.policies[k.policy];
     const double read = policy_read_tokens(policy.name, policy.params, n) * decode_factor(policy.name) +
                         (c.fidelity && policy.name != "dense" ? n : 0.0);
@@ -92,12 +94,16 @@ std::vector<std::size_t> assign_shards(const std::vector<double>& costs, std::si
   std::vector<std::size_t> order(costs.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return costs[a] > costs[b]; });
-  std::vector<double> load(shards, 0.0);
+  // The least-loaded shard first, the lower index among equals.
+  using slot = std::pair<double, std::size_t>;
+  std::priority_queue<slot, std::vector<slot>, std::greater<slot>> least;
+  for (std::size_t s = 0; s < shards; ++s) least.push({0.0, s});
   std::vector<std::size_t> out(costs.size(), 0);
   for (std::size_t cell : order) {
-    const std::size_t s = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    const auto [load, s] = least.top();
+    least.pop();
     out[cell] = s;
-    load[s] += costs[cell];
+    least.push({load + costs[cell], s});
   }
   return out;
 }

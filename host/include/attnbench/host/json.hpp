@@ -42,6 +42,10 @@ Json parse_json_text(std::string_view text, const std::string& where, const json
 nlohmann::json read_json_file(const std::filesystem::path& file, const json_limits& limits = kConfigLimits);
 nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& file, const json_limits& limits);
 
+// Equal values, objects compared regardless of their keys' order (two resolved configs
+// written by different versions, a config read back from a results file).
+bool same_json(const nlohmann::ordered_json& a, const nlohmann::ordered_json& b);
+
 // Short description of a JSON value for messages: `string "abc"`, `number -5`.
 std::string describe_json(const nlohmann::json& value);
 
