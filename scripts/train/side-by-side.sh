@@ -4,7 +4,9 @@
 #   bash scripts/train/side-by-side.sh PACK CORPUS_CONFIG HELD_OUT_CONFIG TOKENS MINUTES KEEP \
 #     'RUN OPTIONS' ['RUN OPTIONS' ...]
 # Each RUN OPTIONS is train.py options for one run (shape, --lr, --grow-from DIR, ...); one
-# that starts with `resume=DIR ` continues the carried checkpoint DIR instead. Options
+# that starts with `resume=DIR ` continues the carried checkpoint DIR instead, and one that
+# starts (after that) with `corpus=CONFIG ` trains on that corpus config's sequences
+# (TOKENS of them, written once per config) instead of CORPUS_CONFIG's. Options
 # common to all runs go in TRAIN_OPTIONS (the environment). The corpus (TOKENS tokens) and
 # the held-out corpus (HELD_OUT_TOKENS, 3M unless set) are written on the machine. "Best" is the last held-out evaluation's
 # exact answers summed over its longest length, token accuracy breaking ties. The best
@@ -26,14 +28,24 @@ i=0
 for spec in "$@"; do
   i=$((i + 1))
   ckpt="$work/r$i"
+  spec=${spec# }
   if [[ $spec == resume=* ]]; then
     from=${spec%% *}
     from=${from#resume=}
     spec=${spec#"resume=$from"}
+    spec=${spec# }
     mkdir -p "$ckpt" && cp -r --no-preserve=mode "$from"/. "$ckpt/"
   fi
+  train="$work/train"
+  if [[ $spec == corpus=* ]]; then
+    config=${spec%% *}
+    config=${config#corpus=}
+    spec=${spec#"corpus=$config"}
+    train="$work/corpus-$(basename "$config" .json)"
+    [ -d "$train" ] || "$pack/attnbench" corpus "$config" --out "$train" --tokens "$tokens" | tail -1
+  fi
   # shellcheck disable=SC2086  # the options are words
-  python3 scripts/train/train.py --corpus "$work/train" --eval-corpus "$work/held-out" --ckpt "$ckpt" \
+  python3 scripts/train/train.py --corpus "$train" --eval-corpus "$work/held-out" --ckpt "$ckpt" \
     --minutes "$minutes" ${TRAIN_OPTIONS:-} $spec > "$work/r$i.log" 2>&1 &
 done
 wait || true

@@ -1,4 +1,4 @@
-# Call 7 (planned, not run: the session of 2026-12-03 (2) had 170 s of device time left).
+# Call 7 (run on 2026-12-03, fourth session: results in summary.txt, runs.json and NOTES.md).
 # Six runs side by side on the bars' five tasks at 512-16K. Carry build/train-pack and build/ckpt-p1:
 #   run: bash results/train/call7/call.sh   carry: ["build/train-pack", "build/ckpt-p1"]
 set -uo pipefail
