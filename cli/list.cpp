@@ -44,8 +44,9 @@ void list_profiles(json& out) {
 
 json gather(plugin_registry& registry) {
   json out = {{"plugins", json::array()}, {"broken", json::array()}, {"tasks", json::array()},
-              {"search_path", json::array()}, {"profiles", json::array()}};
+              {"search_path", json::array()}, {"profiles", json::array()}, {"profile_path", json::array()}};
   for (const auto& p : registry.search_path()) out["search_path"].push_back(p.string());
+  for (const auto& p : profile_dirs()) out["profile_path"].push_back(p.string());
   for (const auto& e : registry.scan()) {
     if (e.library) {
       json info = e.library->info_json();
@@ -64,6 +65,12 @@ json gather(plugin_registry& registry) {
   return out;
 }
 
+// A folder of a search path, marked when it is not there.
+std::string folder_line(const std::string& dir) {
+  std::error_code ec;
+  return "  " + dir + (fs::is_directory(dir, ec) ? "" : "  (does not exist)") + "\n";
+}
+
 void print(const json& out) {
   std::printf("plugins:\n  %-14s %-11s %-9s %-4s %s\n", "name", "kind", "version", "abi", "file");
   for (const auto& p : out["plugins"])
@@ -71,19 +78,30 @@ void print(const json& out) {
                 p["kind"].get<std::string>().c_str(), p["version"].get<std::string>().c_str(),
                 p["abi_version"].get<unsigned>(), p["file"].get<std::string>().c_str());
   for (const auto& b : out["broken"]) std::printf("  not loaded: %s\n", b["error"].get<std::string>().c_str());
+  int name_width = 0;
+  for (const auto& t : out["tasks"]) name_width = std::max(name_width, static_cast<int>(t["name"].get<std::string>().size()));
   std::printf("tasks:\n");
   for (const auto& t : out["tasks"])
-    std::printf("  %-16s %s\n", t["name"].get<std::string>().c_str(), t["description"].get<std::string>().c_str());
+    std::printf("  %-*s  %s\n", name_width, t["name"].get<std::string>().c_str(), t["description"].get<std::string>().c_str());
   std::printf("model profiles:\n");
   for (const auto& p : out["profiles"])
     std::printf("  %-14s %u layers, %u query heads, %u KV heads, head dim %u  %s\n",
                 p["name"].get<std::string>().c_str(), p["n_layers"].get<unsigned>(), p["n_query_heads"].get<unsigned>(),
                 p["n_kv_heads"].get<unsigned>(), p["head_dim"].get<unsigned>(), p["file"].get<std::string>().c_str());
-  std::printf("kernel SIMD targets (best first):");
-  for (const auto& t : kernels::available_targets()) std::printf(" %s", t.c_str());
-  std::printf("; using %s\n", kernels::current_target().c_str());
+  // Highway's SCALAR (its portable one-lane code) and attnbench's own scalar loops are
+  // two code paths with one word for a name: each is listed with what it is.
+  std::printf("kernel targets (best first):\n");
+  for (const auto& t : kernels::available_targets()) {
+    const char* what = t == "SCALAR" ? "Highway's portable one-lane code" : t == "scalar" ? "plain C++ loops, no Highway" : "";
+    std::string line = "  " + t;
+    if (*what) line += std::string(t.size() < 9 ? 9 - t.size() : 1, ' ') + what;
+    if (t == kernels::current_target()) line += "  (in use)";
+    std::printf("%s\n", line.c_str());
+  }
   std::printf("plugin search path:\n");
-  for (const auto& p : out["search_path"]) std::printf("  %s\n", p.get<std::string>().c_str());
+  for (const auto& p : out["search_path"]) std::printf("%s", folder_line(p.get<std::string>()).c_str());
+  std::printf("profile search path (after a config's own profiles/ folder):\n");
+  for (const auto& p : out["profile_path"]) std::printf("%s", folder_line(p.get<std::string>()).c_str());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "cli.hpp"
 
 #include <attnbench/host/errors.hpp>
+#include <attnbench/host/spelling.hpp>
 #include <attnbench/run/engine.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -32,11 +33,14 @@ void check_subcommand_word(const CLI::App& app, int argc, char** argv) {
     }
     if (arg.starts_with("-")) continue;
     std::string known;
+    std::vector<std::string> names;
     for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
       if (sub->get_name() == arg) return;
       known += (known.empty() ? "" : ", ") + sub->get_name();
+      names.push_back(sub->get_name());
     }
-    throw usage_error("unknown subcommand '" + arg + "' (known: " + known + "; attnbench --help lists them)");
+    throw usage_error("unknown subcommand '" + arg + "'" + did_you_mean(arg, names) + " (known: " + known +
+                      "; attnbench --help lists them)");
   }
 }
 

@@ -34,7 +34,8 @@ int report_command(const report_command_options& o) {
   const report_result r = write_report(std::vector<fs::path>(o.folders.begin(), o.folders.end()), ro);
   if (!r.plotted && !o.no_plots) spdlog::warn("{}", r.plot_message);
   for (const auto& w : r.warnings) spdlog::warn("{}", w);
-  std::printf("report: %s\n", (r.dir / "report.md").string().c_str());
+  std::fputs(r.headline.c_str(), stdout);
+  std::printf("\nreport: %s\n", (r.dir / "report.md").string().c_str());
   for (const auto& f : r.files) std::printf("  %s\n", f.c_str());
   return exit_ok;
 }

@@ -3,6 +3,7 @@
 
 #include <attnbench/host/errors.hpp>
 #include <attnbench/host/machine.hpp>
+#include <attnbench/host/spelling.hpp>
 #include <attnbench/report/results.hpp>
 #include <attnbench/report/summary.hpp>
 #include <attnbench/report/tables.hpp>
@@ -127,10 +128,12 @@ int validate_command(const config_options& o, const global_options& g) {
   plugin_registry registry(plugin_registry::default_search_path(g.plugin_paths));
   const loaded_run run = load_everything(o, registry);
   const run_config& c = run.config;
-  std::printf("%s: valid: %zu cells (%zu tasks x %zu context lengths x %zu policies x %zu terminators x %zu seeds), "
-              "%u samples each, profile '%s'\n",
-              o.file.c_str(), expand_grid(c).size(), c.tasks.size(), c.context_lengths.size(), c.policies.size(),
-              c.terminators.size(), c.seeds.size(), c.samples, run.model->shape().name.c_str());
+  std::printf("%s: valid: %s (%s x %s x %s x %s x %s), %s each, profile '%s'\n", o.file.c_str(),
+              count_of(expand_grid(c).size(), "cell").c_str(), count_of(c.tasks.size(), "task").c_str(),
+              count_of(c.context_lengths.size(), "context length").c_str(),
+              count_of(c.policies.size(), "policy", "policies").c_str(),
+              count_of(c.terminators.size(), "terminator").c_str(), count_of(c.seeds.size(), "seed").c_str(),
+              count_of(c.samples, "sample").c_str(), run.model->shape().name.c_str());
   return exit_ok;
 }
 
@@ -151,8 +154,10 @@ void add_run_commands(CLI::App& app, std::vector<registered_command>& commands) 
       ->type_name("SECONDS");
   run->add_option("--probe-mib", ro->probe_mib,
                   "Each buffer of the read ceiling that speed ratios are measured against, in MiB (default 512, "
-                  "well past any cache; three are held while it is measured; smaller starts faster, for quick checks)")
+                  "well past any cache; three are held while it is measured; smaller starts faster, for quick checks; "
+                  "ATTNBENCH_PROBE_MIB sets the default, as the test presets do)")
       ->check(CLI::Range(16u, 65536u))
+      ->envname("ATTNBENCH_PROBE_MIB")
       ->type_name("MIB");
   run->add_flag("--in-process", ro->in_process,
                 "Run the cells in this process instead of a worker process (for a debugger); a crashing plugin then "

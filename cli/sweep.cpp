@@ -277,7 +277,7 @@ int sweep_command(const sweep_options& o, const global_options& g) {
   plugin_registry registry(plugin_registry::default_search_path(g.plugin_paths));
   (void)resolve_plugins(config, model->shape(), registry);  // a missing plugin fails here, not in every task
   const fs::path out = fs::absolute(o.out).lexically_normal();
-  for (const std::string p : {out.string(), fs::current_path().string()})
+  for (const std::string& p : {out.string(), fs::current_path().string()})
     if (p.find_first_of("%\n") != std::string::npos)
       throw usage_error("sweep: '" + p + "' has a '%' or a line break, which Slurm's --output would read as a pattern");
   const std::string config_file = fs::absolute(o.config.file).lexically_normal().string();

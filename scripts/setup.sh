@@ -10,7 +10,7 @@ packages=(
   libopenblas0-pthread  # the trained model's matrix products (model/src/dense-forward.cpp says why)
   python3-matplotlib
   clang libclang-rt-14-dev  # the debug-asan preset: sanitizers and libFuzzer (tests/fuzz)
-  slurm-wlm munge  # the Slurm sweep test starts a one-node cluster of its own (tests/slurm/cluster.sh)
+  slurmctld slurmd slurm-client munge  # the Slurm sweep test's one-node cluster (tests/slurm/cluster.sh)
 )
 
 missing=()
@@ -31,5 +31,16 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# apt and dpkg print hundreds of lines: they go to a log, shown only when a step fails.
+log=$(mktemp -t attnbench-setup.XXXXXX)
+quiet() {
+  if ! "$@" > "$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: failed: $* (its output is above and in $log)" >&2
+    exit 1
+  fi
+}
+quiet "${sudo_cmd[@]}" apt-get update -qq
+quiet "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+rm -f "$log"
+echo "setup: installed ${#missing[@]} packages"

@@ -1,6 +1,8 @@
 #include <attnbench/host/config.hpp>
 
+#include <attnbench/host/files.hpp>
 #include <attnbench/host/json.hpp>
+#include <attnbench/host/spelling.hpp>
 
 #include <attnbench/kernels/dtype.hpp>
 
@@ -100,7 +102,8 @@ json resolve_tasks(const json& raw, const json_reader& r, const task_rules& rule
     json params = e.value("params", json::object());
     if (!params.is_object()) r.fail(ptr(p, "params"), "expected an object, got " + describe_json(params));
     const task_rules::verdict v = rules.check(name, params);
-    if (!v.known) r.fail(ptr(p, "name"), "unknown task \"" + name + "\" (known: " + known + ")");
+    if (!v.known)
+      r.fail(ptr(p, "name"), "unknown task \"" + name + "\"" + did_you_mean(name, rules.names) + " (known: " + known + ")");
     if (!v.problem.empty()) r.fail(ptr(p, "params") + v.params_pointer, v.problem);
     min_lengths.emplace_back(name, v.min_context_length);
     tasks_out.push_back({{"name", name}, {"label", label}, {"params", params}});
@@ -261,8 +264,11 @@ void apply_override(json& config, const std::string& spec) {
       // A plugin's params take new keys; so does the model, for the key of a kind that
       // --set model.kind switches to.
       const bool model_key = last && (pointer == "/model/weights" || pointer == "/model/profile");
-      if (!node->contains(key) && !(in_params && last) && !model_key)
-        throw usage_error("--set " + spec + ": unknown path " + pointer);
+      if (!node->contains(key) && !(in_params && last) && !model_key) {
+        std::vector<std::string> keys;
+        for (const auto& [k, v] : node->items()) keys.push_back(k);
+        throw usage_error("--set " + spec + ": unknown path " + pointer + did_you_mean(key, keys));
+      }
       node = &(*node)[key];
     } else {
       throw usage_error("--set " + spec + ": unknown path " + pointer + " (" +
@@ -325,10 +331,26 @@ run_config load_config_text(std::string_view text, const fs::path& file, const t
   return c;
 }
 
+// The folders that hold attnbench's data (configs/, models/), in the order they are
+// searched: beside the executable (a binary copied with its data), the source tree it
+// was built from, the share folder of an install moved to another prefix
+// (EXE/../share/attnbench), and the share folder it was installed to.
+std::vector<fs::path> data_dirs() {
+  std::vector<fs::path> dirs;
+  const fs::path exe = executable_dir();
+  if (!exe.empty()) dirs.push_back(exe);
+  if (*ATTNBENCH_SOURCE_DIR) dirs.emplace_back(ATTNBENCH_SOURCE_DIR);
+  if (!exe.empty()) dirs.push_back(exe.parent_path() / "share" / "attnbench");
+  if (*ATTNBENCH_INSTALL_DATADIR) dirs.push_back(fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench");
+  std::vector<fs::path> out;
+  for (const auto& d : dirs)
+    if (std::find(out.begin(), out.end(), d.lexically_normal()) == out.end()) out.push_back(d.lexically_normal());
+  return out;
+}
+
 std::vector<fs::path> profile_dirs() {
   std::vector<fs::path> dirs;
-  if (*ATTNBENCH_SOURCE_DIR) dirs.push_back(fs::path(ATTNBENCH_SOURCE_DIR) / "configs" / "profiles");
-  if (*ATTNBENCH_INSTALL_DATADIR) dirs.push_back(fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench" / "configs" / "profiles");
+  for (const auto& d : data_dirs()) dirs.push_back(d / "configs" / "profiles");
   return dirs;
 }
 
@@ -357,8 +379,7 @@ fs::path resolve_weights_path(const run_config& config) {
     candidates.push_back(p);
   } else {
     candidates = {config.file.parent_path() / p, fs::current_path() / p};
-    if (*ATTNBENCH_SOURCE_DIR) candidates.push_back(fs::path(ATTNBENCH_SOURCE_DIR) / p);
-    if (*ATTNBENCH_INSTALL_DATADIR) candidates.push_back(fs::path(ATTNBENCH_INSTALL_DATADIR) / "attnbench" / p);
+    for (const auto& d : data_dirs()) candidates.push_back(d / p);
   }
   std::string tried;
   for (const auto& c : candidates) {

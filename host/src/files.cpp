@@ -251,4 +251,10 @@ void refuse_results_folder(const fs::path& dir, const std::string& option) {
     throw output_error(option + " " + dir.string() + ": is a results folder (it holds results.json); give another folder");
 }
 
+std::filesystem::path executable_dir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : exe.parent_path();
+}
+
 }  // namespace attnbench

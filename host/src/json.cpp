@@ -1,4 +1,5 @@
 #include <attnbench/host/json.hpp>
+#include <attnbench/host/spelling.hpp>
 
 #include <attnbench/host/files.hpp>
 
@@ -162,7 +163,8 @@ void json_reader::reject_unknown_keys(const nlohmann::json& obj, const std::stri
     if (!ok) {
       std::string list;
       for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      fail(pointer + "/" + key, "unknown field (known: " + list + ")");
+      fail(pointer + "/" + key,
+           "unknown field" + did_you_mean(key, std::vector<std::string>(known.begin(), known.end())) + " (known: " + list + ")");
     }
   }
 }

@@ -1,7 +1,9 @@
 #include <attnbench/host/plugin-loader.hpp>
 
 #include <attnbench/host/plugin-calls.hpp>
+#include <attnbench/host/files.hpp>
 #include <attnbench/host/plugin-file.hpp>
+#include <attnbench/host/spelling.hpp>
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -33,13 +35,6 @@ std::string status_name(attnbench_status s) {
   return "status " + std::to_string(static_cast<int>(s));
 }
 
-// Empty when /proc is not there: the current directory is never searched instead.
-fs::path executable_dir() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
-}
-
 // Labels of loaded libraries by index, for the call board's readers.
 std::mutex g_labels_mutex;
 std::vector<std::string> g_labels;
@@ -69,9 +64,13 @@ void* create_instance(const plugin_library& library,
   return instance;
 }
 
+// The search path as a message shows it: a folder that does not exist says so.
 std::string describe_path(const std::vector<fs::path>& path) {
   std::string out;
-  for (const auto& p : path) out += (out.empty() ? "" : ":") + p.string();
+  for (const auto& p : path) {
+    std::error_code ec;
+    out += (out.empty() ? "" : ":") + p.string() + (fs::is_directory(p, ec) ? "" : " (does not exist)");
+  }
   return out.empty() ? "(empty)" : out;
 }
 
@@ -132,7 +131,7 @@ std::vector<fs::path> plugin_registry::default_search_path(const std::vector<std
       out.emplace_back(part);
     }
   }
-  if (const fs::path exe = executable_dir(); !exe.empty()) {
+  if (const fs::path exe = executable_dir(); !exe.empty()) {  // without /proc: never the current directory
     out.push_back(exe);
     out.push_back(exe.parent_path() / "lib" / "attnbench" / "plugins");
   }
@@ -146,7 +145,10 @@ std::shared_ptr<plugin_library> plugin_registry::load_file(const fs::path& file)
   if (auto it = loaded_.find(canonical); it != loaded_.end()) return it->second;
   check_plugin_file(canonical);
 
-  void* handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: a plugin stays mapped until exit once loaded. Its thread_local data
+  // (the plugin SDK's last error) outlives a dlclose in the threads that touched it, and
+  // LeakSanitizer's exit scan crashed reading the TLS of an unloaded plugin.
+  void* handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!handle) {
     const char* err = dlerror();
     throw plugin_error("plugin file " + file.string() + ": cannot be loaded: " + (err ? err : "unknown dlopen error"));
@@ -217,9 +219,12 @@ std::shared_ptr<plugin_library> plugin_registry::find(std::string_view name, att
   if (kind == ATTNBENCH_PLUGIN_TERMINATOR) found.insert("none");
   std::string list;
   for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
-  throw plugin_error("unknown " + std::string(plugin_kind_name(kind)) + " '" + std::string(name) + "': no " + file_name +
+  const std::string kind_name = plugin_kind_name(kind);
+  throw plugin_error("unknown " + kind_name + " '" + std::string(name) + "'" +
+                     did_you_mean(name, std::vector<std::string>(found.begin(), found.end())) + ": no " + file_name +
                      " on the plugin search path (" + describe_path(search_path_) + "); " +
-                     plugin_kind_name(kind) + "s found: " + (list.empty() ? "none" : list));
+                     (kind == ATTNBENCH_PLUGIN_POLICY ? "policies" : "terminators") +
+                     " found: " + (list.empty() ? "none" : list));
 }
 
 std::vector<plugin_registry::scan_entry> plugin_registry::scan() {

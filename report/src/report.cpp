@@ -43,9 +43,7 @@ run_data load(const fs::path& dir) {
 struct group_key {
   std::string policy, terminator;
   unsigned length;
-  bool operator<(const group_key& o) const {
-    return std::tie(policy, terminator, length) < std::tie(o.policy, o.terminator, o.length);
-  }
+  auto operator<=>(const group_key&) const = default;
 };
 
 double geomean(const std::vector<double>& v) {
@@ -68,11 +66,15 @@ struct report_context {
     write_atomically(res.dir / name, text);
     res.files.push_back(name);
   }
-  // name.md and name.csv, and the table in report.md under a heading with its blurb.
-  void section(const std::string& name, const std::string& heading, const std::string& blurb, const table& t) {
+  // name.md and name.csv, and the table in report.md under a heading with its blurb; a
+  // headline table is also printed on the terminal.
+  void section(const std::string& name, const std::string& heading, const std::string& blurb, table t,
+               bool headline = false) {
     write(name + ".md", t.markdown());
     write(name + ".csv", t.csv());
     md += "\n## " + heading + "\n\n" + blurb + " ([" + name + ".csv](" + name + ".csv)).\n\n" + t.markdown();
+    if (t.title.empty()) t.title = heading;
+    if (headline) res.headline += t.text();
   }
 };
 
@@ -115,7 +117,7 @@ void suite_sections(report_context& ctx) {
     ctx.section("ruler-score", "RULER score",
                 "Per policy and terminator, the mean over tasks per length and the mean over lengths, as `run` prints "
                 "it",
-                ruler_score_table(ruler));
+                ruler_score_table(ruler), /*headline=*/true);
     ctx.section("ruler", "RULER per task",
                 "Accuracy per task and context length (mean over seeds), the mean over tasks per length, and the mean "
                 "over lengths",
@@ -124,7 +126,7 @@ void suite_sections(report_context& ctx) {
   if (const auto lb = longbench_summary(all_cells); !lb.empty()) {
     ctx.section("longbench", "LongBench",
                 "Category scores (mean of their tasks), overall (mean of the categories) and overall per length bucket",
-                longbench_category_table(lb));
+                longbench_category_table(lb), /*headline=*/true);
     ctx.section("longbench-tasks", "LongBench tasks", "Each task's score, mean over lengths and seeds",
                 longbench_task_table(lb));
   }
@@ -144,14 +146,20 @@ group_key key_of(const ojson& c) {
   return {c["policy"].get<std::string>(), c["terminator"].get<std::string>(), c["context_length"].get<unsigned>()};
 }
 
-// Policy, terminator and length groups in the order the tables list them: by length, then labels.
+// Policy, terminator and length groups in the order the tables list them: by length, then
+// policy and terminator in the config's order (the order the cells first name them), as
+// the RULER and LongBench tables list them.
 std::vector<group_key> group_order(const report_context& ctx) {
+  std::map<std::pair<std::string, std::string>, std::size_t> rank;
   std::set<group_key> seen;
   std::vector<group_key> order;
-  for (const ojson* c : ctx.cells)
-    if (seen.insert(key_of(*c)).second) order.push_back(key_of(*c));
-  std::sort(order.begin(), order.end(), [](const group_key& a, const group_key& b) {
-    return std::tie(a.length, a.policy, a.terminator) < std::tie(b.length, b.policy, b.terminator);
+  for (const ojson* c : ctx.cells) {
+    const group_key k = key_of(*c);
+    rank.emplace(std::pair(k.policy, k.terminator), rank.size());
+    if (seen.insert(k).second) order.push_back(k);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](const group_key& a, const group_key& b) {
+    return std::pair(a.length, rank.at({a.policy, a.terminator})) < std::pair(b.length, rank.at({b.policy, b.terminator}));
   });
   return order;
 }
@@ -221,6 +229,18 @@ std::vector<std::string> efficiency_row(const group_key& k, const efficiency_sum
           g.decode_speedups.empty() ? "-" : format_number("%.2f", geomean(g.decode_speedups))};
 }
 
+// Why quest reads more K/V per step than dense at its length and terminator, when it does:
+// dense first layers, and pages chosen (and read) per query head.
+std::string efficiency_note(const group_key& k, const std::map<group_key, efficiency_sums>& groups) {
+  const efficiency_sums& g = groups.at(k);
+  for (const auto& [other, d] : groups)
+    if (g.plugin == "quest" && d.plugin == "dense" && other.length == k.length && other.terminator == k.terminator &&
+        d.cells && g.cells && g.kv_read / g.cells > d.kv_read / d.cells)
+      return "reads more K/V than dense: its first layers are dense and its pages are chosen per query head, each read "
+             "once per query head that chose it";
+  return "";
+}
+
 // Per policy, terminator and context length over tasks and seeds.
 void efficiency_section(report_context& ctx) {
   std::map<group_key, efficiency_sums> groups;
@@ -230,14 +250,14 @@ void efficiency_section(report_context& ctx) {
   e.header = {"policy", "plugin", "terminator", "context", "cells", "accuracy", "95% CI", "tokens attended %",
               "blocks skipped %", "KV read MB/step", "KV resident MB", "selection ms/step", "attention ms/step",
               "decode tok/s", "attention speedup vs dense", "decode speedup vs dense"};
-  for (const auto& k : group_order(ctx)) e.add(efficiency_row(k, groups[k]));
+  for (const auto& k : group_order(ctx)) e.add(efficiency_row(k, groups[k]), efficiency_note(k, groups));
   ctx.section("efficiency", "Efficiency",
               "Per policy, terminator and context length, over tasks and seeds: accuracy with a 95% confidence "
               "interval over samples (normal approximation), the share of context tokens attended and of planned "
               "blocks skipped, K/V bytes read per decode step (all layers) and resident after prefill, selection and "
               "attention time per step, decode throughput, and speedups over dense in the same run (geometric mean "
               "over the cells that have a dense counterpart: the attention stage is selection plus attention)",
-              e);
+              e, /*headline=*/true);
 }
 
 // Attention fidelity, where the run measured it (metrics.fidelity): per policy, terminator

@@ -36,6 +36,7 @@ std::string table::markdown() const {
     if (any_note) out += " " + (r < notes.size() ? notes[r] : std::string()) + " |";
     out += "\n";
   }
+  if (!footnote.empty()) out += "\n" + footnote + "\n";
   return out;
 }
 
@@ -53,8 +54,13 @@ std::string table::csv() const {
     }
     return out + "\n";
   };
-  std::string out = line(header);
-  for (const auto& r : rows) out += line(r);
+  const bool any_note = std::any_of(notes.begin(), notes.end(), [](const std::string& n) { return !n.empty(); });
+  auto with_note = [&](std::vector<std::string> v, const std::string& note) {
+    if (any_note) v.push_back(note);
+    return v;
+  };
+  std::string out = line(with_note(header, "note"));
+  for (std::size_t r = 0; r < rows.size(); ++r) out += line(with_note(rows[r], r < notes.size() ? notes[r] : ""));
   return out;
 }
 
@@ -76,6 +82,7 @@ std::string table::text() const {
   std::string out = title.empty() ? "" : "\n" + title + "\n";
   out += line(header, "");
   for (std::size_t r = 0; r < rows.size(); ++r) out += line(rows[r], r < notes.size() ? notes[r] : "");
+  if (!footnote.empty()) out += footnote + "\n";
   return out;
 }
 
@@ -131,6 +138,12 @@ table ruler_score_table(const ojson& ruler) {
     }
     row.push_back(format_number("%.1f", r["mean"].get<double>()));
     t.add(std::move(row), r["complete"].get<bool>() ? "" : "not all 13 tasks");
+  }
+  // When no row has all of RULER's tasks, one line below the table says so instead of
+  // the same note on every row.
+  if (std::none_of(ruler.begin(), ruler.end(), [](const ojson& r) { return r["complete"].get<bool>(); })) {
+    t.notes.assign(t.rows.size(), "");
+    t.footnote = "Means over the config's RULER tasks, not all 13 of RULER's: not comparable with a paper's RULER score.";
   }
   return t;
 }

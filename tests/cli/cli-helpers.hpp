@@ -39,9 +39,8 @@ inline std::string read_file(const fs::path& p) {
 
 inline std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-// Runs `PREFIX attnbench --plugin-path TEST_PLUGINS ARGS` through the shell: PREFIX may
-// set variables ("X=y ") or limits ("ulimit -v N; ").
-inline cli_result run_cli_prefix(const std::string& prefix, const std::string& args) {
+// Runs a shell command with its stdout and stderr captured.
+inline cli_result run_shell(const std::string& command) {
   static int counter = 0;
   const auto dir = build_dir() / "test-scratch" / "cli-io";
   fs::create_directories(dir);
@@ -49,10 +48,15 @@ inline cli_result run_cli_prefix(const std::string& prefix, const std::string& a
   const std::string tag = std::to_string(getpid()) + "-" + std::to_string(counter++);
   const auto out = dir / ("out-" + tag + ".txt");
   const auto err = dir / ("err-" + tag + ".txt");
-  const std::string cmd = prefix + quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args +
-                          " > " + quote(out.string()) + " 2> " + quote(err.string());
+  const std::string cmd = command + " > " + quote(out.string()) + " 2> " + quote(err.string());
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out), read_file(err)};
+}
+
+// Runs `PREFIX attnbench --plugin-path TEST_PLUGINS ARGS` through the shell: PREFIX may
+// set variables ("X=y ") or limits ("ulimit -v N; ").
+inline cli_result run_cli_prefix(const std::string& prefix, const std::string& args) {
+  return run_shell(prefix + quote(ATTNBENCH_EXE) + " --plugin-path " + quote(test_plugin_dir().string()) + " " + args);
 }
 
 inline cli_result run_cli(const std::string& args) { return run_cli_prefix("", args); }

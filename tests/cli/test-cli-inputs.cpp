@@ -193,6 +193,10 @@ TEST(CliInputs, TheMemoryCheckHonoursTheAddressSpaceLimit) {
 TEST(CliInputs, AnUnknownSubcommandIsNamed) {
   expect_failure(run_cli("frobnicate"), exit_usage, {"unknown subcommand 'frobnicate'", "run"});
   expect_failure(run_cli("-v frob x"), exit_usage, {"unknown subcommand 'frob'"});
+  // A typing mistake gets the closest subcommand; a word far from all of them gets none.
+  expect_failure(run_cli("rnu"), exit_usage, {"unknown subcommand 'rnu' (did you mean 'run'?)"});
+  expect_failure(run_cli("merg"), exit_usage, {"(did you mean 'merge'?)"});
+  EXPECT_EQ(run_cli("frobnicate").err.find("did you mean"), std::string::npos);
 }
 
 TEST(CliInputs, TheMemoryCheckHonoursTheCgroupLimit) {

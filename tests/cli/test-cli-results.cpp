@@ -82,9 +82,33 @@ TEST(Cli, ShardsMergeIntoTheFullRun) {
   expect_failure(run("--shard 1/3 --resume", dir / "s0"), 5, {"--resume", "shard"});
 }
 
+namespace {
+
+// The rows of a CSV file, quoted cells ("a, b" and "" for a quote) read whole.
+std::vector<std::vector<std::string>> read_csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string cell;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted && c == '"' && i + 1 < text.size() && text[i + 1] == '"') cell += text[++i];
+    else if (c == '"') quoted = !quoted;
+    else if (!quoted && c == ',') rows.back().push_back(std::exchange(cell, {}));
+    else if (!quoted && c == '\n') {
+      rows.back().push_back(std::exchange(cell, {}));
+      rows.emplace_back();
+    } else cell += c;
+  }
+  if (rows.back().empty()) rows.pop_back();
+  return rows;
+}
+
+}  // namespace
+
 TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
   const auto dir = scratch("cli-report");
-  const auto cfg = write(dir, "c.json", config(R"(["dense", "sink_window"])", R"(, "context_lengths": [1024, 2048])"));
+  // The config lists sink_window before dense: every table keeps that order.
+  const auto cfg = write(dir, "c.json", config(R"(["sink_window", "dense"])", R"(, "context_lengths": [1024, 2048])"));
   ASSERT_EQ(run_cli("run " + quote(cfg.string()) + " --out " + quote((dir / "run").string())).code, 0);
   // Plugin figures come from a plugin that reports some (quest), in a folder of its own,
   // run with attention fidelity on the default profile's long-tailed heads: the report
@@ -123,6 +147,25 @@ TEST(Cli, ReportWritesTablesPlotDataAndReportMd) {
   for (char c : eff) rows += c == '\n';
   EXPECT_EQ(rows, 1u + 4u) << eff;
   EXPECT_NE(eff.find("sink_window,sink_window,none,2048,1,"), std::string::npos) << eff;
+  EXPECT_LT(eff.find("sink_window,sink_window,none,1024,"), eff.find("dense,dense,none,1024,")) << eff;
+  EXPECT_LT(eff.find("dense,dense,none,1024,"), eff.find("sink_window,sink_window,none,2048,")) << eff;
+  EXPECT_LT(score.find("\nsink_window,"), score.find("\ndense,")) << score;
+  // The terminal gets the headline tables, in the same order, then the files.
+  EXPECT_NE(r.out.find("RULER score"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Efficiency"), std::string::npos) << r.out;
+  EXPECT_LT(r.out.find("\nsink_window "), r.out.find("\ndense ")) << r.out;
+  EXPECT_LT(r.out.find("Efficiency"), r.out.find("report: ")) << r.out;
+  // Where quest reads more K/V per step than dense, its row says why.
+  const auto q_eff = read_csv_rows(read_file(dir / "quest" / "report" / "efficiency.csv"));
+  ASSERT_EQ(q_eff.size(), 3u);
+  const auto column = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(q_eff[0].begin(), q_eff[0].end(), name) - q_eff[0].begin());
+  };
+  const std::size_t kv = column("KV read MB/step"), note = column("note");
+  const bool more = std::stod(q_eff[2][kv]) > std::stod(q_eff[1][kv]);
+  ASSERT_EQ(q_eff[2][0], "quest");
+  EXPECT_EQ(note < q_eff[0].size(), more) << "a note column only where quest reads more";
+  if (more) EXPECT_NE(q_eff[2][note].find("first layers are dense"), std::string::npos);
   const std::string md = read_file(rep / "report.md");
   EXPECT_NE(md.find("## RULER"), std::string::npos);
   EXPECT_NE(md.find("## Efficiency"), std::string::npos);

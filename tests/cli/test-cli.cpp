@@ -29,6 +29,58 @@ TEST(Cli, ListShowsPluginsTasksAndBrokenFiles) {
   ASSERT_EQ(j.code, 0);
   const auto parsed = nlohmann::json::parse(j.out);
   EXPECT_FALSE(parsed["plugins"].empty());
+  EXPECT_FALSE(parsed["profile_path"].empty());
+}
+
+// list's columns and folders: every task's description starts in one column, however
+// long its name; each kernel target is listed once with what it is; a folder of a search
+// path that is not there says so.
+TEST(Cli, ListAlignsTasksAndMarksMissingFolders) {
+  const auto missing = scratch("cli-list") / "no-such-folder";
+  const auto r = run_cli("--plugin-path " + missing.string() + " list");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string section;
+  std::set<std::size_t> description_columns;
+  std::map<std::string, int> targets;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("  ")) {
+      section = line;
+      continue;
+    }
+    if (section == "tasks:") description_columns.insert(line.find_first_not_of(' ', line.find(' ', 2)));
+    if (section.starts_with("kernel targets")) ++targets[line.substr(2, line.find(' ', 2) - 2)];
+  }
+  EXPECT_EQ(description_columns.size(), 1u) << r.out;
+  EXPECT_EQ(targets["SCALAR"], 1) << r.out;
+  EXPECT_EQ(targets["scalar"], 1) << r.out;
+  EXPECT_NE(r.out.find("Highway's portable one-lane code"), std::string::npos);
+  EXPECT_NE(r.out.find(missing.string() + "  (does not exist)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(ATTNBENCH_EXE_DIR.string() + "  (does not exist)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("profile search path"), std::string::npos);
+}
+
+// A binary copied elsewhere with its plugins finds profiles beside itself
+// (EXE/configs/profiles), and a profile found nowhere names every folder tried.
+TEST(Cli, ARelocatedBinaryFindsProfilesBesideItself) {
+  const auto d = scratch("cli-relocated");
+  const auto bin = d / "bin";
+  fs::create_directories(bin / "configs" / "profiles");
+  fs::copy_file(ATTNBENCH_EXE, bin / "attnbench");
+  fs::copy_file(ATTNBENCH_EXE_DIR / "attnbench-plugin-dense.so", bin / "attnbench-plugin-dense.so");
+  fs::copy_file(fs::path(ATTNBENCH_TEST_SOURCE_DIR) / "configs/profiles/tiny.json",
+                bin / "configs" / "profiles" / "relocated-only.json");
+  const auto cfg = write(d, "r.json", R"({"model": {"profile": "relocated-only"}, "tasks": ["niah_single_1"],
+    "context_lengths": [1024], "policies": ["dense"], "samples": 1})");
+  const std::string exe = quote((bin / "attnbench").string());
+  const auto r = run_shell(exe + " validate " + cfg.string());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("valid: 1 cell"), std::string::npos) << r.out;
+  const auto missing = write(d, "m.json", R"({"model": {"profile": "nowhere"}, "tasks": ["niah_single_1"],
+    "context_lengths": [1024], "policies": ["dense"], "samples": 1})");
+  const auto m = run_shell(exe + " validate " + missing.string());
+  expect_failure(m, exit_config, {"no profile named \"nowhere\"", (bin / "configs" / "profiles" / "nowhere.json").string(),
+                                  (d / "profiles" / "nowhere.json").string()});
 }
 
 // probe: every read method for each thread count asked, the best median named as the
@@ -81,6 +133,8 @@ TEST(Cli, BadInputGivesOneLineAndADocumentedCode) {
   const auto good = write(d, "good.json", config("[\"dense\"]"));
   expect_failure(run_cli("run " + good.string() + " --set samples.x=1"), exit_usage, {"unknown path"});
   expect_failure(run_cli("run " + good.string() + " --set nosuch=1"), exit_usage, {"--set nosuch=1: unknown path /nosuch"});
+  expect_failure(run_cli("run " + good.string() + " --set samplse=1"), exit_usage,
+                 {"unknown path /samplse (did you mean 'samples'?)"});
   write(d, "a-file", "x");
   expect_failure(run_cli("run " + good.string() + " --out " + (d / "a-file" / "run").string()), exit_output,
                  {"a-file/run", "cannot create"});

@@ -112,7 +112,7 @@ TEST(Config, WrongTypesAndRanges) {
       {"/model/dtype", "\"int3\""});
   expect_error<config_error>(
       write_config("t6.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "polices": ["dense"]})"),
-      {"/polices", "unknown field"});
+      {"/polices", "unknown field (did you mean 'policies'?)"});
   expect_error<config_error>(write_config("t7.json", R"([1, 2])"), {"t7.json", "expected an object"});
   expect_error<config_error>(
       write_config("t8.json", R"({"tasks": ["niah_single_1"], "context_lengths": [1024], "policies": ["dense", "dense"]})"),
@@ -152,7 +152,7 @@ TEST(Config, NumbersOutOfRangeAreConfigErrors) {
 TEST(Config, UnknownTaskAndBadTaskParams) {
   expect_error<config_error>(
       write_config("u1.json", R"({"tasks": ["niah_single_9"], "context_lengths": [1024], "policies": ["dense"]})"),
-      {"/tasks/0/name", "unknown task \"niah_single_9\"", "known: niah_single_1"});
+      {"/tasks/0/name", "unknown task \"niah_single_9\" (did you mean 'niah_single_1'?)", "known: niah_single_1"});
   expect_error<config_error>(
       write_config("u2.json",
                    R"({"tasks": [{"name": "niah_single_1", "params": {"depths": [10, 250]}}], "context_lengths": [1024], "policies": ["dense"]})"),

@@ -77,7 +77,21 @@ TEST(Loader, UnknownNameListsWhatExists) {
   } catch (const plugin_error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("unknown policy 'nope'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("policies found: "), std::string::npos) << msg;
     EXPECT_NE(msg.find("dense"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("did you mean"), std::string::npos) << msg;
+  }
+  // A name a letter off gets the closest plugin of its kind; a missing folder of the
+  // search path is marked.
+  plugin_registry with_missing({build_dir(), test_plugin_dir(), build_dir() / "no-such-folder"});
+  try {
+    with_missing.find("dens", ATTNBENCH_PLUGIN_POLICY);
+    FAIL();
+  } catch (const plugin_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("unknown policy 'dens' (did you mean 'dense'?)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no-such-folder (does not exist)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find(test_plugin_dir().string() + " (does not exist)"), std::string::npos) << msg;
   }
   try {
     r.find("stop_after", ATTNBENCH_PLUGIN_POLICY);

@@ -79,17 +79,19 @@ run_config load_config_text(std::string_view text, const std::filesystem::path& 
                             const std::vector<std::string>& overrides = {});
 
 // Where a profile named in a config is looked for: a path if it contains '/' or ends in
-// .json; else NAME.json in <config dir>/profiles, the source tree's configs/profiles, and
-// the installed share/attnbench/configs/profiles.
+// .json; else NAME.json in <config dir>/profiles, then in each of profile_dirs().
 std::filesystem::path resolve_profile_path(const run_config& config);
 
 // A trained model's folder: the path as given when absolute; else under the config's
-// folder, the working directory, the source tree and the installed share/attnbench, the
-// first that holds config.json. Throws config_error (/model/weights) naming where it looked.
+// folder, the working directory and each of data_dirs(), the first that holds config.json. Throws config_error (/model/weights) naming where it looked.
 std::filesystem::path resolve_weights_path(const run_config& config);
 
-// The folders that hold named profiles besides the config's own profiles/ folder: the
-// source tree's configs/profiles and the installed share/attnbench/configs/profiles.
+// The folders that hold attnbench's data (configs/, models/), searched in this order:
+// the executable's folder, the source tree it was built from, EXE/../share/attnbench (an
+// install moved to another prefix) and the share folder it was installed to.
+std::vector<std::filesystem::path> data_dirs();
+// Each data folder's configs/profiles: where named profiles are found after the config's
+// own profiles/ folder. A profile that is not found names every folder tried.
 std::vector<std::filesystem::path> profile_dirs();
 
 }  // namespace attnbench

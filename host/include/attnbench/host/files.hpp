@@ -78,4 +78,7 @@ void refuse_results_folder_file(const std::filesystem::path& file, const std::st
 // Same for a whole output folder (dump-kv --out): refused when it holds results.json.
 void refuse_results_folder(const std::filesystem::path& dir, const std::string& option);
 
+// The running executable's folder (from /proc/self/exe); empty when /proc is not there.
+std::filesystem::path executable_dir();
+
 }  // namespace attnbench

@@ -20,6 +20,7 @@ struct report_result {
   bool plotted = false;
   std::string plot_message;  // why plots are missing, when they are
   std::vector<std::string> warnings;  // e.g. a run that is incomplete
+  std::string headline;  // the RULER score, LongBench and efficiency tables as terminal text
 };
 
 // scripts/plots.py of the source tree this binary was built from, or the installed copy.

@@ -14,6 +14,7 @@ struct table {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> notes;  // per row, may be empty: printed after the row ("(not all 13 tasks)")
+  std::string footnote;            // printed below the table; empty: none
   std::size_t label_columns = 2;   // leading columns that are labels (left-aligned on the console)
 
   void add(std::vector<std::string> row, std::string note = "");
