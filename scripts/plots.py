@@ -53,16 +53,28 @@ def label(row):
 POLICIES = []  # every policy label of the report, so a policy has one colour in every plot
 
 
+TERMINATOR_MARKERS = ["^", "s", "D", "v", "P", "X"]  # a terminator's points; "o" (filled) without one
+TERMINATORS = []  # every terminator of the report, so a terminator has one marker in every plot
+
+
 def line_style(name, names):
-    """One colour per policy (the same in every plot), solid without a terminator and dashed
-    with one; when every line is of one policy, one colour per terminator instead."""
+    """One colour per policy (the same in every plot); without a terminator a solid line and
+    filled circles, with one a dashed line and hollow markers of that terminator's own shape,
+    so the two can be told apart where a line has a single point. When every line is of one
+    policy, one colour per terminator instead."""
+    policy, _, terminator = name.partition(" + ")
     if len({n.split(" + ")[0] for n in names}) == 1:
         keys = sorted(names)
         colour = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")(keys.index(name))
     else:
-        policies = POLICIES or sorted({n.split(" + ")[0] for n in names})
-        colour = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")(policies.index(name.split(" + ")[0]))
-    return {"color": colour, "linestyle": "--" if " + " in name else "-", "marker": "o"}
+        policies = POLICIES if policy in POLICIES else sorted({n.split(" + ")[0] for n in names})
+        colour = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")(policies.index(policy))
+    if not terminator:
+        return {"color": colour, "linestyle": "-", "marker": "o"}
+    if terminator not in TERMINATORS:
+        TERMINATORS.append(terminator)
+    marker = TERMINATOR_MARKERS[TERMINATORS.index(terminator) % len(TERMINATOR_MARKERS)]
+    return {"color": colour, "linestyle": "--", "marker": marker, "markerfacecolor": "none", "markersize": 8}
 
 
 def line_figure(lines, title, xlabel, ylabel):
@@ -87,24 +99,31 @@ def save(fig, out, name):
 
 
 def needle_heatmaps(rows, out):
+    """Accuracy by needle depth (ten bins) and context length, one heatmap per policy and
+    terminator; each cell shows its sample count, and a bin no sample fell in says so."""
     by = defaultdict(dict)
     for r in rows:
-        by[label(r)][(r["depth_bin"], int(r["context_length"]))] = float(r["accuracy"])
+        by[label(r)][(int(r["depth_bin"].split("-")[0]), int(r["context_length"]))] = (
+            float(r["accuracy"]), int(r["samples"]))
+    bins = list(range(0, 100, 10))
     for name, cells in sorted(by.items()):
-        depths = sorted({d for d, _ in cells}, key=lambda d: int(d.split("-")[0]))
         lengths = sorted({n for _, n in cells})
-        grid = [[cells.get((d, n), float("nan")) for n in lengths] for d in depths]
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(lengths), 4.5))
-        im = ax.imshow(grid, vmin=0, vmax=100, cmap="RdYlGn", aspect="auto")
-        for i, row in enumerate(grid):
-            for j, v in enumerate(row):
-                if v == v:
-                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8)
+        grid = [[cells.get((d, n), (float("nan"), 0))[0] for n in lengths] for d in bins]
+        fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(lengths), 4.8))
+        cmap = plt.get_cmap("RdYlGn").copy()
+        cmap.set_bad("#e6e6e6")
+        im = ax.imshow(grid, vmin=0, vmax=100, cmap=cmap, aspect="auto")
+        for i, d in enumerate(bins):
+            for j, n in enumerate(lengths):
+                accuracy, count = cells.get((d, n), (float("nan"), 0))
+                text = f"{accuracy:.0f}\nn={count}" if count else "no\nsample"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if count else "#777777")
         ax.set_xticks(range(len(lengths)), [f"{n // 1024}K" for n in lengths])
-        ax.set_yticks(range(len(depths)), [f"{d}%" for d in depths])
+        ax.set_yticks(range(len(bins)), [f"{d}-{d + 10}%" for d in bins])
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel("needle depth")
-        ax.set_title(f"Needle accuracy (%): {name}")
+        total = sum(c for _, c in cells.values())
+        ax.set_title(f"Needle accuracy (%): {name}\n{total} samples; n per cell")
         ax.grid(False)
         fig.colorbar(im, ax=ax, label="accuracy (%)")
         save(fig, out, "needles-" + name.replace(" + ", "-").replace("/", "_") + ".png")
@@ -133,29 +152,34 @@ def throughput(rows, out):
 
 # The trade-off curve's x axes: column, axis label, log scale, what the title sets accuracy against.
 TRADEOFF_X = {
-    "attended": ("tokens attended %", "context tokens attended (%, log scale)", True, "the share of the KV cache read"),
-    "recall": ("attention recall %", "dense attention mass visited (%)", False, "the attention mass visited"),
-    "error": ("output error %", "attention output error against dense (%)", False, "the attention output's error"),
+    "attended": ("tokens attended %", "context tokens attended (%, log scale)", True, "context tokens attended"),
+    "recall": ("attention recall %", "dense attention mass visited (%)", False, "dense attention mass visited"),
+    "error": ("output error %", "attention output error against dense (%)", False, "attention output error"),
 }
 
 
 def tradeoff(rows, out, x_axis="attended"):
-    # One point per policy label and terminator (mean over context lengths); one line per
-    # plugin and terminator through its budgets.
+    # One point per policy label and terminator (mean over context lengths). A plugin run
+    # at several budgets (labels) is one line through them, named by the plugin and each
+    # point by its label; a plugin with one label is named by that label, as in the other
+    # plots.
     column, xlabel, log, what = TRADEOFF_X[x_axis]
     acc = defaultdict(list)
+    labels_of = defaultdict(set)
     for r in rows:
         acc[(r["plugin"], r["terminator"], r["policy"])].append((float(r[column]), float(r["accuracy"])))
+        labels_of[r["plugin"]].add(r["policy"])
     if not acc:
         return
     lines = defaultdict(list)
     for (plugin, term, policy), pts in acc.items():
         x = sum(p[0] for p in pts) / len(pts)
         y = sum(p[1] for p in pts) / len(pts)
-        lines[plugin if term == "none" else f"{plugin} + {term}"].append((x, y, policy))
+        name = plugin if len(labels_of[plugin]) > 1 else policy
+        lines[name if term == "none" else f"{name} + {term}"].append((x, y, policy))
     for pts in lines.values():
         pts.sort()
-    fig, ax = line_figure(lines, f"Accuracy against {what}", xlabel, "accuracy (%)")
+    fig, ax = line_figure(lines, f"Accuracy against {what} (mean over context lengths)", xlabel, "accuracy (%)")
     for pts in lines.values():
         if len(pts) > 1:
             for i, (x, y, policy) in enumerate(pts):  # labels above and below in turn
@@ -196,6 +220,7 @@ def main():
     plt.rcParams.update(STYLE)
     efficiency = read(os.path.join(folder, "efficiency.csv"))
     POLICIES.extend(sorted({r["policy"] for r in efficiency} | {r["plugin"] for r in efficiency}))
+    TERMINATORS.extend(sorted({r["terminator"] for r in efficiency} - {"none"}))
     needle_heatmaps(read(os.path.join(folder, "needles.csv")), out)
     throughput(efficiency, out)
     if args.x == "attended":
