@@ -88,11 +88,15 @@ void print(const json& out) {
     std::printf("  %-14s %u layers, %u query heads, %u KV heads, head dim %u  %s\n",
                 p["name"].get<std::string>().c_str(), p["n_layers"].get<unsigned>(), p["n_query_heads"].get<unsigned>(),
                 p["n_kv_heads"].get<unsigned>(), p["head_dim"].get<unsigned>(), p["file"].get<std::string>().c_str());
-  // Highway's SCALAR (its portable one-lane code) and attnbench's own scalar loops are
-  // two code paths with one word for a name: each is listed with what it is.
+  // Highway's portable targets (SCALAR or EMU128, by compiler) and attnbench's own scalar
+  // loops are different code paths, two of them with one word for a name: each portable
+  // one is listed with what it is.
   std::printf("kernel targets (best first):\n");
   for (const auto& t : kernels::available_targets()) {
-    const char* what = t == "SCALAR" ? "Highway's portable one-lane code" : t == "scalar" ? "plain C++ loops, no Highway" : "";
+    const char* what = t == "SCALAR"   ? "Highway's portable one-lane code"
+                       : t == "EMU128" ? "Highway's portable 128-bit emulation"
+                       : t == "scalar" ? "plain C++ loops, no Highway"
+                                       : "";
     std::string line = "  " + t;
     if (*what) line += std::string(t.size() < 9 ? 9 - t.size() : 1, ' ') + what;
     if (t == kernels::current_target()) line += "  (in use)";
