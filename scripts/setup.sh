@@ -28,7 +28,7 @@ fi
 echo "setup: installing ${missing[*]}"
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
-  sudo_cmd=(sudo)
+  sudo_cmd=(sudo DEBIAN_FRONTEND=noninteractive)  # sudo resets the environment
 fi
 export DEBIAN_FRONTEND=noninteractive
 # apt and dpkg print hundreds of lines: they go to a log, shown only when a step fails.

@@ -28,7 +28,7 @@ std::string closest_word(std::string_view word, const std::vector<std::string>& 
   std::size_t best_distance = limit + 1;
   for (const auto& c : candidates) {
     const std::size_t d = edit_distance(word, c);
-    if (d < best_distance) {
+    if (d > 0 && d < best_distance) {
       best_distance = d;
       best = c;
     }

@@ -5,6 +5,8 @@
 #include <attnbench/report/summary.hpp>
 #include <attnbench/report/tables.hpp>
 
+#include "report-data.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -21,37 +23,10 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-struct run_data {
-  fs::path dir;
-  ojson doc;
-  std::map<std::string, std::vector<ojson>> samples;  // by cell id
-  std::map<std::string, std::string> plugin_of;       // policy label -> plugin name
-};
-
-run_data load(const fs::path& dir) {
-  run_data r;
-  r.dir = dir;
-  r.doc = read_results_file(dir);
-  for (auto& s : read_sample_records(dir).records) r.samples[s["cell"].get<std::string>()].push_back(std::move(s));
-  for (const auto& p : r.doc["meta"].value("config", ojson::object()).value("policies", ojson::array())) {
-    if (p.is_string()) r.plugin_of[p.get<std::string>()] = p.get<std::string>();
-    else if (p.is_object()) r.plugin_of[p.value("label", p.value("name", ""))] = p.value("name", "");
-  }
-  return r;
-}
-
-struct group_key {
-  std::string policy, terminator;
-  unsigned length;
-  auto operator<=>(const group_key&) const = default;
-};
-
-double geomean(const std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  double s = 0;
-  for (double x : v) s += std::log(x);
-  return std::exp(s / static_cast<double>(v.size()));
-}
+using report_detail::geomean;
+using report_detail::group_key;
+using report_detail::load;
+using report_detail::run_data;
 
 // One report being written: the runs, their cells (no cell in two folders), the folder
 // and report.md as it grows.
@@ -167,6 +142,7 @@ std::vector<group_key> group_order(const report_context& ctx) {
 // Efficiency figures of a policy, terminator and length, summed over its cells.
 struct efficiency_sums {
   std::string plugin;
+  ojson params;
   std::vector<double> scores, stage_speedups, decode_speedups;
   double tokens = 0, skipped = 0, kv_read = 0, kv_resident = 0, selection = 0, attention = 0, tps = 0;
   int cells = 0;
@@ -189,6 +165,7 @@ void add_efficiency(const run_data& run, const ojson& c, efficiency_sums& g) {
   const std::string policy = c["policy"].get<std::string>();
   const auto pl = run.plugin_of.find(policy);
   g.plugin = pl == run.plugin_of.end() ? policy : pl->second;
+  if (const auto pa = run.params_of.find(policy); pa != run.params_of.end()) g.params = pa->second;
   ++g.cells;
   if (const auto s = run.samples.find(c["id"].get<std::string>()); s != run.samples.end())
     for (const auto& row : s->second) g.scores.push_back(row.value("score", 0.0));
@@ -230,15 +207,20 @@ std::vector<std::string> efficiency_row(const group_key& k, const efficiency_sum
 }
 
 // Why quest reads more K/V per step than dense at its length and terminator, when it does:
-// dense first layers, and pages chosen (and read) per query head.
+// its dense first layers and its pages chosen (and read) per query head, as its params
+// (quest's defaults: 2 and "query_head") have them.
 std::string efficiency_note(const group_key& k, const std::map<group_key, efficiency_sums>& groups) {
   const efficiency_sums& g = groups.at(k);
+  bool more = false;
   for (const auto& [other, d] : groups)
-    if (g.plugin == "quest" && d.plugin == "dense" && other.length == k.length && other.terminator == k.terminator &&
-        d.cells && g.cells && g.kv_read / g.cells > d.kv_read / d.cells)
-      return "reads more K/V than dense: its first layers are dense and its pages are chosen per query head, each read "
-             "once per query head that chose it";
-  return "";
+    more = more || (g.plugin == "quest" && d.plugin == "dense" && other.length == k.length &&
+                    other.terminator == k.terminator && d.cells && g.cells && g.kv_read / g.cells > d.kv_read / d.cells);
+  const int layers = g.params.is_object() ? g.params.value("dense_layers", 2) : 2;
+  const bool per_query = !g.params.is_object() || g.params.value("granularity", "query_head") == "query_head";
+  if (!more || (layers == 0 && !per_query)) return "";
+  return "reads more K/V than dense: " + (layers ? "its first " + std::to_string(layers) + " layers are dense" : "") +
+         (layers && per_query ? " and " : "") +
+         (per_query ? "its pages are chosen per query head, each read once per query head that chose it" : "");
 }
 
 // Per policy, terminator and context length over tasks and seeds.

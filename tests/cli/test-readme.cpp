@@ -93,15 +93,20 @@ TEST(Readme, EveryOptionOfTheCommandSynopsisIsInTheHelp) {
   }
   EXPECT_GE(options.size(), 13u);
   const std::regex option(R"(--[a-z][a-z-]*)");
+  // An option of a --help text: the whole word, not a prefix of a longer option.
+  auto lists = [&](const std::string& help, const std::string& o) {
+    return std::regex_search(help, std::regex("(^|[ ,])" + o + "($|[ ,=\\n])"));
+  };
   for (const auto& [sub, text] : options) {
     const auto help = run_cli(sub + " --help");
     ASSERT_EQ(help.code, 0) << "README names a subcommand 'attnbench " << sub << "' that --help does not know";
     for (auto it = std::sregex_iterator(text.begin(), text.end(), option); it != std::sregex_iterator(); ++it) {
       const std::string o = it->str();
-      EXPECT_TRUE(help.out.find(o) != std::string::npos || top.out.find(o) != std::string::npos)
+      EXPECT_TRUE(lists(help.out, o) || lists(top.out, o))
           << "README gives 'attnbench " << sub << "' the option " << o << ", which its --help does not list";
     }
   }
+  EXPECT_FALSE(lists("  --threads N  the threads", "--thread"));  // a prefix is not the option
 }
 
 // The excerpt of the main job's output: its table headers are the printed ones word for

@@ -24,6 +24,8 @@ TEST(Spelling, OnlyANearNameIsOffered) {
   EXPECT_EQ(did_you_mean("policys", {"tasks", "policies", "seeds"}), " (did you mean 'policies'?)");
   EXPECT_EQ(did_you_mean("zzz", {"tasks"}), "");
   EXPECT_EQ(closest_word("anything", {}), "");
+  EXPECT_EQ(closest_word("run", {"run"}), "");  // the word itself is never offered
+  EXPECT_EQ(closest_word("run", {"run", "rnu"}), "rnu");
 }
 
 TEST(Spelling, CountsTakeTheirNounsNumber) {

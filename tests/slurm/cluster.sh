@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node Slurm cluster on localhost for the Slurm sweep test (issue 25): munged,
-# slurmctld and slurmd from Debian's packages (slurm-wlm, munge), every file of theirs in
+# slurmctld and slurmd from Debian's packages (slurmctld, slurmd, slurm-client, munge), every file of theirs in
 # DIR, on ports of their own, so that nothing of the machine's is touched.
 #   cluster.sh start DIR   # prints `export SLURM_CONF=DIR/slurm.conf`; non-zero when it cannot start
 #   cluster.sh stop DIR    # stops what start started (idempotent)
@@ -33,7 +33,7 @@ fi
 
 for tool in munged mungekey slurmctld slurmd sbatch squeue scancel; do
   command -v "$tool" > /dev/null || [ -x "/usr/sbin/$tool" ] ||
-    { echo "$tool not found: install slurm-wlm and munge (scripts/setup.sh)" >&2; exit 3; }
+    { echo "$tool not found: install slurmctld, slurmd, slurm-client and munge (scripts/setup.sh)" >&2; exit 3; }
 done
 export PATH="$PATH:/usr/sbin"
 if [ "$(id -u)" -ne 0 ]; then

@@ -13,7 +13,8 @@ namespace attnbench {
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
 // The candidate nearest to word when it is near enough to be a typing mistake (at most a
-// third of the word's letters edited, at least one), else empty. Ties: the first.
+// third of the word's letters edited, at least one), else empty. The word itself is never
+// offered. Ties: the first.
 std::string closest_word(std::string_view word, const std::vector<std::string>& candidates);
 
 // " (did you mean 'X'?)" for the closest candidate, or empty.
