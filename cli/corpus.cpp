@@ -30,7 +30,8 @@ struct corpus_options {
   std::uint64_t tokens = 0;
 };
 
-// The corpus config: tasks (names or {"name", "params"}, or "haystack" for plain text),
+// The corpus config: tasks (names or {"name", "params"}, "haystack" for plain text or
+// "repeat" for repeated segments),
 // context_lengths, length_weights (default: equal), seed (default 0).
 tasks::corpus_spec read_spec(const std::string& file, json& config) {
   config = read_json_file(file);
@@ -56,9 +57,14 @@ tasks::corpus_spec read_spec(const std::string& file, json& config) {
       if (t.contains("params")) in.expect_object(params = t["params"], at + "/params");
     }
     if (name == tasks::kHaystackTask && !params.empty()) in.fail(at + "/params", "haystack takes no params");
-    if (name != tasks::kHaystackTask) {
+    if (name == tasks::kRepeatTask) try {
+        tasks::parse_repeat_params(params);
+      } catch (const tasks::task_params_error& e) {
+        in.fail(at + "/params" + e.pointer, e.what());
+      }
+    if (name != tasks::kHaystackTask && name != tasks::kRepeatTask) {
       const task_rules::verdict v = rules.check(name, params);  // the run config's task check
-      if (!v.known) in.fail(at, "unknown task \"" + name + "\" (attnbench list names them; \"haystack\" is plain text)");
+      if (!v.known) in.fail(at, "unknown task \"" + name + "\" (attnbench list names them; \"haystack\" is plain text, \"repeat\" repeated segments)");
       if (!v.problem.empty()) in.fail(at + "/params" + v.params_pointer, v.problem);
     }
     spec.tasks.emplace_back(name, params);

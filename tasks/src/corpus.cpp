@@ -18,7 +18,60 @@ std::string joined(const std::vector<std::string>& parts, const std::string& sep
   return out;
 }
 
-std::uint32_t min_length(const task* t) { return t ? t->min_context_length() : 2; }
+// A repeat sequence of context n: <bos>, then 2m segments (m first copies, then the m
+// repeats in a shuffled order), each after a stretch of essay text, where m is as many
+// as leave half the context to the essay (at least one).
+corpus_sequence repeat_sequence(const repeat_params& p, rng& r, std::uint32_t n) {
+  const auto& v = vocabulary::standard();
+  const std::uint32_t seg = p.segment_tokens;
+  const std::uint32_t m = std::max<std::uint32_t>(1, (n - 1) / (4 * seg));
+  std::vector<std::vector<token>> segments(m);
+  for (auto& s : segments) {
+    if (p.digits) {
+      for (std::uint32_t j = 0; j < seg; ++j) s.push_back(v.digits()[r.below(v.digits().size())]);
+    } else {
+      s = draw_words(r, seg);
+    }
+  }
+  std::vector<std::uint32_t> order(m);
+  std::iota(order.begin(), order.end(), 0u);
+  shuffle(order, r);
+  const std::uint32_t filler = n - 1 - 2 * m * seg;  // essay tokens, spread over 2m stretches
+  corpus_sequence out;
+  out.tokens.push_back(v.bos());
+  for (std::uint32_t i = 0; i < 2 * m; ++i) {
+    const std::uint32_t stretch = filler / (2 * m) + (i < filler % (2 * m) ? 1 : 0);
+    const auto text = essay(r, stretch);
+    out.tokens.insert(out.tokens.end(), text.begin(), text.end());
+    const auto& s = segments[i < m ? i : order[i - m]];
+    const auto begin = static_cast<std::uint32_t>(out.tokens.size());
+    out.tokens.insert(out.tokens.end(), s.begin(), s.end());
+    if (i >= m && seg > 1) out.answers.emplace_back(begin + 1, begin + seg);
+  }
+  return out;
+}
+
+}  // namespace
+
+repeat_params parse_repeat_params(const nlohmann::json& params) {
+  repeat_params p;
+  for (const auto& [key, value] : params.items()) {
+    if (key == "alphabet") {
+      if (!value.is_string() || (value != "digits" && value != "words"))
+        throw task_params_error("/alphabet", "expected \"digits\" or \"words\", got " + value.dump());
+      p.digits = value == "digits";
+    } else if (key == "segment_tokens") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 4 || value.get<std::int64_t>() > 256)
+        throw task_params_error("/segment_tokens", "expected an integer in [4, 256], got " + value.dump());
+      p.segment_tokens = value.get<std::uint32_t>();
+    } else {
+      throw task_params_error("/" + key, "unknown parameter for repeat (known: alphabet, segment_tokens)");
+    }
+  }
+  return p;
+}
+
+namespace {
 
 // One character per token, as the tasks write uuids into prompts.
 std::vector<token> character_tokens(std::string_view text, std::string_view task_name) {
@@ -116,8 +169,12 @@ corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
     if (!(spec_.length_weights[i] > 0) || spec_.length_weights[i] > 1e12)
       throw corpus_error("/length_weights/" + std::to_string(i), "length weights must be positive");
   for (std::size_t k = 0; k < spec_.tasks.size(); ++k) try {
-      tasks_.push_back(spec_.tasks[k].first == kHaystackTask ? nullptr
-                                                             : make_task(spec_.tasks[k].first, spec_.tasks[k].second));
+      const auto& [name, params] = spec_.tasks[k];
+      repeats_.push_back(name == kRepeatTask ? parse_repeat_params(params) : repeat_params{});
+      const bool pseudo = name == kHaystackTask || name == kRepeatTask;
+      tasks_.push_back(pseudo ? nullptr : make_task(name, params));
+    } catch (const task_params_error& e) {
+      throw corpus_error("/tasks/" + std::to_string(k) + "/params" + e.pointer, e.what());
     } catch (const std::exception& e) {
       throw corpus_error("/tasks/" + std::to_string(k), e.what());
     }
@@ -125,8 +182,10 @@ corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
     const std::uint32_t n = spec_.lengths[i];
     std::string minimums;
     for (std::size_t k = 0; k < tasks_.size(); ++k)
-      minimums += (k ? ", " : "") + spec_.tasks[k].first + " " + std::to_string(min_length(tasks_[k].get()));
-    if (std::none_of(tasks_.begin(), tasks_.end(), [&](const auto& t) { return min_length(t.get()) <= n; }))
+      minimums += (k ? ", " : "") + spec_.tasks[k].first + " " + std::to_string(min_length(k));
+    bool any = false;
+    for (std::size_t k = 0; k < tasks_.size(); ++k) any = any || min_length(k) <= n;
+    if (!any)
       throw corpus_error("/context_lengths/" + std::to_string(i),
                          "no task of the corpus fits " + std::to_string(n) + " tokens (minimums: " + minimums + ")");
   }
@@ -159,6 +218,11 @@ corpus_writer::corpus_writer(corpus_spec spec) : spec_(std::move(spec)) {
   }
 }
 
+std::uint32_t corpus_writer::min_length(std::size_t k) const {
+  if (tasks_[k]) return tasks_[k]->min_context_length();
+  return spec_.tasks[k].first == kRepeatTask ? 2 * repeats_[k].segment_tokens + 16 : 2;
+}
+
 corpus_sequence corpus_writer::sequence(std::uint64_t i) const {
   rng r(hash_combine(spec_.seed, i), static_cast<std::uint64_t>(sample_domain::training));
   const double total = std::accumulate(spec_.length_weights.begin(), spec_.length_weights.end(), 0.0);
@@ -168,13 +232,16 @@ corpus_sequence corpus_writer::sequence(std::uint64_t i) const {
   const std::uint32_t n = spec_.lengths[pick];
   std::vector<std::uint32_t> fit;
   for (std::uint32_t k = 0; k < tasks_.size(); ++k)
-    if (min_length(tasks_[k].get()) <= n) fit.push_back(k);
+    if (min_length(k) <= n) fit.push_back(k);
   const std::uint32_t k = fit[r.below(fit.size())];
   const std::string& name = spec_.tasks[k].first;
   const std::uint64_t seed = sample_seed(spec_.seed, name, n, static_cast<std::uint32_t>(i));
   corpus_sequence out;
   if (tasks_[k]) {
     out = write_sample(tasks_[k]->make_sample(seed, n, sample_domain::training), name, r.next());
+  } else if (name == kRepeatTask) {
+    rng text(seed, static_cast<std::uint64_t>(sample_domain::training));
+    out = repeat_sequence(repeats_[k], text, n);
   } else {
     rng text(seed, static_cast<std::uint64_t>(sample_domain::training));
     out.tokens.push_back(vocabulary::standard().bos());

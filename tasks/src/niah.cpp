@@ -50,6 +50,13 @@ const std::vector<niah_spec>& niah_specs() {
 
 namespace {
 
+// An integer task parameter in [1, most]; task_params_error naming it otherwise.
+std::uint32_t count_param(const std::string& key, const nlohmann::json& value, int most) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > most)
+    throw task_params_error("/" + key, "expected an integer in [1, " + std::to_string(most) + "], got " + value.dump());
+  return value.get<std::uint32_t>();
+}
+
 constexpr std::string_view kIntro =
     "some special magic {type} are hidden within the following text . make sure to memorize it . "
     "i will quiz you about the {type} afterwards .\n";
@@ -61,14 +68,26 @@ niah_task::niah_task(const niah_spec& spec, const nlohmann::json& params) : spec
     if (key == "depths") {
       depths_ = parse_depths(value);
     } else if (key == "value_digits") {
-      if (!value.is_number_integer() || value.get<int>() < 1 || value.get<int>() > 12)
-        throw task_params_error("/value_digits", "expected an integer in [1, 12], got " + value.dump());
-      value_digits_ = value.get<std::uint32_t>();
+      value_digits_ = count_param(key, value, 12);
+    } else if (key == "num_needle_k") {
+      spec_.num_keys = count_param(key, value, 64);
+    } else if (key == "num_needle_v") {
+      spec_.num_values = count_param(key, value, 64);
+    } else if (key == "num_needle_q") {
+      spec_.num_queries = count_param(key, value, 64);
     } else {
       throw task_params_error("/" + key, "unknown parameter for " + std::string(spec_.name) +
-                                             " (known: depths, value_digits)");
+                                             " (known: depths, value_digits, num_needle_k, num_needle_v, num_needle_q)");
     }
   }
+  if (spec_.num_queries > spec_.num_keys)
+    throw task_params_error(params.contains("num_needle_q") ? "/num_needle_q" : "/num_needle_k",
+                            "asks about " + std::to_string(spec_.num_queries) + " keys (num_needle_q) but has only " +
+                                std::to_string(spec_.num_keys) + " (num_needle_k)");
+  if (spec_.num_queries > 1 && spec_.num_values > 1)
+    throw task_params_error(params.contains("num_needle_q") ? "/num_needle_q" : "/num_needle_v",
+                            "several keys asked about (num_needle_q) with several values each (num_needle_v) is not "
+                            "supported: each answer after the first is read as one value");
 }
 
 std::uint32_t niah_task::min_context_length() const {

@@ -148,3 +148,46 @@ TEST(Corpus, HoldsNoEvaluationSample) {
     EXPECT_EQ(evaluation.count(prompt), 0u) << "sequence " << i << " (" << spec.tasks[c.task].first << ")";
   }
 }
+
+// The repeat pseudo-task: each answer span is the tail of a segment that occurred once
+// before in the sequence, at the context length asked; bad params name themselves.
+TEST(Corpus, RepeatSegmentsAreAnswersAfterTheirFirstToken) {
+  for (const char* alphabet : {"digits", "words"}) {
+    corpus_spec spec;
+    spec.tasks.emplace_back(kRepeatTask, nlohmann::json{{"alphabet", alphabet}, {"segment_tokens", 20}});
+    spec.lengths = {200, 700};
+    spec.length_weights = {1, 1};
+    const corpus_writer w(spec);
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      const corpus_sequence c = w.sequence(i);
+      ASSERT_EQ(c.tokens.size(), c.context_length);
+      EXPECT_EQ(c.answers.size(), std::max<std::size_t>(1, (c.context_length - 1) / 80));
+      for (const auto& [b, e] : c.answers) {
+        ASSERT_EQ(e - b, 19u);
+        const std::vector<token> segment(c.tokens.begin() + b - 1, c.tokens.begin() + e);
+        const auto first = std::search(c.tokens.begin(), c.tokens.end(), segment.begin(), segment.end());
+        ASSERT_LT(first - c.tokens.begin(), b - 1) << "the segment occurs before its repeat";
+        if (std::string(alphabet) == "digits")
+          EXPECT_TRUE(std::all_of(segment.begin(), segment.end(), [](token t) {
+            return vocabulary::standard().kind(t) == token_class::digit;
+          }));
+      }
+    }
+  }
+  EXPECT_THROW(parse_repeat_params({{"alphabet", "hex"}}), task_params_error);
+  EXPECT_THROW(parse_repeat_params({{"segment_tokens", 3}}), task_params_error);
+  EXPECT_THROW(parse_repeat_params({{"colour", 1}}), task_params_error);
+  corpus_spec too_short;
+  too_short.tasks.emplace_back(kRepeatTask, nlohmann::json{{"segment_tokens", 100}});
+  too_short.lengths = {100};
+  too_short.length_weights = {1};
+  EXPECT_THROW(corpus_writer{too_short}, corpus_error);
+  corpus_spec bad = too_short;
+  bad.tasks[0].second = {{"alphabet", 7}};
+  try {
+    corpus_writer{bad};
+    ADD_FAILURE() << "bad params were accepted";
+  } catch (const corpus_error& e) {
+    EXPECT_EQ(e.pointer, "/tasks/0/params/alphabet");
+  }
+}

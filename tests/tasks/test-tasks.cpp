@@ -71,6 +71,30 @@ TEST(NiahSingle1, DepthsParameterPlacesTheNeedle) {
   EXPECT_THROW(make_task("no_such_task", nlohmann::json::object()), std::out_of_range);
 }
 
+// RULER's needle counts as params: a multi-query sample with 12 needles asks 6 keys in
+// turn, each answer the value of the key its prefix names.
+TEST(RulerNiah, NeedleCountParams) {
+  const auto& v = vocabulary::standard();
+  const auto task = make_task("niah_multiquery", {{"num_needle_k", 12}, {"num_needle_q", 6}});
+  const sample s = task->make_sample(5, 1024, sample_domain::training);
+  ASSERT_EQ(s.info["needles"].size(), 12u);
+  ASSERT_EQ(s.references.size(), 6u);
+  ASSERT_EQ(s.follow_ups.size(), 5u);
+  EXPECT_EQ(s.prompt.size(), 1024u);
+  for (std::size_t q = 0; q < 6; ++q) {
+    EXPECT_EQ(s.info["needles"][q]["value"], s.references[q]);
+    if (q == 0) continue;
+    const std::string key = s.info["needles"][q]["key"];
+    const std::string frame = v.detokenize(v.tokenize("for " + key + " is :"));
+    EXPECT_NE(v.detokenize(s.follow_ups[q - 1]).find(frame), std::string::npos) << frame;
+  }
+  EXPECT_THROW(make_task("niah_multiquery", {{"num_needle_q", 5}}), task_params_error);  // 4 keys
+  EXPECT_THROW(make_task("niah_multivalue", {{"num_needle_k", 2}, {"num_needle_q", 2}}), task_params_error);
+  EXPECT_THROW(make_task("niah_single_1", {{"num_needle_k", 0}}), task_params_error);
+  EXPECT_THROW(make_task("niah_single_1", {{"num_needle_k", 65}}), task_params_error);
+  EXPECT_EQ(make_task("niah_multikey_1", {{"num_needle_k", 8}})->make_sample(1, 2048).info["needles"].size(), 8u);
+}
+
 // Every RULER NIAH task: exact length, deterministic, every needle where the sample says
 // with its key and value, the references are the asked keys' values.
 TEST(RulerNiah, EveryTaskBuildsItsNeedlesAndReferences) {

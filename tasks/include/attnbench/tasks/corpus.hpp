@@ -17,9 +17,24 @@ namespace attnbench::tasks {
 
 // The pseudo-task of plain text: essay-like sentences, no question and no answer.
 inline constexpr const char* kHaystackTask = "haystack";
+// The pseudo-task of repeated segments: random segments of `segment_tokens` tokens (digits
+// or pseudo-words, param `alphabet`) in essay text, then each again in another order;
+// every token of a repeat after its first is an answer. It teaches copying from context
+// by content (induction), which retrieval builds on; with digits a segment's tokens recur
+// inside it, so a copy must match several tokens back, as a needle's value must be found
+// by the key three tokens before it.
+inline constexpr const char* kRepeatTask = "repeat";
+
+// A repeat task's params: {"alphabet": "digits" | "words", "segment_tokens": 4-256}.
+struct repeat_params {
+  bool digits = true;
+  std::uint32_t segment_tokens = 24;
+};
+// task_params_error (naming the param's JSON pointer) for unknown or invalid params.
+repeat_params parse_repeat_params(const nlohmann::json& params);
 
 struct corpus_spec {
-  std::vector<std::pair<std::string, nlohmann::json>> tasks;  // name and params, or kHaystackTask
+  std::vector<std::pair<std::string, nlohmann::json>> tasks;  // name and params, kHaystackTask or kRepeatTask
   std::vector<std::uint32_t> lengths;                         // context lengths drawn from
   std::vector<double> length_weights;                         // one per length, > 0
   std::uint64_t seed = 0;
@@ -59,8 +74,13 @@ class corpus_writer {
   corpus_sequence sequence(std::uint64_t i) const;
 
  private:
+  // The shortest context task k fits: the task's own minimum; two tokens for plain text;
+  // a segment and its repeat with room for text for a repeat task.
+  std::uint32_t min_length(std::size_t k) const;
+
   corpus_spec spec_;
-  std::vector<std::unique_ptr<task>> tasks_;  // null for kHaystackTask
+  std::vector<std::unique_ptr<task>> tasks_;  // null for kHaystackTask and kRepeatTask
+  std::vector<repeat_params> repeats_;        // per task; used for kRepeatTask
 };
 
 // A sample written as training text (see corpus_sequence). Where the readout branches
