@@ -1,0 +1,3 @@
+class Broken:
+    def plan(self, request)
+        return None
