@@ -19,10 +19,11 @@ set(allowed_host "kernels;host-errors")
 set(allowed_run "kernels;tasks;model;host;host-errors")
 set(allowed_report "tasks;run;host-errors")
 set(allowed_cli "kernels;tasks;model;host;host-errors;run;report")
+set(allowed_python "kernels;tasks")
 set(allowed_tests/kernels "kernels")
 set(allowed_tests/tasks "kernels;tasks")
 set(allowed_tests/model "kernels;tasks;model;host-errors")
-set(rooms include kernels tasks plugins model host run report cli tests/kernels tests/tasks tests/model)
+set(rooms include kernels tasks plugins model host run report cli python tests/kernels tests/tasks tests/model)
 
 # The room an include names, or "" for a system or third-party header.
 function(room_of_include path out)

@@ -9,7 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libopenblas0-pthread  # the trained model's matrix products (model/src/dense-forward.cpp says why)
   python3-matplotlib
-  python3-dev python3-numpy pybind11-dev  # Python policies (plugins/python)
+  python3-dev python3-numpy pybind11-dev  # Python policies (plugins/python) and the Python module (python/)
+  python3-pandas python3-pytest  # the Python module's data frames and its tests
   clang libclang-rt-14-dev  # the debug-asan preset: sanitizers and libFuzzer (tests/fuzz)
   slurmctld slurmd slurm-client munge  # the Slurm sweep test's one-node cluster (tests/slurm/cluster.sh)
 )
