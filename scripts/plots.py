@@ -123,7 +123,8 @@ def needle_heatmaps(rows, out):
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel("needle depth")
         total = sum(c for _, c in cells.values())
-        ax.set_title(f"Needle accuracy (%): {name}\n{total} samples; n per cell")
+        ax.set_title(f"Needle accuracy (%): {name}\n{total} samples; n per cell"
+                     " (a task's depth_spread \"even\" spreads a cell's samples over the depths)", fontsize=9)
         ax.grid(False)
         fig.colorbar(im, ax=ax, label="accuracy (%)")
         save(fig, out, "needles-" + name.replace(" + ", "-").replace("/", "_") + ".png")

@@ -73,11 +73,15 @@ niah_task::niah_task(const niah_spec& spec, const nlohmann::json& params) : spec
       spec_.num_keys = count_param(key, value, 64);
     } else if (key == "num_needle_v") {
       spec_.num_values = count_param(key, value, 64);
+    } else if (key == "depth_spread") {
+      if (value != "random" && value != "even")
+        throw task_params_error("/depth_spread", "expected \"random\" (RULER's draw) or \"even\", got " + value.dump());
+      even_spread_ = value == "even";
     } else if (key == "num_needle_q") {
       spec_.num_queries = count_param(key, value, 64);
     } else {
       throw task_params_error("/" + key, "unknown parameter for " + std::string(spec_.name) +
-                                             " (known: depths, value_digits, num_needle_k, num_needle_v, num_needle_q)");
+                                             " (known: depths, depth_spread, value_digits, num_needle_k, num_needle_v, num_needle_q)");
     }
   }
   if (spec_.num_queries > spec_.num_keys)
@@ -205,6 +209,20 @@ void niah_task::set_answers(sample& s, const needle_frame& frame, const needle_s
 }
 
 sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length, sample_domain domain) const {
+  return build(seed, context_length, domain, std::nullopt);
+}
+
+sample niah_task::make_sample_at(std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
+                                 sample_domain domain) const {
+  if (!even_spread_) return build(seed, context_length, domain, std::nullopt);
+  constexpr double kInverseGolden = 0.6180339887498949;
+  const double u = std::fmod(index * kInverseGolden, 1.0);
+  const auto point = std::min(depths_.size() - 1, static_cast<std::size_t>(u * static_cast<double>(depths_.size())));
+  return build(seed, context_length, domain, point);
+}
+
+sample niah_task::build(std::uint64_t seed, std::uint32_t context_length, sample_domain domain,
+                        std::optional<std::size_t> first_depth) const {
   if (context_length < min_context_length())
     throw task_error(std::string(spec_.name) + " needs a context of at least " + std::to_string(min_context_length()) +
                      " tokens, got " + std::to_string(context_length));
@@ -234,7 +252,15 @@ sample niah_task::make_sample(std::uint64_t seed, std::uint32_t context_length, 
 
   // Depths: distinct points for the needles (RULER samples them without replacement when
   // there are enough), each insertion at the sentence boundary nearest to it.
-  const std::vector<double> depth = draw_depths(r, depths_, drawn.needles.size());
+  std::vector<double> depth;
+  if (first_depth) {  // the asked needle where the spread puts it, the others drawn from the other points
+    std::vector<double> others = depths_;
+    others.erase(others.begin() + static_cast<std::ptrdiff_t>(*first_depth));
+    depth = draw_depths(r, others.empty() ? depths_ : others, drawn.needles.size() - 1);
+    depth.insert(depth.begin(), depths_[*first_depth]);
+  } else {
+    depth = draw_depths(r, depths_, drawn.needles.size());
+  }
   sample s;
   s.prompt.reserve(context_length);
   s.prompt.push_back(v.bos());

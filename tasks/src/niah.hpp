@@ -7,6 +7,8 @@
 
 #include <attnbench/tasks/task.hpp>
 
+#include <optional>
+
 namespace attnbench::tasks {
 
 struct niah_spec {
@@ -29,6 +31,10 @@ class niah_task final : public task {
   std::uint32_t min_context_length() const override;
   sample make_sample(std::uint64_t seed, std::uint32_t context_length,
                      sample_domain domain = sample_domain::evaluation) const override;
+  // With depth_spread "even", the asked needle of sample i sits at depth point
+  // floor(frac(i / golden ratio) * points): any cell's samples cover the points evenly.
+  sample make_sample_at(std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
+                        sample_domain domain) const override;
   double score(std::string_view prediction, const std::vector<std::string>& references) const override;
 
  private:
@@ -48,8 +54,14 @@ class niah_task final : public task {
   // Sets the sample's references, follow-ups, branches, max_new_tokens and stop tokens.
   void set_answers(sample& s, const needle_frame& frame, const needle_set& drawn) const;
 
+  // The sample; `first_depth` (an index into depths_) places the first needle, or none
+  // for RULER's random draw.
+  sample build(std::uint64_t seed, std::uint32_t context_length, sample_domain domain,
+               std::optional<std::size_t> first_depth) const;
+
   niah_spec spec_;
   std::vector<double> depths_;
+  bool even_spread_ = false;
   std::uint32_t value_digits_ = 7;
 };
 

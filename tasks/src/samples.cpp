@@ -21,7 +21,7 @@ std::uint64_t sample_seed(std::uint64_t seed, std::string_view task_name, std::u
 
 sample make_indexed_sample(const task& t, std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
                            sample_domain domain) {
-  return t.make_sample(sample_seed(seed, t.name(), context_length, index), context_length, domain);
+  return t.make_sample_at(sample_seed(seed, t.name(), context_length, index), context_length, index, domain);
 }
 
 }  // namespace attnbench::tasks

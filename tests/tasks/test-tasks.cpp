@@ -218,3 +218,29 @@ TEST(RulerOther, WordExtractionReferencesAreTheMostFrequentWords) {
     }
   }
 }
+
+// depth_spread "even": a cell's samples cover the depth points evenly (distinct points
+// for the first 25, every tenth of the range from 11 samples), independent of how many
+// samples the cell has; "random" (the default) is RULER's draw, unchanged.
+TEST(RulerNiah, EvenDepthSpreadCoversTheDepths) {
+  const auto even = make_task("niah_single_1", {{"depth_spread", "even"}});
+  const auto random = make_task("niah_single_1", nlohmann::json::object());
+  std::set<double> points;
+  std::set<int> tenths;
+  for (std::uint32_t i = 0; i < 25; ++i) {
+    const sample s = make_indexed_sample(*even, 3, 2048, i);
+    const double depth = s.info["depth_percent"].get<double>();
+    EXPECT_TRUE(points.insert(depth).second) << "sample " << i << " repeats depth " << depth;
+    if (i < 11) tenths.insert(std::min(9, static_cast<int>(depth / 10)));
+    EXPECT_EQ(s.prompt, make_indexed_sample(*even, 3, 2048, i).prompt);
+  }
+  EXPECT_EQ(tenths.size(), 10u);
+  const sample r = make_indexed_sample(*random, 3, 2048, 4);
+  EXPECT_EQ(r.prompt, random->make_sample(sample_seed(3, "niah_single_1", 2048, 4), 2048).prompt);
+  const auto multi = make_task("niah_multikey_1", {{"depth_spread", "even"}});
+  const sample m = make_indexed_sample(*multi, 3, 4096, 1);
+  std::set<double> depths;
+  for (const auto& n : m.info["needles"]) depths.insert(n["depth_percent"].get<double>());
+  EXPECT_EQ(depths.size(), 4u) << "the other needles take other points";
+  EXPECT_THROW(make_task("niah_single_1", {{"depth_spread", "uniform"}}), task_params_error);
+}

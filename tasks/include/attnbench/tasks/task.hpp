@@ -72,6 +72,13 @@ class task {
   // Same seed, length and domain give the same sample on every machine.
   virtual sample make_sample(std::uint64_t seed, std::uint32_t context_length,
                              sample_domain domain = sample_domain::evaluation) const = 0;
+  // Sample `index` of a cell, from its seed (what make_indexed_sample calls). A task
+  // whose samples can be spread over a cell (the needle tasks' depth_spread) uses the
+  // index; the others make the seed's sample.
+  virtual sample make_sample_at(std::uint64_t seed, std::uint32_t context_length, std::uint32_t index,
+                                sample_domain domain) const {
+    return make_sample(seed, context_length, domain);
+  }
   // Score in [0, 100].
   virtual double score(std::string_view prediction, const std::vector<std::string>& references) const = 0;
 };
