@@ -3,6 +3,7 @@
 #include <pybind11/embed.h>
 
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -37,6 +38,35 @@ py::array read_only(py::array a) {
   return a;
 }
 
+// Every view a call made, to check that none outlives it.
+thread_local std::vector<py::object>* made = nullptr;
+py::array track(py::array a) {
+  if (made) made->push_back(a);
+  return a;
+}
+
+}  // namespace
+
+namespace {
+
+// The run process starts the interpreter when it checks a config's policies, then forks
+// its worker: as os.fork does, the forking thread holds the GIL across the fork and the
+// child resets the interpreter's locks and threads, so a module that started threads
+// cannot leave the worker's interpreter locked.
+PyGILState_STATE fork_gil;
+void before_fork() {
+  fork_gil = PyGILState_Ensure();
+  PyOS_BeforeFork();
+}
+void after_fork_parent() {
+  PyOS_AfterFork_Parent();
+  PyGILState_Release(fork_gil);
+}
+void after_fork_child() {
+  PyOS_AfterFork_Child();
+  PyGILState_Release(fork_gil);
+}
+
 }  // namespace
 
 void ensure_interpreter() {
@@ -45,16 +75,19 @@ void ensure_interpreter() {
     // The plugin was loaded with local symbols, and libpython with it; NumPy's extension
     // modules look for Python's symbols globally.
     dlopen(ATTNBENCH_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
-    if (Py_IsInitialized()) return;  // the host is Python (the attnbench module)
-    // One policy call runs on one of the host's threads: NumPy's BLAS keeps to it
-    // unless the user says otherwise.
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    if (Py_IsInitialized()) return;  // the host is Python
+    // One policy call runs on one of the host's threads: NumPy's BLAS keeps to it, as the
+    // trained model's does (model/src/dense-forward.cpp). A policy's print() reaches
+    // the terminal line by line: the worker ends without flushing Python's buffers.
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("PYTHONUNBUFFERED", "1", 0);
     py::initialize_interpreter(false);  // no signal handlers: Ctrl-C stays the host's
     PyEval_SaveThread();
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   });
 }
 
-std::string describe(const py::error_already_set& e) {
+std::string describe(const py::error_already_set& e, const std::string& user_file) {
   try {
     const py::object value = e.value();
     const std::string type = py::str(e.type().attr("__name__"));
@@ -64,12 +97,19 @@ std::string describe(const py::error_already_set& e) {
       return where + ": " + type + ": " + py::str(value.attr("msg")).cast<std::string>();
     }
     if (e.trace()) {
+      // The innermost frame in the user's file, and the innermost of all when that is
+      // elsewhere (inside NumPy, say).
       const py::list frames = py::module_::import("traceback").attr("extract_tb")(e.trace());
-      if (!frames.empty()) {
-        const py::handle last = frames[frames.size() - 1];
-        where = py::str(last.attr("filename")).cast<std::string>() + ":" +
-                py::str(last.attr("lineno")).cast<std::string>() + " in " + py::str(last.attr("name")).cast<std::string>();
+      auto frame = [](py::handle f) {
+        return py::str(f.attr("filename")).cast<std::string>() + ":" + py::str(f.attr("lineno")).cast<std::string>() +
+               " in " + py::str(f.attr("name")).cast<std::string>();
+      };
+      std::string innermost, own;
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        innermost = frame(frames[i]);
+        if (!user_file.empty() && py::str(frames[i].attr("filename")).cast<std::string>() == user_file) own = innermost;
       }
+      where = own.empty() || own == innermost ? innermost : own + " (raised at " + innermost + ")";
     }
     return (where.empty() ? "" : where + ": ") + type + ": " + py::str(value).cast<std::string>();
   } catch (const std::exception&) {
@@ -106,8 +146,31 @@ py::object model_namespace(const attnbench_model_info& m) {
                             py::arg("block_size") = m.block_size, py::arg("dtype") = dtype_name(m.dtype));
 }
 
+call_views::call_views() {
+  previous_ = made;
+  made = &views_;
+}
+
+call_views::~call_views() {
+  *alive_ = false;
+  made = previous_;
+}
+
+void call_views::check_released() {
+  made = previous_;
+  auto kept = [&] {
+    return std::any_of(views_.begin(), views_.end(), [](const py::object& v) { return v.ref_count() > 1; });
+  };
+  if (kept()) py::module_::import("gc").attr("collect")();  // a cycle that holds one, not yet collected
+  if (kept())
+    throw std::runtime_error("the policy kept a view of the cache or the queries (or an array on one) past the call "
+                             "that received it; that memory is the host's and changes after the call: keep a copy "
+                             "(np.array(view))");
+  views_.clear();
+}
+
 py::array call_views::floats(const float* data, py::ssize_t rows, py::ssize_t cols) {
-  return read_only(py::array(py::dtype("float32"), {rows, cols}, {cols * 4, py::ssize_t{4}}, data, py::none()));
+  return track(read_only(py::array(py::dtype("float32"), {rows, cols}, {cols * 4, py::ssize_t{4}}, data, py::none())));
 }
 
 py::list call_views::layer(const attnbench_kv_layer_view& kv) {
@@ -130,7 +193,7 @@ py::object call_views::head(const attnbench_kv_layer_view& kv, std::uint32_t h) 
     py::list out;
     for (std::uint32_t b = 0; b < count; ++b) {
       const auto rows = static_cast<py::ssize_t>(std::min<std::uint64_t>(block, n - std::uint64_t{b} * block));
-      out.append(read_only(py::array(dt, {rows, d}, {d * size, size}, data[b], py::none())));
+      out.append(track(read_only(py::array(dt, {rows, d}, {d * size, size}, data[b], py::none()))));
     }
     return out;
   };
@@ -139,14 +202,14 @@ py::object call_views::head(const attnbench_kv_layer_view& kv, std::uint32_t h) 
   const std::uint32_t count = v.n_blocks;
   py::object positions = py::none();
   if (v.positions)
-    positions = read_only(py::array(py::dtype("int64"), {static_cast<py::ssize_t>(n)}, {py::ssize_t{8}}, v.positions,
-                                    py::none()));
+    positions = track(read_only(py::array(py::dtype("int64"), {static_cast<py::ssize_t>(n)}, {py::ssize_t{8}},
+                                          v.positions, py::none())));
   return simple_namespace()(
       py::arg("n_tokens") = n, py::arg("n_blocks") = count, py::arg("block_size") = block,
       py::arg("key_min") = floats(v.key_min, nb, d), py::arg("key_max") = floats(v.key_max, nb, d),
       py::arg("key_mean") = floats(v.key_mean, nb, d),
       py::arg("value_norm_max") =
-          read_only(py::array(py::dtype("float32"), {nb}, {py::ssize_t{4}}, v.value_norm_max, py::none())),
+          track(read_only(py::array(py::dtype("float32"), {nb}, {py::ssize_t{4}}, v.value_norm_max, py::none()))),
       py::arg("positions") = positions,
       py::arg("key_blocks") = py::cpp_function([blocks, keys, count] { return blocks(keys, count); }),
       py::arg("value_blocks") = py::cpp_function([blocks, values, count] { return blocks(values, count); }));
@@ -188,7 +251,12 @@ attnbench_plan_entry plan_buffer::entry(py::handle item, bool keep_set, std::siz
     kind = word == "blocks" ? ATTNBENCH_PLAN_BLOCKS : ATTNBENCH_PLAN_TOKENS;
     array = item[py::int_(1)];
   }
-  const auto a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(array);
+  const py::array given = py::module_::import("numpy").attr("asarray")(array);
+  const char element = given.dtype().kind();
+  if (given.size() > 0 && element != 'i' && element != 'u')
+    throw std::runtime_error("item " + std::to_string(slot) + ": expected integer indices, got an array of dtype " +
+                             py::str(given.dtype()).cast<std::string>());
+  const auto a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(given);
   if (!a || a.ndim() != 1)
     throw std::runtime_error("item " + std::to_string(slot) + ": expected None or a one-dimensional array of indices");
   auto& out = indices_[slot];

@@ -22,9 +22,10 @@ namespace py = pybind11;
 // host is Python itself, and leaves the GIL free for whichever thread calls next.
 void ensure_interpreter();
 
-// "FILE:LINE in FUNCTION: Type: message" for a Python exception (the innermost frame;
-// for a SyntaxError, the line that failed to parse). The GIL must be held.
-std::string describe(const py::error_already_set& e);
+// "FILE:LINE in FUNCTION: Type: message" for a Python exception: the innermost frame in
+// user_file (the policy's module), with the innermost of all when that is elsewhere; for a
+// SyntaxError, the line that failed to parse. The GIL must be held.
+std::string describe(const py::error_already_set& e, const std::string& user_file = "");
 
 // The user's module: a path to a .py file (relative to the working directory) or a
 // module name importable from sys.path plus `extra_path`. A file is executed once per
@@ -37,13 +38,17 @@ py::object model_namespace(const attnbench_model_info& m);
 
 // Read-only numpy views over host memory for the length of one call. Copies nothing; a
 // block list (key_blocks(), value_blocks()) is made only when Python asks for it, and
-// refuses once the call has returned (the host's memory may be gone by then).
+// refuses once the call has returned (the host's memory may be gone by then); a view
+// still held after the call fails it (check_released).
 class call_views {
  public:
-  call_views() = default;
+  call_views();
   call_views(const call_views&) = delete;
   call_views& operator=(const call_views&) = delete;
-  ~call_views() { *alive_ = false; }
+  ~call_views();
+  // After the call, once the request is released: throws std::runtime_error when the
+  // policy still holds one of the views (the host's memory changes after the call).
+  void check_released();
 
   // [rows, cols] float32 over data.
   py::array floats(const float* data, py::ssize_t rows, py::ssize_t cols);
@@ -53,6 +58,8 @@ class call_views {
  private:
   py::object head(const attnbench_kv_layer_view& kv, std::uint32_t h);
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::vector<py::object> views_;  // every array made for this call
+  std::vector<py::object>* previous_ = nullptr;
 };
 
 // A plan or keep set built from a Python result, owning its index arrays until the next

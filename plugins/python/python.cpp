@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@ using attnbench::plugin::params_error;
 
 struct python_policy {
   py::object object;  // the user's policy; touched only with the GIL held
+  std::string file;   // its module's file, which error messages point into
   std::uint32_t n_query_heads = 0, head_dim = 0;
   pp::plan_buffer plan, keep;
   std::string stats;
@@ -69,13 +71,13 @@ settings read_settings(const char* params_json) {
 // Runs fn with the GIL held; a Python exception becomes `status` with "OPERATION:
 // FILE:LINE in FUNCTION: Type: message".
 template <class F>
-attnbench_status with_python(const char* operation, attnbench_status status, F&& fn) {
+attnbench_status with_python(const char* operation, attnbench_status status, const std::string& file, F&& fn) {
   return guard([&] {
     py::gil_scoped_acquire gil;
     try {
       return fn();
     } catch (py::error_already_set& e) {
-      return fail(status, std::string(operation) + ": " + pp::describe(e));
+      return fail(status, std::string(operation) + ": " + pp::describe(e, file));
     } catch (const py::cast_error& e) {
       return fail(status, std::string(operation) + ": " + e.what());
     } catch (const std::runtime_error& e) {
@@ -92,8 +94,9 @@ attnbench_status python_create(const char* params_json, const attnbench_model_in
     auto p = std::make_unique<python_policy>();
     p->n_query_heads = model->n_query_heads;
     p->head_dim = model->head_dim;
-    const attnbench_status status = with_python(s.module.c_str(), ATTNBENCH_STATUS_INVALID_PARAMS, [&] {
+    const attnbench_status status = with_python(s.module.c_str(), ATTNBENCH_STATUS_INVALID_PARAMS, "", [&] {
       const py::object mod = pp::load_module(s.module, s.path);
+      if (py::hasattr(mod, "__file__") && !mod.attr("__file__").is_none()) p->file = py::str(mod.attr("__file__"));
       if (!py::hasattr(mod, s.class_name.c_str()))
         return fail(ATTNBENCH_STATUS_INVALID_PARAMS, "class: " + s.module + " has no '" + s.class_name + "'");
       const py::object kwargs = py::module_::import("json").attr("loads")(s.params.dump());
@@ -113,21 +116,26 @@ attnbench_status python_create(const char* params_json, const attnbench_model_in
 }
 
 void python_destroy(void* instance) {
-  py::gil_scoped_acquire gil;
-  delete static_cast<python_policy*>(instance);
+  try {
+    py::gil_scoped_acquire gil;
+    delete static_cast<python_policy*>(instance);
+  } catch (...) {  // nothing crosses the ABI; the instance is lost
+  }
 }
 
 attnbench_status python_plan(void* instance, const attnbench_plan_request* request, attnbench_plan* out) {
   auto* p = static_cast<python_policy*>(instance);
-  return with_python("plan", ATTNBENCH_STATUS_INTERNAL, [&] {
+  return with_python("plan", ATTNBENCH_STATUS_INTERNAL, p->file, [&] {
     pp::call_views views;
-    const py::object req = py::module_::import("types").attr("SimpleNamespace")(
+    py::object req = py::module_::import("types").attr("SimpleNamespace")(
         py::arg("layer") = request->layer, py::arg("step") = request->step, py::arg("position") = request->position,
         py::arg("n_query_heads") = request->n_query_heads, py::arg("scale") = request->scale,
         py::arg("queries") = views.floats(request->queries, request->n_query_heads, p->head_dim),
         py::arg("kv") = views.layer(*request->kv));
-    const py::object result = p->object.attr("plan")(req);
+    py::object result = p->object.attr("plan")(req);
     *out = p->plan.fill(result, *request->kv, request->n_query_heads, false);
+    req = result = py::object();
+    views.check_released();
     return ATTNBENCH_STATUS_OK;
   });
 }
@@ -135,32 +143,39 @@ attnbench_status python_plan(void* instance, const attnbench_plan_request* reque
 attnbench_status python_on_prefill(void* instance, const attnbench_prefill_request* request,
                                    attnbench_plan* out_keep) {
   auto* p = static_cast<python_policy*>(instance);
-  return with_python("on_prefill", ATTNBENCH_STATUS_INTERNAL, [&] {
+  return with_python("on_prefill", ATTNBENCH_STATUS_INTERNAL, p->file, [&] {
     if (!py::hasattr(p->object, "on_prefill")) {
       *out_keep = p->keep.fill(py::none(), *request->kv, request->n_query_heads, true);
       return ATTNBENCH_STATUS_OK;
     }
     pp::call_views views;
-    const py::object req = py::module_::import("types").attr("SimpleNamespace")(
+    py::object req = py::module_::import("types").attr("SimpleNamespace")(
         py::arg("layer") = request->layer, py::arg("n_prompt_tokens") = request->n_prompt_tokens,
         py::arg("n_query_heads") = request->n_query_heads, py::arg("scale") = request->scale,
         py::arg("queries") = views.floats(request->last_queries, request->n_query_heads, p->head_dim),
         py::arg("kv") = views.layer(*request->kv));
-    const py::object result = p->object.attr("on_prefill")(req);
+    py::object result = p->object.attr("on_prefill")(req);
     *out_keep = p->keep.fill(result, *request->kv, request->n_query_heads, true);
+    req = result = py::object();
+    views.check_released();
     return ATTNBENCH_STATUS_OK;
   });
 }
 
-// The class's stats() (a dict of numbers), if it has one; none when it fails.
+// The class's stats() (a dict of numbers; NumPy scalars are read as numbers), if it has
+// one. None when it has none, or when they are not finite numbers: the ABI gives
+// stats_json no way to fail, so that case is logged on stderr.
 const char* python_stats(void* instance) {
   auto* p = static_cast<python_policy*>(instance);
-  const attnbench_status status = with_python("stats", ATTNBENCH_STATUS_INTERNAL, [&] {
+  const attnbench_status status = with_python("stats", ATTNBENCH_STATUS_INTERNAL, p->file, [&] {
     p->stats.clear();
     if (py::hasattr(p->object, "stats"))
-      p->stats = py::str(py::module_::import("json").attr("dumps")(p->object.attr("stats")()));
+      p->stats = py::str(py::module_::import("json").attr("dumps")(
+          p->object.attr("stats")(), py::arg("allow_nan") = false,
+          py::arg("default") = py::cpp_function([](py::handle o) -> py::object { return o.attr("item")(); })));
     return ATTNBENCH_STATUS_OK;
   });
+  if (status != ATTNBENCH_STATUS_OK) std::fprintf(stderr, "python policy: stats left out: %s\n", attnbench::plugin::last_error());
   return status == ATTNBENCH_STATUS_OK && !p->stats.empty() ? p->stats.c_str() : nullptr;
 }
 

@@ -17,7 +17,7 @@ class Results:
     frames, read when first asked for."""
 
     def __init__(self, folder):
-        self.folder = os.fspath(folder)
+        self.folder = os.path.abspath(os.fspath(folder))
         path = os.path.join(self.folder, "results.json")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{self.folder}: no results.json (not a results folder, or its run wrote none yet)")
@@ -59,7 +59,8 @@ class Results:
 
     @property
     def samples(self):
-        """One row per sample (samples.jsonl): the cell's key, sample, prediction,
+        """One row per sample (samples.jsonl): the cell's key (its id in the column
+        "cell", as cells has it in "id"), sample, prediction,
         references, score, generated_tokens, prepare/prefill/decode times and info."""
         if self._samples is None:
             rows = []

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from .results import Results
@@ -56,7 +57,7 @@ def _errors(stderr):
 def _set_args(overrides):
     args = []
     for path, value in (overrides or {}).items():
-        path = str(path).replace("/", ".")
+        path = str(path).strip("/").replace("/", ".")  # "model.seed", "model/seed" or "/model/seed"
         args += ["--set", f"{path}={json.dumps(value)}"]
     return args
 
@@ -64,28 +65,39 @@ def _set_args(overrides):
 def run(config, overrides=None, out=None, plugin_path=None, check=True, quiet=True):
     """Runs a config and returns its Results.
 
-    config: a config file, or a dict (written to a temporary file; paths inside it, such
-    as a python policy's module, are read from the working directory). overrides: a dict
-    of dotted config paths to values, as `--set` takes them ({"samples": 1,
-    "model.seed": 3}). out: the results folder (default: the harness's
-    results/NAME-TIMESTAMP). check: raise RunError when some cells failed (exit 8); with
-    check=False their finished cells come back and results.failures names the others.
-    quiet: the harness's progress lines are not shown."""
-    with tempfile.TemporaryDirectory(prefix="attnbench-") as scratch:
-        if isinstance(config, dict):
-            path = os.path.join(scratch, f"{config.get('name', 'config')}.json")
-            with open(path, "w") as f:
-                json.dump(config, f)
-        else:
-            path = os.fspath(config)
-        cmd = [executable(), *_plugin_args(plugin_path), *(["-q"] if quiet else []), "run", path, *_set_args(overrides)]
-        if out is not None:
-            cmd += ["--out", os.fspath(out)]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if not quiet else subprocess.PIPE, text=True)
+    config: a config file, or a dict (written to a hidden file in the working directory
+    for the run, so that the paths inside it, which the harness reads relative to the
+    config's folder, mean what they would in a file there). overrides: a dict of dotted
+    config paths to values, as `--set` takes them ({"samples": 1, "model.seed": 3}).
+    out: the results folder (default: the harness's results/NAME-TIMESTAMP). check:
+    raise RunError when some cells failed (exit 8); with check=False their finished
+    cells come back and results.failures names the others. quiet=False shows the
+    harness's output (its progress lines and tables) once the run ends."""
+    written = None
+    if isinstance(config, dict):
+        with tempfile.NamedTemporaryFile("w", dir=os.getcwd(), prefix=".attnbench-", suffix=".json",
+                                         delete=False) as f:
+            json.dump(config, f)
+            written = path = f.name
+    else:
+        path = os.fspath(config)
+    cmd = [executable(), *_plugin_args(plugin_path), *(["-q"] if quiet else []), "run", path, *_set_args(overrides)]
+    if out is not None:
+        cmd += ["--out", os.fspath(out)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        if written:
+            os.unlink(written)
+    if not quiet:
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
     folder = None
     for line in done.stdout.splitlines():
         if line.startswith("results: "):
             folder = line[len("results: "):].strip()
+    if folder is None and out is not None and os.path.isfile(os.path.join(out, "results.json")):
+        folder = os.fspath(out)  # a run stopped before its last line
     if done.returncode == 0 or (done.returncode == 8 and not check and folder):
         return Results(folder)
-    raise RunError(done.returncode, _errors(done.stderr or ""), Results(folder) if folder else None)
+    raise RunError(done.returncode, _errors(done.stderr), Results(folder) if folder else None)

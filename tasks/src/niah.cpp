@@ -88,6 +88,14 @@ niah_task::niah_task(const niah_spec& spec, const nlohmann::json& params) : spec
     throw task_params_error(params.contains("num_needle_q") ? "/num_needle_q" : "/num_needle_k",
                             "asks about " + std::to_string(spec_.num_queries) + " keys (num_needle_q) but has only " +
                                 std::to_string(spec_.num_keys) + " (num_needle_k)");
+  // Every value of a sample differs from the others (and numbers have no leading zero).
+  if (spec_.values == item_kind::numbers && spec_.num_keys * spec_.num_values > 1) {
+    const double distinct = 9.0 * std::pow(10.0, static_cast<double>(value_digits_) - 1);
+    if (static_cast<double>(spec_.num_keys * spec_.num_values) * 2 > distinct)
+      throw task_params_error(params.contains("value_digits") ? "/value_digits" : "/num_needle_k",
+                              std::to_string(spec_.num_keys * spec_.num_values) + " values (num_needle_k x num_needle_v) "
+                              "need more distinct numbers than " + std::to_string(value_digits_) + " digits give");
+  }
   if (spec_.num_queries > 1 && spec_.num_values > 1)
     throw task_params_error(params.contains("num_needle_q") ? "/num_needle_q" : "/num_needle_v",
                             "several keys asked about (num_needle_q) with several values each (num_needle_v) is not "

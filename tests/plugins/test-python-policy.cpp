@@ -16,8 +16,7 @@ using namespace attnbench::testing::conformance;
 using attnbench::testing::build_dir;
 using attnbench::testing::source_dir;
 
-namespace {
-
+// Not in an anonymous namespace: gtest's test classes derive from the fixture.
 class PythonPolicy : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -71,8 +70,6 @@ class PythonPolicy : public ::testing::Test {
   std::vector<float> queries_ = std::vector<float>(kQueryHeads * kDim);
 };
 
-}  // namespace
-
 TEST_F(PythonPolicy, PlansKeepSetsAndStatsComeFromTheClass) {
   auto p = make(params("Echo"));
   const attnbench_plan keep = p->on_prefill(prefill_request());
@@ -105,6 +102,13 @@ TEST_F(PythonPolicy, AMalformedResultIsAnError) {
   EXPECT_NE(error_of([&] { a->plan(plan_request()); }).find("expected None or a list"), std::string::npos);
   auto b = make(params("WrongCount"));
   EXPECT_NE(error_of([&] { b->plan(plan_request()); }).find("returned 7 items"), std::string::npos);
+  auto d = make(params("FloatIndices"));
+  EXPECT_NE(error_of([&] { d->plan(plan_request()); }).find("expected integer indices"), std::string::npos);
+  auto e = make(params("KeepsQueries"));
+  EXPECT_NE(error_of([&] { e->plan(plan_request()); }).find("kept a view"), std::string::npos);
+  auto f = make(params("NumpyRaises"));
+  const std::string numpy = error_of([&] { f->plan(plan_request()); });
+  EXPECT_NE(numpy.find("faulty.py:100 in plan (raised at "), std::string::npos) << numpy;
   auto c = make(params("KeepsAView"));
   EXPECT_EQ(error_of([&] { c->plan(plan_request()); }), "");
   EXPECT_NE(error_of([&] { c->plan(plan_request()); }).find("after the call"), std::string::npos);

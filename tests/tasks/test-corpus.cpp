@@ -167,10 +167,11 @@ TEST(Corpus, RepeatSegmentsAreAnswersAfterTheirFirstToken) {
         const std::vector<token> segment(c.tokens.begin() + b - 1, c.tokens.begin() + e);
         const auto first = std::search(c.tokens.begin(), c.tokens.end(), segment.begin(), segment.end());
         ASSERT_LT(first - c.tokens.begin(), b - 1) << "the segment occurs before its repeat";
-        if (std::string(alphabet) == "digits")
+        if (std::string(alphabet) == "digits") {
           EXPECT_TRUE(std::all_of(segment.begin(), segment.end(), [](token t) {
             return vocabulary::standard().kind(t) == token_class::digit;
           }));
+        }
       }
     }
   }

@@ -92,6 +92,7 @@ TEST(RulerNiah, NeedleCountParams) {
   EXPECT_THROW(make_task("niah_multivalue", {{"num_needle_k", 2}, {"num_needle_q", 2}}), task_params_error);
   EXPECT_THROW(make_task("niah_single_1", {{"num_needle_k", 0}}), task_params_error);
   EXPECT_THROW(make_task("niah_single_1", {{"num_needle_k", 65}}), task_params_error);
+  EXPECT_THROW(make_task("niah_multikey_1", {{"num_needle_k", 16}, {"value_digits", 1}}), task_params_error);
   EXPECT_EQ(make_task("niah_multikey_1", {{"num_needle_k", 8}})->make_sample(1, 2048).info["needles"].size(), 8u);
 }
 

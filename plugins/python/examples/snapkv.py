@@ -25,7 +25,10 @@ class SnapKV:
             if n <= self.budget:
                 keep.append(None)  # everything fits
                 continue
-            keys = np.concatenate(head.key_blocks()).astype(np.float32)[: n - self.window]
+            keys = np.concatenate(head.key_blocks())[: n - self.window]
+            if keys.dtype == np.uint16:  # a bf16 cache comes as its raw bits
+                keys = (keys.astype(np.uint32) << 16).view(np.float32)
+            keys = keys.astype(np.float32)
             q = request.queries[h * self.group:(h + 1) * self.group]
             logits = (q @ keys.T) * request.scale
             p = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -72,4 +72,29 @@ class Echo:
         return [("blocks", np.arange(h.n_blocks)[::-1]) for h in request.kv]
 
     def stats(self):
-        return {"block_rows": self.seen.get("block_rows", -1)}
+        return {"block_rows": np.int64(self.seen.get("block_rows", -1))}  # a NumPy scalar reads as a number
+
+
+class KeepsQueries:
+    def __init__(self, model):
+        self.saved = []
+
+    def plan(self, request):
+        self.saved.append(request.queries[:1])  # a view on the host's memory, kept
+        return None
+
+
+class FloatIndices:
+    def __init__(self, model):
+        pass
+
+    def plan(self, request):
+        return [np.array([0.5])] * len(request.kv)
+
+
+class NumpyRaises:
+    def __init__(self, model):
+        pass
+
+    def plan(self, request):
+        return [np.argpartition(np.zeros(3), 10)] * len(request.kv)  # line 100: kth out of range inside numpy
