@@ -15,7 +15,12 @@ namespace attnbench::python_policy {
 
 namespace {
 
-py::object simple_namespace() { return py::module_::import("types").attr("SimpleNamespace"); }
+
+// numpy.asarray, looked up once (every plan item goes through it).
+const py::object& as_array() {
+  static const auto* f = new py::object(py::module_::import("numpy").attr("asarray"));  // never freed
+  return *f;
+}
 
 std::string dtype_name(std::uint32_t dtype) {
   switch (dtype) {
@@ -68,6 +73,11 @@ void after_fork_child() {
 }
 
 }  // namespace
+
+const py::object& simple_namespace() {
+  static const auto* type = new py::object(py::module_::import("types").attr("SimpleNamespace"));  // never freed
+  return *type;
+}
 
 void ensure_interpreter() {
   static std::once_flag once;
@@ -251,7 +261,7 @@ attnbench_plan_entry plan_buffer::entry(py::handle item, bool keep_set, std::siz
     kind = word == "blocks" ? ATTNBENCH_PLAN_BLOCKS : ATTNBENCH_PLAN_TOKENS;
     array = item[py::int_(1)];
   }
-  const py::array given = py::module_::import("numpy").attr("asarray")(array);
+  const py::array given = as_array()(array);
   const char element = given.dtype().kind();
   if (given.size() > 0 && element != 'i' && element != 'u')
     throw std::runtime_error("item " + std::to_string(slot) + ": expected integer indices, got an array of dtype " +

@@ -22,6 +22,10 @@ namespace py = pybind11;
 // host is Python itself, and leaves the GIL free for whichever thread calls next.
 void ensure_interpreter();
 
+// types.SimpleNamespace, looked up once; requests and the model are namespaces. The
+// GIL must be held.
+const py::object& simple_namespace();
+
 // "FILE:LINE in FUNCTION: Type: message" for a Python exception: the innermost frame in
 // user_file (the policy's module), with the innermost of all when that is elsewhere; for a
 // SyntaxError, the line that failed to parse. The GIL must be held.

@@ -123,19 +123,33 @@ void python_destroy(void* instance) {
   }
 }
 
+// Calls the policy's `method` with a request of `fields` plus the queries and the
+// layer's cache as views, and fills `buffer` from what it returns. The request is
+// released before the check that no view outlives the call.
+attnbench_plan call_policy(python_policy& p, const char* method, const py::dict& fields, const float* queries,
+                           std::uint32_t n_query_heads, const attnbench_kv_layer_view& kv, pp::plan_buffer& buffer,
+                           bool keep_set) {
+  pp::call_views views;
+  py::dict all;
+  for (const auto& [key, value] : fields) all[key] = value;
+  all["n_query_heads"] = n_query_heads;
+  all["queries"] = views.floats(queries, n_query_heads, p.head_dim);
+  all["kv"] = views.layer(kv);
+  py::object req = pp::simple_namespace()(**all);
+  all = py::dict();
+  py::object result = p.object.attr(method)(req);
+  const attnbench_plan plan = buffer.fill(result, kv, n_query_heads, keep_set);
+  req = result = py::object();
+  views.check_released();
+  return plan;
+}
+
 attnbench_status python_plan(void* instance, const attnbench_plan_request* request, attnbench_plan* out) {
   auto* p = static_cast<python_policy*>(instance);
   return with_python("plan", ATTNBENCH_STATUS_INTERNAL, p->file, [&] {
-    pp::call_views views;
-    py::object req = py::module_::import("types").attr("SimpleNamespace")(
-        py::arg("layer") = request->layer, py::arg("step") = request->step, py::arg("position") = request->position,
-        py::arg("n_query_heads") = request->n_query_heads, py::arg("scale") = request->scale,
-        py::arg("queries") = views.floats(request->queries, request->n_query_heads, p->head_dim),
-        py::arg("kv") = views.layer(*request->kv));
-    py::object result = p->object.attr("plan")(req);
-    *out = p->plan.fill(result, *request->kv, request->n_query_heads, false);
-    req = result = py::object();
-    views.check_released();
+    const py::dict fields(py::arg("layer") = request->layer, py::arg("step") = request->step,
+                          py::arg("position") = request->position, py::arg("scale") = request->scale);
+    *out = call_policy(*p, "plan", fields, request->queries, request->n_query_heads, *request->kv, p->plan, false);
     return ATTNBENCH_STATUS_OK;
   });
 }
@@ -148,16 +162,10 @@ attnbench_status python_on_prefill(void* instance, const attnbench_prefill_reque
       *out_keep = p->keep.fill(py::none(), *request->kv, request->n_query_heads, true);
       return ATTNBENCH_STATUS_OK;
     }
-    pp::call_views views;
-    py::object req = py::module_::import("types").attr("SimpleNamespace")(
-        py::arg("layer") = request->layer, py::arg("n_prompt_tokens") = request->n_prompt_tokens,
-        py::arg("n_query_heads") = request->n_query_heads, py::arg("scale") = request->scale,
-        py::arg("queries") = views.floats(request->last_queries, request->n_query_heads, p->head_dim),
-        py::arg("kv") = views.layer(*request->kv));
-    py::object result = p->object.attr("on_prefill")(req);
-    *out_keep = p->keep.fill(result, *request->kv, request->n_query_heads, true);
-    req = result = py::object();
-    views.check_released();
+    const py::dict fields(py::arg("layer") = request->layer, py::arg("n_prompt_tokens") = request->n_prompt_tokens,
+                          py::arg("scale") = request->scale);
+    *out_keep = call_policy(*p, "on_prefill", fields, request->last_queries, request->n_query_heads, *request->kv,
+                            p->keep, true);
     return ATTNBENCH_STATUS_OK;
   });
 }
