@@ -1,20 +1,15 @@
 #include "dense-forward.hpp"
 
-#include <attnbench/kernels/score.hpp>
-
 #include <attnbench/host/errors.hpp>
 
 #include <dlfcn.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <mutex>
 #include <string>
-#include <vector>
 
 namespace attnbench::detail {
 
@@ -29,6 +24,12 @@ namespace {
 //    builds it without USE_LOCKING), and its OpenMP build sizes each call by OpenMP's own
 //    thread count: with either of those, calls take turns (OMP_NUM_THREADS is set to 1
 //    too, for the OpenMP build).
+//  - Its dynamic-architecture build picks its kernels from the CPU's model number, and
+//    0.3.21 (Debian 12) falls back to Prescott (SSE3) for a model it does not know, such
+//    as a Sapphire Rapids that a hypervisor names "Intel Xeon Processor": matrix products
+//    at a third of the speed. Unless OPENBLAS_CORETYPE is set already, we name the core
+//    by the instruction sets the CPU has (AVX-512: SkylakeX, AVX2 with FMA: Haswell),
+//    which gives the fastest fp32 kernels of newer cores too.
 //  - A binary that never runs the trained model (corpus writing on the GPU machine) does
 //    not need the library at all.
 // The CBLAS constants are the standard's (cblas.h): row-major 101, no transpose 111,
@@ -41,12 +42,26 @@ struct blas_library {
   std::mutex turn;
 };
 
+// OpenBLAS's name for the cores whose kernels this CPU runs best, or null to leave the
+// choice to it.
+const char* blas_core_type() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return nullptr;
+}
+
 blas_library& blas() {
   // Opened once; load_blas() calls this on the thread that builds the model, before any
   // worker thread can read the environment it changes.
   static blas_library* lib = [] {
     ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
     ::setenv("OMP_NUM_THREADS", "1", 0);
+    if (const char* core = blas_core_type()) ::setenv("OPENBLAS_CORETYPE", core, 0);
     std::string tried;
     void* handle = nullptr;
     for (const char* name : {"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", "libopenblas.so.0"}) {
@@ -83,8 +98,6 @@ void sgemm(bool b_trans, std::size_t m, std::size_t n, std::size_t k, float alph
 }
 
 constexpr std::size_t kRowBlock = 128;  // rows of a matrix product per task
-constexpr std::size_t kQueryBlock = 64;  // query rows of an attention task
-constexpr std::size_t kKeyBlock = 256;   // keys scored at once
 
 }  // namespace
 
@@ -99,55 +112,6 @@ void matmul_nt(const float* x, std::size_t n, std::size_t k, const float* w, std
   });
 }
 
-void causal_attention(const float* q, const float* k, const float* v, std::size_t n, std::uint32_t hq,
-                      std::uint32_t hkv, std::uint32_t d, float scale, float* out) {
-  const std::size_t q_stride = std::size_t{hq} * d, kv_stride = std::size_t{hkv} * d;
-  const std::uint32_t group = hq / hkv;
-  const std::size_t q_blocks = (n + kQueryBlock - 1) / kQueryBlock;
-  // Longest tasks (the last query blocks) first, for balance.
-  tbb::parallel_for(std::size_t{0}, q_blocks * hq, [&](std::size_t task) {
-    const std::size_t qb = q_blocks - 1 - task / hq;
-    const std::uint32_t h = static_cast<std::uint32_t>(task % hq), kh = h / group;
-    const std::size_t i0 = qb * kQueryBlock, rows = std::min(kQueryBlock, n - i0);
-    const float* qh = q + i0 * q_stride + std::size_t{h} * d;
-    const float* kh_base = k + std::size_t{kh} * d;
-    const float* vh_base = v + std::size_t{kh} * d;
-    thread_local std::vector<float> scores, acc, row_max, row_sum;
-    scores.resize(kQueryBlock * kKeyBlock);
-    acc.assign(rows * d, 0.0f);
-    row_max.assign(rows, -std::numeric_limits<float>::infinity());
-    row_sum.assign(rows, 0.0f);
-    const std::size_t end = i0 + rows;  // keys 0 .. end - 1 are visible to some row
-    for (std::size_t j0 = 0; j0 < end; j0 += kKeyBlock) {
-      const std::size_t cols = std::min(kKeyBlock, end - j0);
-      sgemm(true, rows, cols, d, scale, qh, q_stride, kh_base + j0 * kv_stride, kv_stride, 0.0f, scores.data(),
-            kKeyBlock);
-      for (std::size_t r = 0; r < rows; ++r) {
-        float* s = scores.data() + r * kKeyBlock;
-        const std::size_t i = i0 + r;
-        const std::size_t valid = i < j0 ? 0 : std::min(cols, i - j0 + 1);
-        if (valid == 0) {
-          std::fill(s, s + cols, 0.0f);
-          continue;
-        }
-        const float block_max = *std::max_element(s, s + valid);
-        const float m = std::max(row_max[r], block_max);
-        const float rescale = std::exp(row_max[r] - m);  // 0 on the first block (-inf)
-        row_sum[r] = row_sum[r] * rescale + kernels::exp_shift(s, valid, m);
-        std::fill(s + valid, s + cols, 0.0f);
-        row_max[r] = m;
-        if (rescale != 1.0f)
-          for (std::uint32_t c = 0; c < d; ++c) acc[r * d + c] *= rescale;
-      }
-      sgemm(false, rows, d, cols, 1.0f, scores.data(), kKeyBlock, vh_base + j0 * kv_stride, kv_stride, 1.0f,
-            acc.data(), d);
-    }
-    for (std::size_t r = 0; r < rows; ++r) {
-      const float inv = 1.0f / row_sum[r];
-      float* o = out + (i0 + r) * q_stride + std::size_t{h} * d;
-      for (std::uint32_t c = 0; c < d; ++c) o[c] = acc[r * d + c] * inv;
-    }
-  });
-}
+// causal_attention: causal-attention-simd.cpp.
 
 }  // namespace attnbench::detail

@@ -1,6 +1,7 @@
 // The dense pieces of a transformer's forward pass over many tokens at once, in fp32: the
 // matrix products (through BLAS, rows split over oneTBB threads) and causal grouped-query
-// attention (blocked, an online softmax per query row, its products through BLAS too).
+// attention (causal-attention-simd.cpp: register-tiled Highway kernels, an online softmax,
+// a KV head's whole group of query heads per task).
 // The trained model's prefill and its dense extension of appended tokens use them.
 #pragma once
 
@@ -22,9 +23,13 @@ void matmul_nt(const float* x, std::size_t n, std::size_t k, const float* w, std
 
 // Causal attention of n tokens: q is [n x hq*d], k and v are [n x hkv*d] (rotary already
 // applied), query head h reads KV head h / (hq / hkv); out[n x hq*d] = softmax(scale q.k^T
-// over keys 0..i) v for each row i. Blocks of queries x heads run in parallel.
+// over keys 0..i) v for each row i. Any n, head counts and d (fastest for d a multiple of
+// the vector width). Blocks of queries x KV heads run in parallel, the longest first.
 void causal_attention(const float* q, const float* k, const float* v, std::size_t n, std::uint32_t hq,
                       std::uint32_t hkv, std::uint32_t d, float scale, float* out);
+
+// gate[i] = silu(gate[i]) * up[i] for i < count (SwiGLU), in SIMD.
+void silu_mul(float* gate, const float* up, std::size_t count);
 
 // Multiply-adds the two functions above perform, for throughput figures.
 inline double matmul_macs(std::size_t n, std::size_t k, std::size_t m) { return double(n) * double(k) * double(m); }

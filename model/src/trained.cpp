@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <memory>
 
 namespace attnbench {
 
@@ -96,12 +97,10 @@ void rms_norm(const float* x, const float* w, std::size_t dim, float eps, float*
   for (std::size_t i = 0; i < dim; ++i) out[i] = x[i] * r * w[i];
 }
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
 // Scratch vectors of one token's decode pieces, kept per thread so that a decode step
 // allocates nothing (a sequence runs on one thread at a time).
 std::vector<float>& scratch(int which, std::size_t n) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   buffers[which].resize(n);
   return buffers[which];
 }
@@ -165,16 +164,22 @@ double trained_model::prefill_macs(std::uint64_t tokens) const {
   return a.n_layers * (n * per_token + attention) + double(a.dim) * a.vocab_size;
 }
 
-void trained_model::rotate(float* heads, std::uint32_t n_heads, std::int64_t position) const {
-  const std::uint32_t d = arch_.head_dim;
-  for (std::uint32_t i = 0; i < d / 2; ++i) {
+void trained_model::rotation(std::int64_t position, float* cs) const {
+  for (std::uint32_t i = 0; i < arch_.head_dim / 2; ++i) {
     const double angle = static_cast<double>(position) * inv_freq_[i];
-    const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
-    for (std::uint32_t h = 0; h < n_heads; ++h) {
-      float* x = heads + std::size_t{h} * d + 2 * i;
-      const float x0 = x[0], x1 = x[1];
-      x[0] = x0 * c - x1 * s;
-      x[1] = x0 * s + x1 * c;
+    cs[2 * i] = static_cast<float>(std::cos(angle));
+    cs[2 * i + 1] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void trained_model::rotate(float* heads, std::uint32_t n_heads, const float* cs) const {
+  const std::uint32_t d = arch_.head_dim;
+  for (std::uint32_t h = 0; h < n_heads; ++h) {
+    float* x = heads + std::size_t{h} * d;
+    for (std::uint32_t i = 0; i < d; i += 2) {
+      const float c = cs[i], s = cs[i + 1], x0 = x[i], x1 = x[i + 1];
+      x[i] = x0 * c - x1 * s;
+      x[i + 1] = x0 * s + x1 * c;
     }
   }
 }
@@ -193,8 +198,10 @@ void trained_model::project(std::uint32_t layer, const float* x, std::int64_t po
   detail::matmul_nt(h.data(), 1, arch_.dim, w.wq.data(), nq, q);
   detail::matmul_nt(h.data(), 1, arch_.dim, w.wk.data(), nkv, k);
   detail::matmul_nt(h.data(), 1, arch_.dim, w.wv.data(), nkv, v);
-  rotate(q, arch_.n_heads, position);
-  rotate(k, arch_.n_kv_heads, position);
+  std::vector<float>& cs = scratch(3, arch_.head_dim);
+  rotation(position, cs.data());
+  rotate(q, arch_.n_heads, cs.data());
+  rotate(k, arch_.n_kv_heads, cs.data());
 }
 
 void trained_model::fold(std::uint32_t layer, const float* attention, float* x) const {
@@ -207,7 +214,7 @@ void trained_model::fold(std::uint32_t layer, const float* attention, float* x) 
   rms_norm(x, w.mlp_norm.data(), arch_.dim, arch_.norm_eps, h.data());
   detail::matmul_nt(h.data(), 1, arch_.dim, w.w_gate.data(), arch_.hidden, gate.data());
   detail::matmul_nt(h.data(), 1, arch_.dim, w.w_up.data(), arch_.hidden, up.data());
-  for (std::uint32_t i = 0; i < arch_.hidden; ++i) gate[i] = silu(gate[i]) * up[i];
+  detail::silu_mul(gate.data(), up.data(), arch_.hidden);
   detail::matmul_nt(gate.data(), 1, arch_.hidden, w.w_down.data(), arch_.dim, x, true);
 }
 
@@ -221,47 +228,50 @@ void trained_model::forward(std::span<const tasks::token> tokens, kernels::kv_ca
                             std::vector<std::vector<float>>* attention_outputs, std::vector<float>* logits) const {
   const std::size_t n = tokens.size(), d = arch_.dim, hd = arch_.head_dim;
   const std::size_t nq = std::size_t{arch_.n_heads} * hd, nkv = std::size_t{arch_.n_kv_heads} * hd, hidden = arch_.hidden;
-  std::vector<float> x(n * d), h(n * d), q(n * nq), k(n * nkv), v(n * nkv), a(n * nq), gate(n * hidden),
-      up(n * hidden);
-  for (std::size_t i = 0; i < n; ++i) embed(tokens[i], x.data() + i * d);
+  // Every element is written before it is read: no zeroing.
+  const auto buffer = [](std::size_t size) { return std::make_unique_for_overwrite<float[]>(size); };
+  const auto x = buffer(n * d), h = buffer(n * d), q = buffer(n * nq), k = buffer(n * nkv), v = buffer(n * nkv),
+             gate = buffer(n * hidden), up = buffer(n * hidden), cs = buffer(n * hd), a = buffer(n * nq);
   auto rows = [n](auto&& f) { tbb::parallel_for(std::size_t{0}, n, f); };
+  rows([&](std::size_t i) {
+    embed(tokens[i], x.get() + i * d);
+    rotation(static_cast<std::int64_t>(i), cs.get() + i * hd);
+  });
   std::vector<std::int64_t> positions(n);
   for (std::size_t i = 0; i < n; ++i) positions[i] = static_cast<std::int64_t>(i);
-  std::vector<float> head_k(n * hd), head_v(n * hd);
+  std::vector<float> head_k(cache ? n * hd : 0), head_v(cache ? n * hd : 0);
   for (std::uint32_t l = 0; l < arch_.n_layers; ++l) {
     const auto& w = layers_[l];
-    rows([&](std::size_t i) { rms_norm(x.data() + i * d, w.attn_norm.data(), d, arch_.norm_eps, h.data() + i * d); });
-    detail::matmul_nt(h.data(), n, d, w.wq.data(), nq, q.data());
-    detail::matmul_nt(h.data(), n, d, w.wk.data(), nkv, k.data());
-    detail::matmul_nt(h.data(), n, d, w.wv.data(), nkv, v.data());
+    rows([&](std::size_t i) { rms_norm(x.get() + i * d, w.attn_norm.data(), d, arch_.norm_eps, h.get() + i * d); });
+    detail::matmul_nt(h.get(), n, d, w.wq.data(), nq, q.get());
+    detail::matmul_nt(h.get(), n, d, w.wk.data(), nkv, k.get());
+    detail::matmul_nt(h.get(), n, d, w.wv.data(), nkv, v.get());
     rows([&](std::size_t i) {
-      rotate(q.data() + i * nq, arch_.n_heads, static_cast<std::int64_t>(i));
-      rotate(k.data() + i * nkv, arch_.n_kv_heads, static_cast<std::int64_t>(i));
+      rotate(q.get() + i * nq, arch_.n_heads, cs.get() + i * hd);
+      rotate(k.get() + i * nkv, arch_.n_kv_heads, cs.get() + i * hd);
     });
     if (cache)
       for (std::uint32_t kh = 0; kh < arch_.n_kv_heads; ++kh) {
         for (std::size_t i = 0; i < n; ++i) {
-          std::copy_n(k.data() + i * nkv + kh * hd, hd, head_k.data() + i * hd);
-          std::copy_n(v.data() + i * nkv + kh * hd, hd, head_v.data() + i * hd);
+          std::copy_n(k.get() + i * nkv + kh * hd, hd, head_k.data() + i * hd);
+          std::copy_n(v.get() + i * nkv + kh * hd, hd, head_v.data() + i * hd);
         }
         cache->append(l, kh, n, positions.data(), head_k.data(), head_v.data());
       }
-    detail::causal_attention(q.data(), k.data(), v.data(), n, arch_.n_heads, arch_.n_kv_heads, arch_.head_dim, scale_,
-                             a.data());
-    if (attention_outputs) attention_outputs->push_back(a);
-    detail::matmul_nt(a.data(), n, nq, w.wo.data(), d, x.data(), true);
-    rows([&](std::size_t i) { rms_norm(x.data() + i * d, w.mlp_norm.data(), d, arch_.norm_eps, h.data() + i * d); });
-    detail::matmul_nt(h.data(), n, d, w.w_gate.data(), hidden, gate.data());
-    detail::matmul_nt(h.data(), n, d, w.w_up.data(), hidden, up.data());
-    rows([&](std::size_t i) {
-      for (std::size_t j = i * hidden; j < (i + 1) * hidden; ++j) gate[j] = silu(gate[j]) * up[j];
-    });
-    detail::matmul_nt(gate.data(), n, hidden, w.w_down.data(), d, x.data(), true);
+    detail::causal_attention(q.get(), k.get(), v.get(), n, arch_.n_heads, arch_.n_kv_heads, arch_.head_dim, scale_,
+                             a.get());
+    if (attention_outputs) attention_outputs->emplace_back(a.get(), a.get() + n * nq);
+    detail::matmul_nt(a.get(), n, nq, w.wo.data(), d, x.get(), true);
+    rows([&](std::size_t i) { rms_norm(x.get() + i * d, w.mlp_norm.data(), d, arch_.norm_eps, h.get() + i * d); });
+    detail::matmul_nt(h.get(), n, d, w.w_gate.data(), hidden, gate.get());
+    detail::matmul_nt(h.get(), n, d, w.w_up.data(), hidden, up.get());
+    rows([&](std::size_t i) { detail::silu_mul(gate.get() + i * hidden, up.get() + i * hidden, hidden); });
+    detail::matmul_nt(gate.get(), n, hidden, w.w_down.data(), d, x.get(), true);
   }
   if (logits) {
-    rows([&](std::size_t i) { rms_norm(x.data() + i * d, norm_.data(), d, arch_.norm_eps, h.data() + i * d); });
+    rows([&](std::size_t i) { rms_norm(x.get() + i * d, norm_.data(), d, arch_.norm_eps, h.get() + i * d); });
     logits->resize(n * arch_.vocab_size);
-    detail::matmul_nt(h.data(), n, d, embed_.data(), arch_.vocab_size, logits->data());
+    detail::matmul_nt(h.get(), n, d, embed_.data(), arch_.vocab_size, logits->data());
   }
 }
 

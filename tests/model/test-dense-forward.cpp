@@ -1,10 +1,13 @@
 // The trained model's dense building blocks against plain float64 loops.
 #include "dense-forward.hpp"
 
+#include <attnbench/kernels/simd.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 using namespace attnbench;
@@ -18,38 +21,62 @@ std::vector<float> random_matrix(std::size_t n, std::mt19937& g) {
   return out;
 }
 
+// The largest difference between causal_attention and a float64 softmax over random
+// inputs of n tokens, hq query heads, hkv KV heads of d.
+double attention_error(std::size_t n, std::uint32_t hq, std::uint32_t hkv, std::uint32_t d, std::mt19937& g) {
+  const auto q = random_matrix(n * hq * d, g), k = random_matrix(n * hkv * d, g), v = random_matrix(n * hkv * d, g);
+  std::vector<float> out(n * hq * d);
+  const float scale = 0.4f;
+  detail::causal_attention(q.data(), k.data(), v.data(), n, hq, hkv, d, scale, out.data());
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::uint32_t h = 0; h < hq; ++h) {
+      const std::uint32_t kh = h / (hq / hkv);
+      std::vector<double> s(i + 1);
+      double mx = -1e300, sum = 0;
+      for (std::size_t j = 0; j <= i; ++j) {
+        double dot = 0;
+        for (std::uint32_t c = 0; c < d; ++c) dot += double(q[(i * hq + h) * d + c]) * k[(j * hkv + kh) * d + c];
+        s[j] = scale * dot;
+        mx = std::max(mx, s[j]);
+      }
+      for (auto& x : s) sum += x = std::exp(x - mx);
+      for (std::uint32_t c = 0; c < d; ++c) {
+        double o = 0;
+        for (std::size_t j = 0; j <= i; ++j) o += s[j] / sum * v[(j * hkv + kh) * d + c];
+        worst = std::max(worst, std::abs(o - out[(i * hq + h) * d + c]));
+      }
+    }
+  return worst;
+}
+
 }  // namespace
 
 TEST(DenseForward, CausalAttentionMatchesAPlainSoftmax) {
   std::mt19937 g(7);
-  // Lengths around the kernel's query (64) and key (256) blocks.
-  for (std::size_t n : {1, 63, 65, 300, 600}) {
-    const std::uint32_t hq = 4, hkv = 2, d = 32;
-    const auto q = random_matrix(n * hq * d, g), k = random_matrix(n * hkv * d, g), v = random_matrix(n * hkv * d, g);
-    std::vector<float> out(n * hq * d);
-    const float scale = 0.4f;
-    detail::causal_attention(q.data(), k.data(), v.data(), n, hq, hkv, d, scale, out.data());
-    double worst = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::uint32_t h = 0; h < hq; ++h) {
-        const std::uint32_t kh = h / (hq / hkv);
-        std::vector<double> s(i + 1);
-        double mx = -1e300, sum = 0;
-        for (std::size_t j = 0; j <= i; ++j) {
-          double dot = 0;
-          for (std::uint32_t c = 0; c < d; ++c) dot += double(q[(i * hq + h) * d + c]) * k[(j * hkv + kh) * d + c];
-          s[j] = scale * dot;
-          mx = std::max(mx, s[j]);
-        }
-        for (auto& x : s) sum += x = std::exp(x - mx);
-        for (std::uint32_t c = 0; c < d; ++c) {
-          double o = 0;
-          for (std::size_t j = 0; j <= i; ++j) o += s[j] / sum * v[(j * hkv + kh) * d + c];
-          worst = std::max(worst, std::abs(o - out[(i * hq + h) * d + c]));
-        }
-      }
-    EXPECT_LT(worst, 1e-4) << "n = " << n;
+  // Lengths around the kernel's key tile (64) and its tasks' query blocks (96 rows: 48
+  // queries at group 2, 96 at group 1), and past several of them.
+  for (std::size_t n : {1, 63, 65, 300, 600}) EXPECT_LT(attention_error(n, 4, 2, 32, g), 1e-4) << "n = " << n;
+}
+
+TEST(DenseForward, CausalAttentionAtAwkwardShapes) {
+  std::mt19937 g(11);
+  struct shape {
+    std::size_t n;
+    std::uint32_t hq, hkv, d;
+  };
+  // head_dim a multiple of the vector width (32, 64), not (24, 48, 8), groups 1, 2, 3, 4,
+  // lengths that are no multiple of any block.
+  // Every SIMD target this CPU runs (AVX-512 tiles 12 rows, AVX2 and SSE4 tile 6).
+  for (const std::string& target : kernels::available_targets()) {
+    ASSERT_TRUE(kernels::set_target(target));
+    for (const shape s : {shape{97, 2, 2, 32}, shape{257, 4, 2, 32}, shape{130, 2, 1, 64}, shape{200, 4, 4, 64},
+                          shape{77, 4, 2, 24}, shape{161, 3, 3, 24}, shape{130, 8, 2, 48}, shape{50, 3, 1, 8},
+                          shape{2, 2, 1, 24}, shape{1, 4, 2, 64}})
+      EXPECT_LT(attention_error(s.n, s.hq, s.hkv, s.d, g), 1e-4)
+          << target << ": n = " << s.n << ", hq = " << s.hq << ", hkv = " << s.hkv << ", d = " << s.d;
   }
+  kernels::set_target("auto");
 }
 
 TEST(DenseForward, MatmulMatchesAPlainLoop) {

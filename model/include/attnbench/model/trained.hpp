@@ -70,7 +70,10 @@ class trained_model final : public model {
   void logits(const float* x, float* out) const;
 
  private:
-  void rotate(float* heads, std::uint32_t n_heads, std::int64_t position) const;
+  // The cosines and sines (pairs) of `position`'s rotary angles: cs[head_dim].
+  void rotation(std::int64_t position, float* cs) const;
+  // Rotates every head's pairs by the angles whose cosines and sines cs holds.
+  void rotate(float* heads, std::uint32_t n_heads, const float* cs) const;
 
   std::filesystem::path folder_;
   nlohmann::json config_;
