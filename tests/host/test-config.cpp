@@ -201,6 +201,12 @@ TEST(Config, ATrainedModelIsAFolderOfWeightsFoundBesideTheConfigOrInTheTree) {
   const auto back = load_config(write_config("trained2.json", trained), config_task_rules(), {"model.kind=mechanistic"});
   EXPECT_EQ(back.profile, "default");
   EXPECT_EQ(back.resolved["model"].count("weights"), 0u);
+  // A whole model object without "kind" is the mechanistic model's, from either kind.
+  const auto whole = load_config(write_config("trained3.json", trained), config_task_rules(),
+                                 {R"(model={"profile": "sharp", "dtype": "fp16"})"});
+  EXPECT_EQ(whole.model_kind, "mechanistic");
+  EXPECT_EQ(whole.profile, "sharp");
+  expect_error<config_error>(write_config("mech4.json", kGood), {"/model: expected an object"}, {"model=3"});
   expect_error<config_error>(write_config("mech3.json", kGood), {"/model/weights: a trained model needs \"weights\""},
                              {"model.kind=trained"});
   const auto missing = load_config(write_config("k5.json", with_model(R"({"kind": "trained", "weights": "models/nope"})")),
