@@ -46,12 +46,6 @@ void kv_case(benchmark::State& state, const std::string& profile_name, std::uint
   state.counters["ns_per_token_head"] = seconds * 1e9 / (pairs * static_cast<double>(state.iterations()));
 }
 
-double trained_prefill_macs(const trained_architecture& a, double n) {
-  const double q = double(a.n_heads) * a.head_dim, kv = double(a.n_kv_heads) * a.head_dim;
-  const double per_token = a.dim * (q + 2 * kv) + q * a.dim + 3.0 * a.dim * a.hidden;
-  return a.n_layers * (n * per_token + 2.0 * a.n_heads * a.head_dim * n * (n + 1) / 2);
-}
-
 void trained_case(benchmark::State& state, const std::string& name, std::uint32_t ctx) {
   static const double mac_rate = kernels::measure_mac_rate(0, 5);
   const trained_model model(std::string(ATTNBENCH_SOURCE_DIR) + "/models/" + name);
@@ -67,7 +61,7 @@ void trained_case(benchmark::State& state, const std::string& name, std::uint32_
     model.forward(s.prompt, &cache);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
-  const double rate = trained_prefill_macs(model.architecture(), double(s.prompt.size())) *
+  const double rate = model.prefill_macs(s.prompt.size()) *
                       static_cast<double>(state.iterations()) / seconds;
   state.counters["macs_per_s"] = rate;
   state.counters["mac_ratio"] = rate / mac_rate;
@@ -84,11 +78,13 @@ int main(int argc, char** argv) {
           std::string(profile), ctx)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-  for (std::uint32_t ctx : {4096u, 16384u, 32768u})
-    benchmark::RegisterBenchmark(("model/trained/niah-2x128/prefill/ctx:" + std::to_string(ctx)).c_str(), trained_case,
-                                 std::string("niah-2x128"), ctx)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+  for (const char* name : {"niah-2x128", "needle-4x128"})
+    for (std::uint32_t ctx : {4096u, 16384u, 32768u})
+      benchmark::RegisterBenchmark(
+          ("model/trained/" + std::string(name) + "/prefill/ctx:" + std::to_string(ctx)).c_str(), trained_case,
+          std::string(name), ctx)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
