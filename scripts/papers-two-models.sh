@@ -19,26 +19,36 @@ bin=build/release/attnbench
 [[ -x $bin ]] || { echo "papers-two-models: build build/release first (README)" >&2; exit 2; }
 [[ -f $weights/config.json ]] || { echo "papers-two-models: no model folder $weights" >&2; exit 3; }
 runs=build/papers-two-models out=results/papers-two-models
-rm -rf "$runs" "$out" && mkdir -p "$runs" "$out"
+# Reports are written beside the old ones and replace them only when every run succeeded.
+rm -rf "$runs" "$out.new" && mkdir -p "$runs" "$out.new"
 lengths='context_lengths=[4096,8192,16384]'
 declare -A model=(
   [mechanistic]='{"kind": "mechanistic", "profile": "default", "dtype": "fp16", "block_size": 64, "seed": 1}'
   [trained]="{\"kind\": \"trained\", \"weights\": \"$weights\", \"dtype\": \"fp16\", \"block_size\": 64}")
 for m in mechanistic trained; do
   budgets=$runs/tca-budgets-$m.json
+  # The trained model answers no qa_1 question: its budgets cover the heads' attention
+  # mass on qa_1's prompts all the same, which is what calibration measures.
   $bin calibrate configs/default.json --set "model=${model[$m]}" --task qa_1 --length 16384 --samples 2 \
     --out "$budgets" > /dev/null
   for name in tokenselect-ruler art-policies tca-headline; do
     config=configs/papers/$name.json
-    # the index of the tca policy, whose budgets file is this model's
-    tca=$(python3 -c 'import json, sys; p = json.load(open(sys.argv[1]))["policies"]
-print(next((i for i, x in enumerate(p) if isinstance(x, dict) and x["name"] == "tca"), ""))' "$config")
     sets=(--set "model=${model[$m]}" --set "$lengths")
-    [[ -n $tca ]] && sets+=(--set "policies.$tca.params.budgets=\"$budgets\"")
+    # Every tca entry (a name or an object) gets this model's budgets.
+    while IFS= read -r set; do sets+=(--set "$set"); done < <(python3 - "$config" "$budgets" <<'PY'
+import json, sys
+for i, p in enumerate(json.load(open(sys.argv[1]))["policies"]):
+    entry = {"name": p} if isinstance(p, str) else dict(p)
+    if entry["name"] == "tca":
+        entry["params"] = dict(entry.get("params", {}), budgets=sys.argv[2])
+        print(f"policies.{i}=" + json.dumps(entry))
+PY
+    )
     $bin run "$config" --out "$runs/$m/$name" "${sets[@]}" > /dev/null
-    $bin report "$runs/$m/$name" --out "$out/$m/$name" > /dev/null
+    $bin report "$runs/$m/$name" --out "$out.new/$m/$name" > /dev/null
     echo "papers-two-models: $m $name done"
   done
 done
-python3 scripts/rank-agreement.py "$runs" > "$out/rankings.md"
+python3 scripts/rank-agreement.py "$runs" > "$out.new/rankings.md"
+rm -rf "$out" && mv "$out.new" "$out"
 cat "$out/rankings.md"

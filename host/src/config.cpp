@@ -297,13 +297,14 @@ run_config load_config_text(std::string_view text, const fs::path& file, const t
       return std::any_of(overrides.begin(), overrides.end(), [&](const std::string& o) { return o.starts_with(path + "="); });
     };
     json& model = resolved["model"];
-    // value(), not operator[]: a whole new model object without "kind" (the mechanistic
-    // model's default) must not gain a null one.
-    const std::string kind = model.is_object() && model.contains("kind") && model["kind"].is_string()
-                                 ? model["kind"].get<std::string>()
-                                 : "mechanistic";
-    if (model.is_object() && kind == "trained" && !overridden("model.profile")) model.erase("profile");
-    if (model.is_object() && kind == "mechanistic" && !overridden("model.weights")) model.erase("weights");
+    // A whole new model object (--set model={...}) keeps only its own keys; one without
+    // "kind" is the mechanistic model's.
+    if (!overridden("model") && model.is_object()) {
+      const std::string kind = model.contains("kind") && model["kind"].is_string() ? model["kind"].get<std::string>()
+                                                                                   : "mechanistic";
+      if (kind == "trained" && !overridden("model.profile")) model.erase("profile");
+      if (kind == "mechanistic" && !overridden("model.weights")) model.erase("weights");
+    }
     const json_reader after(file.string() + " (after --set)");
     resolved = resolve(resolved, after, file, rules);
   }

@@ -207,6 +207,9 @@ TEST(Config, ATrainedModelIsAFolderOfWeightsFoundBesideTheConfigOrInTheTree) {
   EXPECT_EQ(whole.model_kind, "mechanistic");
   EXPECT_EQ(whole.profile, "sharp");
   expect_error<config_error>(write_config("mech4.json", kGood), {"/model: expected an object"}, {"model=3"});
+  // ... and a clash inside it is named, not dropped.
+  expect_error<config_error>(write_config("mech5.json", kGood), {"/model/weights: only a trained model has weights"},
+                             {R"(model={"weights": "models/niah-2x128"})"});
   expect_error<config_error>(write_config("mech3.json", kGood), {"/model/weights: a trained model needs \"weights\""},
                              {"model.kind=trained"});
   const auto missing = load_config(write_config("k5.json", with_model(R"({"kind": "trained", "weights": "models/nope"})")),
