@@ -12,6 +12,7 @@
 //  - O += P V by broadcast multiply-adds over the tile's keys, head_dim along the lanes (V
 //    packed with rows padded to whole vectors, which is also how a head_dim that is not a
 //    multiple of the vector width is handled).
+// SwiGLU's silu(gate) * up (SiluMul) is here too: the prefill's other per-element loop.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "causal-attention-simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
